@@ -1,0 +1,1 @@
+//! TL binary serialization and the MTProto schema types. Knows nothing of sessions.

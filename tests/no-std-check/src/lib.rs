@@ -1,0 +1,49 @@
+//! A no_std consumer of mtproto-core. Every layer gets at least one call here so the linker keeps
+//! it; if std sneaks into the graph, the duplicate `panic_impl` lang item breaks the build.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use core::alloc::{GlobalAlloc, Layout};
+
+/// A bump allocator over a static arena: enough to link and exercise `alloc`.
+struct Bump;
+
+const ARENA: usize = 1 << 20;
+static mut HEAP: [u8; ARENA] = [0; ARENA];
+static NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Bump {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        use core::sync::atomic::Ordering;
+        let align = layout.align();
+        let mut cur = NEXT.load(Ordering::Relaxed);
+        loop {
+            let start = (cur + align - 1) & !(align - 1);
+            let end = match start.checked_add(layout.size()) {
+                Some(e) if e <= ARENA => e,
+                _ => return core::ptr::null_mut(),
+            };
+            match NEXT.compare_exchange(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return unsafe { (&raw mut HEAP).cast::<u8>().add(start) },
+                Err(now) => cur = now,
+            }
+        }
+    }
+    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+}
+
+#[global_allocator]
+static ALLOC: Bump = Bump;
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// Exercises the time types.
+#[unsafe(no_mangle)]
+pub extern "C" fn mtproto_check_time(secs: u64) -> u64 {
+    mtproto_core::time::UnixTime::from_secs(secs).as_nanos()
+}
