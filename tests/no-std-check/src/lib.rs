@@ -47,3 +47,14 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 pub extern "C" fn mtproto_check_time(secs: u64) -> u64 {
     mtproto_core::time::UnixTime::from_secs(secs).as_nanos()
 }
+
+/// Exercises the crypto layer: AES-256-IGE and the auth_key_id.
+#[unsafe(no_mangle)]
+pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
+    use mtproto_core::crypto::{AuthKey, ige};
+    let mut buf = [seed; 64];
+    if ige::aes256_ige_encrypt(&[seed; 32], &[seed; 32], &mut buf).is_err() {
+        return 0;
+    }
+    AuthKey::from_bytes([buf[0]; 256]).id()
+}
