@@ -1,0 +1,339 @@
+//! Diffie–Hellman parameter checks (`mtproto_auth_key.md` step 6 and the "IMPORTANT" note after
+//! step 9; `mtproto_security_guidelines.md`, "Validation of DH parameters" and "g_a and g_b
+//! validation").
+
+use core::fmt;
+
+use num_bigint_dig::BigUint;
+use num_traits::One;
+use rand_core::CryptoRng;
+
+use super::prime::is_probable_prime;
+
+/// Telegram's current 2048-bit safe prime, big-endian (`mtproto_auth_key.md` step 6,
+/// `rsa_keys_and_dh_prime.md`). Accepted by the client without a primality test (the "table of
+/// known good primes" optimisation the spec recommends), and used by our server.
+pub const TELEGRAM_DH_PRIME: [u8; 256] = hex256(
+    b"C71CAEB9C6B1C9048E6C522F70F13F73980D40238E3E21C14934D037563D930F\
+      48198A0AA7C14058229493D22530F4DBFA336F6E0AC925139543AED44CCE7C37\
+      20FD51F69458705AC68CD4FE6B6B13ABDC9746512969328454F18FAF8C595F64\
+      2477FE96BB2A941D5BCD1D4AC8CC49880708FA9B378E3C4F3A9060BEE67CF9A4\
+      A4A695811051907E162753B56B0F6B410DBA74D8A84B2A14B3144E0EF1284754\
+      FD17ED950D5965B4B9DD46582DB1178D169C6BC465B0D6FF9CA3928FEF5B9AE4\
+      E418FC15E83EBEA0F87FA9FF5EED70050DED2849F47BF959D956850CE929851F\
+      0D8115F635B105EE2E4E15D04B2454BF6F4FADF034B10403119CD8E3B92FCC5B",
+);
+
+/// The generator Telegram sends with [`TELEGRAM_DH_PRIME`] (valid for it: p mod 3 = 2).
+pub const TELEGRAM_DH_G: u32 = 3;
+
+/// Miller–Rabin rounds used for an unknown `dh_prime` (and again for `(p-1)/2`). The spec says 15
+/// rounds already give an error probability below 10^-9; we use more.
+pub const DEFAULT_MR_ROUNDS: u32 = 24;
+
+/// Decodes a 512-digit hex string (whitespace ignored) at compile time.
+pub(crate) const fn hex256(s: &[u8]) -> [u8; 256] {
+    hex_array::<256>(s)
+}
+
+/// Decodes exactly `2 * N` hex digits (whitespace and line continuations ignored) at compile time.
+pub(crate) const fn hex_array<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut i = 0;
+    let mut n = 0;
+    while i < s.len() {
+        let c = s[i];
+        i += 1;
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => continue,
+        };
+        if n / 2 < N {
+            out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
+        }
+        n += 1;
+    }
+    assert!(n == 2 * N, "hex_array: wrong number of hex digits");
+    out
+}
+
+/// A Diffie–Hellman check that failed. Each variant is one check from the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DhError {
+    /// `dh_prime` is not a 2048-bit number (2^2047 < p < 2^2048 fails).
+    PrimeBitLength,
+    /// `dh_prime` is not prime.
+    PrimeNotPrime,
+    /// `dh_prime` is prime but `(dh_prime - 1) / 2` is not: not a safe prime.
+    PrimeNotSafe,
+    /// `g` is not one of 2, 3, 4, 5, 6, 7.
+    GeneratorOutOfRange,
+    /// `g` is not a quadratic residue mod `dh_prime` (the `p mod 4g` condition fails), so it does
+    /// not generate the subgroup of prime order `(p-1)/2`.
+    GeneratorNotQuadraticResidue,
+    /// `g_a` or `g_b` is not in `(1, p-1)` or not in `(2^(2048-64), p - 2^(2048-64))`.
+    PublicValueOutOfRange,
+}
+
+impl fmt::Display for DhError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::PrimeBitLength => "dh_prime is not a 2048-bit number",
+            Self::PrimeNotPrime => "dh_prime is not prime",
+            Self::PrimeNotSafe => "(dh_prime - 1) / 2 is not prime",
+            Self::GeneratorOutOfRange => "g is not in 2..=7",
+            Self::GeneratorNotQuadraticResidue => "g fails the p mod 4g residue condition",
+            Self::PublicValueOutOfRange => "g_a or g_b is out of the allowed range",
+        })
+    }
+}
+
+impl core::error::Error for DhError {}
+
+/// `TELEGRAM_DH_PRIME` as a big integer.
+pub fn telegram_dh_prime() -> BigUint {
+    BigUint::from_bytes_be(&TELEGRAM_DH_PRIME)
+}
+
+fn rem_u32(p: &BigUint, m: u32) -> u32 {
+    let r = p % BigUint::from(m);
+    r.to_u32_digits_lossy()
+}
+
+trait ToU32 {
+    fn to_u32_digits_lossy(&self) -> u32;
+}
+
+impl ToU32 for BigUint {
+    fn to_u32_digits_lossy(&self) -> u32 {
+        let b = self.to_bytes_le();
+        let mut w = [0u8; 4];
+        for (d, s) in w.iter_mut().zip(b.iter()) {
+            *d = *s;
+        }
+        u32::from_le_bytes(w)
+    }
+}
+
+/// Checks `g ∈ 2..=7` and the quadratic-residue condition on `p mod 4g` from the spec:
+/// p mod 8 = 7 for g = 2; p mod 3 = 2 for g = 3; none for g = 4; p mod 5 ∈ {1, 4} for g = 5;
+/// p mod 24 ∈ {19, 23} for g = 6; p mod 7 ∈ {3, 5, 6} for g = 7.
+pub fn check_generator(g: u32, p: &BigUint) -> Result<(), DhError> {
+    let ok = match g {
+        2 => rem_u32(p, 8) == 7,
+        3 => rem_u32(p, 3) == 2,
+        4 => true,
+        5 => matches!(rem_u32(p, 5), 1 | 4),
+        6 => matches!(rem_u32(p, 24), 19 | 23),
+        7 => matches!(rem_u32(p, 7), 3 | 5 | 6),
+        _ => return Err(DhError::GeneratorOutOfRange),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DhError::GeneratorNotQuadraticResidue)
+    }
+}
+
+/// Checks that `p` is a 2048-bit safe prime. `known_good` is a table of primes already verified
+/// offline (big-endian, 256 bytes): a match skips the Miller–Rabin work. Otherwise `rounds`
+/// Miller–Rabin rounds with random bases from `rng` are run on `p` and on `(p-1)/2`.
+pub fn check_prime<R: CryptoRng + ?Sized>(
+    p: &BigUint,
+    known_good: &[[u8; 256]],
+    rounds: u32,
+    rng: &mut R,
+) -> Result<(), DhError> {
+    if p.bits() != 2048 {
+        return Err(DhError::PrimeBitLength);
+    }
+    let bytes = p.to_bytes_be();
+    if known_good.iter().any(|k| k.as_slice() == bytes.as_slice()) {
+        return Ok(());
+    }
+    if !is_probable_prime(p, rounds, rng) {
+        return Err(DhError::PrimeNotPrime);
+    }
+    let half = (p - BigUint::one()) >> 1usize;
+    if !is_probable_prime(&half, rounds, rng) {
+        return Err(DhError::PrimeNotSafe);
+    }
+    Ok(())
+}
+
+/// All checks on the server's `(g, dh_prime)`: bit length, safe primality, `g` range and residue.
+pub fn check_params<R: CryptoRng + ?Sized>(
+    g: u32,
+    p: &BigUint,
+    known_good: &[[u8; 256]],
+    rounds: u32,
+    rng: &mut R,
+) -> Result<(), DhError> {
+    if p.bits() != 2048 {
+        return Err(DhError::PrimeBitLength);
+    }
+    // Cheap checks first: a bad g needs no primality test.
+    check_generator(g, p)?;
+    check_prime(p, known_good, rounds, rng)
+}
+
+/// Checks a DH public value (`g_a` or `g_b`): `1 < v < p - 1` and
+/// `2^(2048-64) < v < p - 2^(2048-64)`.
+pub fn check_public_value(v: &BigUint, p: &BigUint) -> Result<(), DhError> {
+    let one = BigUint::one();
+    let bound = BigUint::one() << (2048usize - 64);
+    if p <= &bound || v <= &one {
+        return Err(DhError::PublicValueOutOfRange);
+    }
+    let p_minus_1 = p - &one;
+    let upper = p - &bound;
+    if v >= &p_minus_1 || v <= &bound || v >= &upper {
+        return Err(DhError::PublicValueOutOfRange);
+    }
+    Ok(())
+}
+
+/// Serializes a value below a 2048-bit modulus as exactly 256 big-endian bytes (leading zeros
+/// kept). Values wider than 256 bytes keep their low 256 bytes (never happens for `x < p`).
+pub fn to_256_be(v: &BigUint) -> [u8; 256] {
+    let b = v.to_bytes_be();
+    let mut out = [0u8; 256];
+    let n = b.len().min(256);
+    let src = b.get(b.len() - n..).unwrap_or(&[]);
+    if let Some(dst) = out.get_mut(256 - n..) {
+        dst.copy_from_slice(src);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// RFC 3526 group 14: a 2048-bit safe prime with generator 2 (p mod 8 = 7). Independent of
+    /// Telegram's prime, so it exercises the Miller–Rabin path.
+    const RFC3526_2048: [u8; 256] = hex256(
+        b"FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+          020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+          4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+          EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
+          98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
+          9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
+          E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
+          3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF",
+    );
+
+    fn rng() -> ChaCha20Rng {
+        ChaCha20Rng::seed_from_u64(42)
+    }
+
+    #[test]
+    fn telegram_prime_facts_from_the_spec() {
+        let p = telegram_dh_prime();
+        assert_eq!(p.bits(), 2048);
+        // rsa_keys_and_dh_prime.md: p mod 8 = 3, p mod 3 = 2, p mod 5 = 3, p mod 24 = 11, p mod 7 = 6.
+        assert_eq!(rem_u32(&p, 8), 3);
+        assert_eq!(rem_u32(&p, 3), 2);
+        assert_eq!(rem_u32(&p, 5), 3);
+        assert_eq!(rem_u32(&p, 24), 11);
+        assert_eq!(rem_u32(&p, 7), 6);
+        // "g is acceptable with this p only for g in [3, 4, 7]".
+        for g in 2..=7 {
+            let ok = check_generator(g, &p).is_ok();
+            assert_eq!(ok, matches!(g, 3 | 4 | 7), "g = {g}");
+        }
+        assert_eq!(
+            check_generator(2, &p),
+            Err(DhError::GeneratorNotQuadraticResidue)
+        );
+        assert_eq!(check_generator(1, &p), Err(DhError::GeneratorOutOfRange));
+        assert_eq!(check_generator(8, &p), Err(DhError::GeneratorOutOfRange));
+    }
+
+    #[test]
+    fn telegram_prime_passes_the_slow_path_too() {
+        // No table: run Miller–Rabin on p and (p-1)/2.
+        let p = telegram_dh_prime();
+        assert_eq!(check_params(3, &p, &[], 8, &mut rng()), Ok(()));
+        assert_eq!(
+            check_params(3, &p, &[TELEGRAM_DH_PRIME], 8, &mut rng()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rfc3526_safe_prime_is_accepted_with_g2() {
+        let p = BigUint::from_bytes_be(&RFC3526_2048);
+        assert_eq!(check_params(2, &p, &[], 8, &mut rng()), Ok(()));
+    }
+
+    #[test]
+    fn rejects_wrong_bit_length() {
+        let p = telegram_dh_prime();
+        let short = &p >> 1usize;
+        assert_eq!(
+            check_params(3, &short, &[], 8, &mut rng()),
+            Err(DhError::PrimeBitLength)
+        );
+        let long = &p << 1usize;
+        assert_eq!(
+            check_params(3, &long, &[], 8, &mut rng()),
+            Err(DhError::PrimeBitLength)
+        );
+    }
+
+    #[test]
+    fn rejects_composite_and_non_safe_primes() {
+        // p + 2 is even; p + 4 (Telegram prime + 4) is divisible by 3 since p mod 3 = 2. Use g=4
+        // (no residue condition) so only primality is tested.
+        let p = telegram_dh_prime();
+        let comp = &p + BigUint::from(4u32);
+        assert_eq!(
+            check_params(4, &comp, &[], 8, &mut rng()),
+            Err(DhError::PrimeNotPrime)
+        );
+        // A 2048-bit prime whose (q-1)/2 is composite: q = 2^2048 - 1557, the largest prime
+        // below 2^2048 (found and checked with pycryptodome's isPrime); (q-1)/2 is divisible by 3.
+        let q = (BigUint::one() << 2048usize) - BigUint::from(1_557u32);
+        assert_eq!(
+            check_params(4, &q, &[], 8, &mut rng()),
+            Err(DhError::PrimeNotSafe)
+        );
+    }
+
+    #[test]
+    fn public_value_range() {
+        let p = telegram_dh_prime();
+        let bound = BigUint::one() << 1984usize;
+        let one = BigUint::one();
+        for bad in [
+            BigUint::from(0u32),
+            BigUint::from(1u32),
+            BigUint::from(2u32),
+            bound.clone(),
+            &p - &bound,
+            &p - &one,
+            p.clone(),
+            &p + &one,
+        ] {
+            assert_eq!(
+                check_public_value(&bad, &p),
+                Err(DhError::PublicValueOutOfRange)
+            );
+        }
+        for good in [&bound + &one, &p - &bound - &one, &p >> 1usize] {
+            assert_eq!(check_public_value(&good, &p), Ok(()));
+        }
+    }
+
+    #[test]
+    fn to_256_be_pads() {
+        assert_eq!(to_256_be(&BigUint::from(0x0102u32))[254..], [1, 2]);
+        assert_eq!(to_256_be(&telegram_dh_prime()), TELEGRAM_DH_PRIME);
+    }
+}

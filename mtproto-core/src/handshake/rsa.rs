@@ -1,0 +1,709 @@
+//! Server RSA keys: fingerprints, the configurable key set, RSA_PAD (`mtproto_auth_key.md` 4.1)
+//! and, for the server role, RSA_PAD decoding (plus the legacy SHA-1 padding behind an option).
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use num_bigint_dig::BigUint;
+use num_traits::{One, Zero};
+use rand_core::CryptoRng;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::dh::hex_array;
+use crate::crypto::{ct_eq, ige, sha1, sha256};
+
+/// Longest `data` RSA_PAD accepts ("One has to check that data is not longer than 144 bytes").
+pub const RSA_PAD_MAX_DATA: usize = 144;
+/// Attempts at drawing a `temp_key` whose `key_aes_encrypted` is below the modulus. Each attempt
+/// fails with probability < 1/2 for a 2048-bit modulus, so 64 failures mean a broken RNG.
+const RSA_PAD_MAX_TRIES: usize = 64;
+
+/// An RSA operation or key that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RsaError {
+    /// The modulus is not exactly 2048 bits (RSA_PAD needs a 256-byte modulus).
+    ModulusSize,
+    /// The public exponent is even, below 3, or not below the modulus.
+    BadExponent,
+    /// The private key components are inconsistent (p * q != n).
+    InconsistentPrivateKey,
+    /// RSA_PAD input longer than 144 bytes.
+    DataTooLong,
+    /// No `temp_key` gave a value below the modulus (the RNG is broken).
+    PadRetriesExhausted,
+    /// The ciphertext is not 256 bytes or not below the modulus.
+    BadCiphertext,
+    /// The RSA_PAD SHA-256 check failed after decryption (wrong key or tampered data).
+    PadHashMismatch,
+    /// Legacy padding: the decrypted block does not start with a zero byte.
+    LegacyFormat,
+}
+
+impl fmt::Display for RsaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ModulusSize => "RSA modulus is not 2048 bits",
+            Self::BadExponent => "RSA public exponent is invalid",
+            Self::InconsistentPrivateKey => "RSA private key components are inconsistent",
+            Self::DataTooLong => "RSA_PAD data is longer than 144 bytes",
+            Self::PadRetriesExhausted => "RSA_PAD found no temp_key below the modulus",
+            Self::BadCiphertext => "RSA ciphertext is not a 256-byte value below the modulus",
+            Self::PadHashMismatch => "RSA_PAD hash check failed",
+            Self::LegacyFormat => "legacy RSA padding is malformed",
+        })
+    }
+}
+
+impl core::error::Error for RsaError {}
+
+/// TL `bytes` serialization (`mtproto_serialize.md`): length prefix, data, zero padding to 4.
+fn tl_bytes(out: &mut Vec<u8>, data: &[u8]) {
+    let len = data.len();
+    if len < 254 {
+        out.push(len as u8);
+    } else {
+        out.push(254);
+        out.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
+    }
+    out.extend_from_slice(data);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+}
+
+/// Minimal big-endian bytes (no leading zeros; zero is one zero byte).
+fn be_bytes(v: &BigUint) -> Vec<u8> {
+    v.to_bytes_be()
+}
+
+/// `v` as exactly 256 big-endian bytes; `None` if it does not fit.
+fn to_256(v: &BigUint) -> Option<[u8; 256]> {
+    let b = v.to_bytes_be();
+    let mut out = [0u8; 256];
+    let off = 256usize.checked_sub(b.len())?;
+    out.get_mut(off..)?.copy_from_slice(&b);
+    Some(out)
+}
+
+/// A server RSA public key `(n, e)` with its fingerprint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RsaPublicKey {
+    n: BigUint,
+    e: BigUint,
+    fingerprint: u64,
+}
+
+impl fmt::Debug for RsaPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RsaPublicKey")
+            .field("fingerprint", &format_args!("{:016x}", self.fingerprint))
+            .finish_non_exhaustive()
+    }
+}
+
+const TELEGRAM_PROD_N: [u8; 256] = hex_array::<256>(
+    b"E8BB3305C0B52C6CF2AFDF7637313489E63E05268E5BADB601AF417786472E5F\
+      93B85438968E20E6729A301C0AFC121BF7151F834436F7FDA680847A66BF64AC\
+      CEC78EE21C0B316F0EDAFE2F41908DA7BD1F4A5107638EEB67040ACE472A14F9\
+      0D9F7C2B7DEF99688BA3073ADB5750BB02964902A359FE745D8170E36876D4FD\
+      8A5D41B2A76CBFF9A13267EB9580B2D06D10357448D20D9DA2191CB5D8C93982\
+      961CDFDEDA629E37F1FB09A0722027696032FE61ED663DB7A37F6F263D370F69\
+      DB53A0DC0A1748BDAAFF6209D5645485E6E001D1953255757E4B8E42813347B1\
+      1DA6AB500FD0ACE7E6DFA3736199CCAF9397ED0745A427DCFA6CD67BCB1ACFF3",
+);
+
+const TELEGRAM_TEST_N: [u8; 256] = hex_array::<256>(
+    b"C8C11D635691FAC091DD9489AEDCED2932AA8A0BCEFEF05FA800892D9B52ED03\
+      200865C9E97211CB2EE6C7AE96D3FB0E15AEFFD66019B44A08A240CFDD2868A8\
+      5E1F54D6FA5DEAA041F6941DDF302690D61DC476385C2FA655142353CB4E4B59\
+      F6E5B6584DB76FE8B1370263246C010C93D011014113EBDF987D093F9D37C2BE\
+      48352D69A1683F8F6E6C2167983C761E3AB169FDE5DAAA12123FA1BEAB621E4D\
+      A5935E9C198F82F35EAE583A99386D8110EA6BD1ABB0F568759F62694419EA5F\
+      69847C43462ABEF858B4CB5EDC84E7B9226CD7BD7E183AA974A712C079DDE85B\
+      9DC063B8A5C08E8F859C0EE5DCD824C7807F20153361A7F63CFD2A433A1BE7F5",
+);
+
+const E_65537: [u8; 3] = [0x01, 0x00, 0x01];
+
+impl RsaPublicKey {
+    /// A key from its big-endian modulus and exponent. The modulus must be 2048 bits; the
+    /// exponent odd, at least 3 and below the modulus.
+    pub fn from_be(n: &[u8], e: &[u8]) -> Result<Self, RsaError> {
+        let n = BigUint::from_bytes_be(n);
+        let e = BigUint::from_bytes_be(e);
+        Self::new(n, e)
+    }
+
+    fn new(n: BigUint, e: BigUint) -> Result<Self, RsaError> {
+        if n.bits() != 2048 {
+            return Err(RsaError::ModulusSize);
+        }
+        if e < BigUint::from(3u32) || (&e % 2u32).is_zero() || e >= n {
+            return Err(RsaError::BadExponent);
+        }
+        let fingerprint = compute_fingerprint(&n, &e);
+        Ok(Self { n, e, fingerprint })
+    }
+
+    /// Telegram's production-DC key (fingerprint bytes `85FD64DE851D9DD0` on the wire),
+    /// from `rsa_keys_and_dh_prime.md`.
+    pub fn telegram_production() -> Self {
+        Self::from_known(&TELEGRAM_PROD_N)
+    }
+
+    /// Telegram's test-DC key (fingerprint bytes `03268D20DF9858B2` on the wire).
+    pub fn telegram_test() -> Self {
+        Self::from_known(&TELEGRAM_TEST_N)
+    }
+
+    fn from_known(n: &[u8; 256]) -> Self {
+        let n = BigUint::from_bytes_be(n);
+        let e = BigUint::from_bytes_be(&E_65537);
+        let fingerprint = compute_fingerprint(&n, &e);
+        Self { n, e, fingerprint }
+    }
+
+    /// The fingerprint: the low 64 bits of SHA-1 over the TL serialization of
+    /// `rsa_public_key n:string e:string`, i.e. the last 8 bytes of the digest read as a
+    /// little-endian `long` (exactly how it travels in `resPQ` and `req_DH_params`).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The modulus as 256 big-endian bytes.
+    pub fn modulus_be(&self) -> [u8; 256] {
+        to_256(&self.n).unwrap_or([0; 256])
+    }
+
+    /// RSA_PAD(data, key) exactly as `mtproto_auth_key.md` 4.1 describes. Randomness drawn from
+    /// `rng`, in this order: the `192 - data.len()` padding bytes, then one 32-byte `temp_key`
+    /// per attempt (a fresh one whenever `key_aes_encrypted >= n`).
+    pub fn encrypt_pad<R: CryptoRng + ?Sized>(
+        &self,
+        data: &[u8],
+        rng: &mut R,
+    ) -> Result<[u8; 256], RsaError> {
+        let mut data_with_padding = Zeroizing::new([0u8; 192]);
+        let (head, pad) = data_with_padding
+            .split_at_mut_checked(data.len())
+            .ok_or(RsaError::DataTooLong)?;
+        if data.len() > RSA_PAD_MAX_DATA {
+            return Err(RsaError::DataTooLong);
+        }
+        head.copy_from_slice(data);
+        rng.fill_bytes(pad);
+        for _ in 0..RSA_PAD_MAX_TRIES {
+            let mut temp_key = Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(temp_key.as_mut());
+            let mut key_aes_encrypted = Zeroizing::new([0u8; 256]);
+            let (key_part, aes_part) = key_aes_encrypted.split_at_mut(32);
+            // data_with_hash := BYTE_REVERSE(data_with_padding) + SHA256(temp_key + data_with_padding)
+            for (d, s) in aes_part.iter_mut().zip(data_with_padding.iter().rev()) {
+                *d = *s;
+            }
+            let h = sha256(&[temp_key.as_ref(), data_with_padding.as_ref()]);
+            if let Some(dst) = aes_part.get_mut(192..224) {
+                dst.copy_from_slice(&h);
+            }
+            // aes_encrypted := AES256_IGE(data_with_hash, temp_key, 0)
+            ige::aes256_ige_encrypt(&temp_key, &[0u8; 32], aes_part)
+                .map_err(|_| RsaError::DataTooLong)?;
+            // temp_key_xor := temp_key XOR SHA256(aes_encrypted)
+            let h = sha256(&[aes_part]);
+            for ((d, k), x) in key_part.iter_mut().zip(temp_key.iter()).zip(h.iter()) {
+                *d = k ^ x;
+            }
+            let m = BigUint::from_bytes_be(key_aes_encrypted.as_ref());
+            if m >= self.n {
+                continue;
+            }
+            let c = m.modpow(&self.e, &self.n);
+            return to_256(&c).ok_or(RsaError::ModulusSize);
+        }
+        Err(RsaError::PadRetriesExhausted)
+    }
+}
+
+fn compute_fingerprint(n: &BigUint, e: &BigUint) -> u64 {
+    let mut ser = Vec::with_capacity(272);
+    tl_bytes(&mut ser, &be_bytes(n));
+    tl_bytes(&mut ser, &be_bytes(e));
+    let digest = sha1(&[&ser]);
+    let mut low = [0u8; 8];
+    low.copy_from_slice(digest.get(12..20).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(low)
+}
+
+/// The set of server public keys a client trusts, looked up by fingerprint. Starts empty
+/// ([`RsaKeySet::new`]) or with Telegram's keys; users add their own with [`RsaKeySet::push`].
+#[derive(Clone, Debug, Default)]
+pub struct RsaKeySet {
+    keys: Vec<RsaPublicKey>,
+}
+
+impl RsaKeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Telegram's production-DC key only.
+    pub fn telegram_production() -> Self {
+        Self {
+            keys: alloc::vec![RsaPublicKey::telegram_production()],
+        }
+    }
+
+    /// Telegram's test-DC key only.
+    pub fn telegram_test() -> Self {
+        Self {
+            keys: alloc::vec![RsaPublicKey::telegram_test()],
+        }
+    }
+
+    /// Adds a key (a key with the same fingerprint is replaced).
+    pub fn push(&mut self, key: RsaPublicKey) {
+        self.keys.retain(|k| k.fingerprint != key.fingerprint);
+        self.keys.push(key);
+    }
+
+    /// Builder form of [`RsaKeySet::push`].
+    pub fn with(mut self, key: RsaPublicKey) -> Self {
+        self.push(key);
+        self
+    }
+
+    /// The key with this fingerprint.
+    pub fn get(&self, fingerprint: u64) -> Option<&RsaPublicKey> {
+        self.keys.iter().find(|k| k.fingerprint == fingerprint)
+    }
+
+    /// The first fingerprint offered by the server (in the server's order) that we know.
+    pub fn select(&self, offered: &[u64]) -> Option<&RsaPublicKey> {
+        offered.iter().find_map(|&f| self.get(f))
+    }
+
+    /// All keys.
+    pub fn iter(&self) -> impl Iterator<Item = &RsaPublicKey> {
+        self.keys.iter()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// A server's RSA private key (CRT form). `Debug` shows only the fingerprint.
+///
+/// Note: the big integers inside are not wiped on drop (num-bigint-dig's `zeroize` feature is
+/// not enabled); byte buffers derived from them are.
+#[derive(Clone)]
+pub struct RsaPrivateKey {
+    public: RsaPublicKey,
+    p: BigUint,
+    q: BigUint,
+    dp: BigUint,
+    dq: BigUint,
+    qinv: BigUint,
+}
+
+impl fmt::Debug for RsaPrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RsaPrivateKey")
+            .field(
+                "fingerprint",
+                &format_args!("{:016x}", self.public.fingerprint),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Legacy (pre-RSA_PAD) payload: `SHA1(data) + data + random` in a 255-byte block. The SHA-1 can
+/// only be checked once the TL reader knows where `data` ends.
+pub struct LegacyPayload {
+    /// The SHA-1 the client put in front of `data`.
+    pub sha1: [u8; 20],
+    /// `data` followed by the client's random padding (235 bytes).
+    pub body: Zeroizing<[u8; 235]>,
+}
+
+impl LegacyPayload {
+    /// Checks the SHA-1 over the first `data_len` bytes of `body` (constant time).
+    pub fn verify(&self, data_len: usize) -> Result<(), RsaError> {
+        let data = self.body.get(..data_len).ok_or(RsaError::LegacyFormat)?;
+        if ct_eq(&sha1(&[data]), &self.sha1) {
+            Ok(())
+        } else {
+            Err(RsaError::PadHashMismatch)
+        }
+    }
+}
+
+impl RsaPrivateKey {
+    /// A private key from big-endian `n`, `e`, `d`, `p`, `q`. Checks `p * q == n` and that `d`
+    /// inverts `e` on a test value.
+    pub fn from_be(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8]) -> Result<Self, RsaError> {
+        let public = RsaPublicKey::from_be(n, e)?;
+        let d = BigUint::from_bytes_be(d);
+        let p = BigUint::from_bytes_be(p);
+        let q = BigUint::from_bytes_be(q);
+        let one = BigUint::one();
+        if p <= one || q <= one || &p * &q != public.n {
+            return Err(RsaError::InconsistentPrivateKey);
+        }
+        let dp = &d % (&p - &one);
+        let dq = &d % (&q - &one);
+        // q^-1 mod p by Fermat (p is prime).
+        let qinv = q.modpow(&(&p - BigUint::from(2u32)), &p);
+        let key = Self {
+            public,
+            p,
+            q,
+            dp,
+            dq,
+            qinv,
+        };
+        let probe = BigUint::from(0x1234_5678u32);
+        if key.raw_decrypt(&probe.modpow(&key.public.e, &key.public.n)) != probe {
+            return Err(RsaError::InconsistentPrivateKey);
+        }
+        Ok(key)
+    }
+
+    /// A fixed 2048-bit key for tests and the built-in demo server. **Its private half is public
+    /// (it is in this source file): never use it for anything real.**
+    pub fn demo() -> Self {
+        match Self::from_be(&DEMO_N, &E_65537, &DEMO_D, &DEMO_P, &DEMO_Q) {
+            Ok(k) => k,
+            // Unreachable: the constants are checked by a unit test.
+            Err(_) => Self {
+                public: RsaPublicKey::from_known(&DEMO_N),
+                p: BigUint::one(),
+                q: BigUint::one(),
+                dp: BigUint::one(),
+                dq: BigUint::one(),
+                qinv: BigUint::one(),
+            },
+        }
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> &RsaPublicKey {
+        &self.public
+    }
+
+    /// c^d mod n with the CRT.
+    fn raw_decrypt(&self, c: &BigUint) -> BigUint {
+        let m1 = c.modpow(&self.dp, &self.p);
+        let m2 = c.modpow(&self.dq, &self.q);
+        // h = qinv * (m1 - m2) mod p
+        let m2p = &m2 % &self.p;
+        let diff = if m1 >= m2p {
+            m1 - m2p
+        } else {
+            &m1 + &self.p - m2p
+        };
+        let h = (&self.qinv * diff) % &self.p;
+        m2 + h * &self.q
+    }
+
+    fn decrypt_block(&self, ciphertext: &[u8]) -> Result<Zeroizing<[u8; 256]>, RsaError> {
+        if ciphertext.len() != 256 {
+            return Err(RsaError::BadCiphertext);
+        }
+        let c = BigUint::from_bytes_be(ciphertext);
+        if c >= self.public.n {
+            return Err(RsaError::BadCiphertext);
+        }
+        let m = self.raw_decrypt(&c);
+        to_256(&m)
+            .map(Zeroizing::new)
+            .ok_or(RsaError::BadCiphertext)
+    }
+
+    /// Undoes RSA_PAD: returns `data_with_padding` (192 bytes: the TL data and the client's
+    /// random padding) after checking the SHA-256 in constant time.
+    pub fn decrypt_pad(&self, ciphertext: &[u8]) -> Result<Zeroizing<[u8; 192]>, RsaError> {
+        let mut block = self.decrypt_block(ciphertext)?;
+        let (key_part, aes_part) = block.split_at_mut(32);
+        let h = sha256(&[aes_part]);
+        let mut temp_key = Zeroizing::new([0u8; 32]);
+        for ((d, k), x) in temp_key.iter_mut().zip(key_part.iter()).zip(h.iter()) {
+            *d = k ^ x;
+        }
+        ige::aes256_ige_decrypt(&temp_key, &[0u8; 32], aes_part)
+            .map_err(|_| RsaError::BadCiphertext)?;
+        let mut data_with_padding = Zeroizing::new([0u8; 192]);
+        for (d, s) in data_with_padding
+            .iter_mut()
+            .zip(aes_part.get(..192).unwrap_or(&[]).iter().rev())
+        {
+            *d = *s;
+        }
+        let expect = sha256(&[temp_key.as_ref(), data_with_padding.as_ref()]);
+        let got = aes_part.get(192..224).unwrap_or(&[]);
+        if !ct_eq(&expect, got) {
+            data_with_padding.zeroize();
+            return Err(RsaError::PadHashMismatch);
+        }
+        Ok(data_with_padding)
+    }
+
+    /// Decodes the legacy padding old clients still send: `RSA(SHA1(data) + data + random)`
+    /// with a 255-byte plaintext. Only used when the server enables it explicitly.
+    pub fn decrypt_legacy(&self, ciphertext: &[u8]) -> Result<LegacyPayload, RsaError> {
+        let block = self.decrypt_block(ciphertext)?;
+        let (&first, rest) = block.split_first().ok_or(RsaError::LegacyFormat)?;
+        if first != 0 {
+            return Err(RsaError::LegacyFormat);
+        }
+        let (hash, body) = rest.split_at_checked(20).ok_or(RsaError::LegacyFormat)?;
+        let mut sha = [0u8; 20];
+        sha.copy_from_slice(hash);
+        let mut b = Zeroizing::new([0u8; 235]);
+        b.copy_from_slice(body.get(..235).ok_or(RsaError::LegacyFormat)?);
+        Ok(LegacyPayload { sha1: sha, body: b })
+    }
+
+    /// Encrypts with the legacy padding (for tests of [`RsaPrivateKey::decrypt_legacy`]; clients
+    /// must use RSA_PAD). `data` at most 235 bytes.
+    pub fn legacy_encrypt<R: CryptoRng + ?Sized>(
+        public: &RsaPublicKey,
+        data: &[u8],
+        rng: &mut R,
+    ) -> Result<[u8; 256], RsaError> {
+        let mut block = Zeroizing::new([0u8; 256]);
+        let rest = block.get_mut(1..).ok_or(RsaError::DataTooLong)?;
+        let (hash, body) = rest.split_at_mut(20);
+        let (head, pad) = body
+            .split_at_mut_checked(data.len())
+            .ok_or(RsaError::DataTooLong)?;
+        hash.copy_from_slice(&sha1(&[data]));
+        head.copy_from_slice(data);
+        rng.fill_bytes(pad);
+        let m = BigUint::from_bytes_be(block.as_ref());
+        to_256(&m.modpow(&public.e, &public.n)).ok_or(RsaError::ModulusSize)
+    }
+}
+
+const DEMO_N: [u8; 256] = hex_array::<256>(
+    b"9AF4B6762BB03EA4FEB8081FAAD9DFF581E0E6785C3DD8415B92B91A12B27356\
+      4689EE3AFCF684EC6134B423DCBF7DD2EE3EBF029E3574D32B046CAA070B4546\
+      55F1D2A132A8CE085B984E5C6D2E23C381CB75840AF147C8DC8F1733BCD15E42\
+      EADFDCC75274CF72A80EBDB6643A70616408FA678B7B5D3A9C7B2A18499799C2\
+      90F8B73575E21EFBB6EDB977186022D9D5268DC790DC2637C89C7AD2E32C845E\
+      03940B0B6EA2CB9A20CE488CB8E321180C200961FCB46DFCE163ADC482F228A2\
+      019AD4C7C2F8FA5C7D28F7BAB7AA378B7F4108911A92A647874E5F4FA2ED1A03\
+      5B60E50DFF9632E58E9CA3A5E7DB57222077C2732304E7E259D17EC6A8D9D753",
+);
+const DEMO_D: [u8; 256] = hex_array::<256>(
+    b"4AB849EBBDB164E3C6F812E2C24E0152AF68357A40708A012A191C2CD86B3876\
+      97D9170956C5C0DF031898ECDA1B749EEBC751EFFF3E23B15802F02B24EE685F\
+      3C3E39A5057AA4AF1F0BD86D7530548A87E2062EBFE00D0F6C5B8B82A5400846\
+      18600E6406FCD0B3A71A449CD8C3DD40F92DE3215EFF03BBA98D328537A764BA\
+      CEA4FC342BA0F533C34CFCC715F771AA495AFD450383BE1F880AC7E407154E48\
+      409099F06C99F63004D53ED622C2D755C9C0C24857935FC3D73F7C05BC04DAD4\
+      E1738591CE60CC209A13B17D2F454898C0C86FF4492844AAFD01FAF25A9490B2\
+      AC9A48A8446B665AE66F627C0795C250906CA4B694762189CD7698A8CAD178C1",
+);
+const DEMO_P: [u8; 128] = hex_array::<128>(
+    b"DAB032439C30A432CFAA078D2B00214767490361E0C4C7CF320EB3F5AB827654\
+      A6DE7758467E01FA90D887C207F2CEC815342FAA83CD4653F735204310F14B71\
+      4EF389179CCF3FF2F5A9F275BFD3D38E340DB67A52FBD0BD64AD927CC9CF8527\
+      E859E93DC1B44D4DF535F70691BCC55FDC6BFB259558EF3A4E2474AFD4E2E1B1",
+);
+const DEMO_Q: [u8; 128] = hex_array::<128>(
+    b"B564D52A4C3A91EE4EFF212B3EE58EE23AC168E479784A04488235A09561127A\
+      B79BE8E108FC2E2339458C5617998BA4F70BE59138BF4DF76F6DB228E75CC088\
+      2AE1B19E00F9C482B89171F9725D9C03919A4251ADE7C31793B9162620AFB56D\
+      AC700A4B0A591E1175E6B93B5F5F476C790C2CA22A1349CF7086EEB6AD20A643",
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::VecDeque;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
+        s.chunks(2)
+            .map(|c| u8::from_str_radix(core::str::from_utf8(c).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    /// Hands out scripted bytes in order; panics if the code under test asks for more.
+    struct Script(VecDeque<u8>);
+    impl RngCore for Script {
+        fn next_u32(&mut self) -> u32 {
+            let mut b = [0; 4];
+            self.fill_bytes(&mut b);
+            u32::from_le_bytes(b)
+        }
+        fn next_u64(&mut self) -> u64 {
+            let mut b = [0; 8];
+            self.fill_bytes(&mut b);
+            u64::from_le_bytes(b)
+        }
+        fn fill_bytes(&mut self, dst: &mut [u8]) {
+            for d in dst {
+                *d = self.0.pop_front().expect("script exhausted");
+            }
+        }
+    }
+    impl rand_core::CryptoRng for Script {}
+
+    #[test]
+    fn telegram_fingerprints_match_the_spec() {
+        // rsa_keys_and_dh_prime.md: wire bytes 85FD64DE851D9DD0 / 03268D20DF9858B2.
+        let prod = RsaPublicKey::telegram_production();
+        assert_eq!(prod.fingerprint().to_le_bytes(), *hex("85FD64DE851D9DD0"));
+        assert_eq!(prod.fingerprint() as i64, -3414540481677951611);
+        let test = RsaPublicKey::telegram_test();
+        assert_eq!(test.fingerprint().to_le_bytes(), *hex("03268D20DF9858B2"));
+        assert_eq!(test.fingerprint() as i64, -5595554452916591101);
+        // The decimal moduli from the spec agree with our hex constants.
+        let dec = "29379598170669337022986177149456128565388431120058863768162556424047512191330847455146576344487764408661701890505066208632169112269581063774293102577308490531282748465986139880977280302242772832972539403531316010870401287642763009136156734339538042419388722777357134487746169093539093850251243897188928735903389451772730245253062963384108812842079887538976360465290946139638691491496062099570836476454855996319192747663615955633778034897140982517446405334423701359108810182097749467210509584293428076654573384828809574217079944388301239431309115013843331317877374435868468779972014486325557807783825502498215169806323";
+        assert_eq!(
+            BigUint::parse_bytes(dec.as_bytes(), 10).unwrap(),
+            BigUint::from_bytes_be(&TELEGRAM_PROD_N)
+        );
+    }
+
+    #[test]
+    fn key_set_selects_by_fingerprint_in_server_order() {
+        let set = RsaKeySet::telegram_production().with(RsaPublicKey::telegram_test());
+        assert_eq!(set.len(), 2);
+        // The official sample's resPQ offers these three; only the first is ours.
+        let offered = [
+            u64::from_le_bytes(hex("85FD64DE851D9DD0").try_into().unwrap()),
+            u64::from_le_bytes(hex("A5B7F709355FC30B").try_into().unwrap()),
+            u64::from_le_bytes(hex("216BE86C022BB4C3").try_into().unwrap()),
+        ];
+        let k = set.select(&offered).unwrap();
+        assert_eq!(k, &RsaPublicKey::telegram_production());
+        assert!(set.select(&offered[1..]).is_none());
+        assert!(RsaKeySet::new().select(&offered).is_none());
+        let demo = RsaPrivateKey::demo();
+        let mut set = RsaKeySet::new();
+        set.push(demo.public_key().clone());
+        set.push(demo.public_key().clone());
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn rsa_pad_matches_the_grammers_vector() {
+        // rsa_keys_and_dh_prime.md, "Extra deterministic RSA_PAD test vector": test-DC key;
+        // padding = random_bytes[..192 - len(data)], temp_key = random_bytes[192..224], and the
+        // vector needs one retry, where grammers uses temp_key + 1 (big-endian) as the next key.
+        let data = hex("955ff5a9081a8e635f5743de9b00000004453dc27100000004622f1fcb000000f7a81627bbf511fa4afef71e94a0937474586c1add9198dda81a5df8393871c8293623c5fb968894af1be7dfe9c7be813f9307789242fd0cb0c16a5cb39a8d3e");
+        let random = hex("12270000635593b03fee033d0672f9afddf9124de9e77df6251806cba93482e4c9e6e06e7d44e4c4baae821aff91af44789689faaee9bdfc7b2df8c08709afe57396c4638ceaa0dc30114f82447e81d3b53edc423b32660c43a5b8ad057b64500000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000007dada0920c4973913229e0f881aec7b9db0c392d34f52fb0995ea493ecb4c09d");
+        let expected = hex("b610642a828b4a61fe32931815cae318d311660580f1e0df768f3140f4d37dfcfcac0c2870318de4ff2d2e0e9669bcfdc0bad06cadb1b59d9726b427368a9c7b4fc0d5e7b2e99fc571968705c03acf5341fd7021bef653fa77b3776ae430e366fc46d232459ebe128b08d80e049ae579a48b56ca93b520709468587c81af96666046e9ea85091d729e921e8d8a36f57b27644052dae7387c7f4131701d59cda75251dac66c94276280ef950d3c44c21e5a2454f7da7a6818cf23ae9c490b72b2170d7cbc24f8a93db739d76f2d241c78b80123faaff3e664f074d6375d794dbf2800a0b5bb48d54eceafedfb355bfbebd287d9023264e3b53627888250787a9e");
+        let pad_len = 192 - data.len();
+        let key1 = &random[192..224];
+        let key2 = (BigUint::from_bytes_be(key1) + 1u32).to_bytes_be();
+        assert_eq!(key2.len(), 32);
+        let mut script = VecDeque::new();
+        script.extend(&random[..pad_len]);
+        script.extend(key1);
+        script.extend(&key2);
+        let mut rng = Script(script);
+        let out = RsaPublicKey::telegram_test()
+            .encrypt_pad(&data, &mut rng)
+            .unwrap();
+        assert_eq!(out.as_slice(), expected.as_slice());
+        assert!(rng.0.is_empty(), "exactly one retry expected");
+    }
+
+    #[test]
+    fn rsa_pad_round_trips_through_the_demo_key() {
+        let key = RsaPrivateKey::demo();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        for len in [0usize, 1, 100, 144] {
+            let data: Vec<u8> = (0..len as u8).collect();
+            let c = key.public_key().encrypt_pad(&data, &mut rng).unwrap();
+            let plain = key.decrypt_pad(&c).unwrap();
+            assert_eq!(&plain[..len], data.as_slice());
+        }
+    }
+
+    #[test]
+    fn rsa_pad_rejects_long_data_and_tampering() {
+        let key = RsaPrivateKey::demo();
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        assert_eq!(
+            key.public_key().encrypt_pad(&[0; 145], &mut rng),
+            Err(RsaError::DataTooLong)
+        );
+        assert_eq!(
+            key.public_key().encrypt_pad(&[0; 300], &mut rng),
+            Err(RsaError::DataTooLong)
+        );
+        let mut c = key.public_key().encrypt_pad(b"hello", &mut rng).unwrap();
+        c[200] ^= 1;
+        assert_eq!(key.decrypt_pad(&c).err(), Some(RsaError::PadHashMismatch));
+        assert_eq!(
+            key.decrypt_pad(&c[..255]).err(),
+            Some(RsaError::BadCiphertext)
+        );
+        assert_eq!(
+            key.decrypt_pad(&[0xff; 256]).err(),
+            Some(RsaError::BadCiphertext)
+        );
+        // Encrypted for another key: the hash check fails.
+        let other = RsaPublicKey::telegram_production()
+            .encrypt_pad(b"hello", &mut rng)
+            .unwrap();
+        let r = key.decrypt_pad(&other);
+        assert!(matches!(
+            r.err(),
+            Some(RsaError::PadHashMismatch | RsaError::BadCiphertext)
+        ));
+    }
+
+    #[test]
+    fn demo_key_is_consistent_and_legacy_padding_round_trips() {
+        let key = RsaPrivateKey::from_be(&DEMO_N, &E_65537, &DEMO_D, &DEMO_P, &DEMO_Q).unwrap();
+        // Fingerprint computed independently with Python (hashlib) over the TL serialization.
+        assert_eq!(
+            key.public_key().fingerprint().to_le_bytes(),
+            *hex("65c9244ae7c1b082")
+        );
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let data = [7u8; 100];
+        let c = RsaPrivateKey::legacy_encrypt(key.public_key(), &data, &mut rng).unwrap();
+        let p = key.decrypt_legacy(&c).unwrap();
+        assert_eq!(&p.body[..100], &data);
+        assert_eq!(p.verify(100), Ok(()));
+        assert_eq!(p.verify(99), Err(RsaError::PadHashMismatch));
+        assert_eq!(p.verify(236), Err(RsaError::LegacyFormat));
+        // Inconsistent components are refused.
+        assert_eq!(
+            RsaPrivateKey::from_be(&DEMO_N, &E_65537, &DEMO_D, &DEMO_Q, &DEMO_Q).err(),
+            Some(RsaError::InconsistentPrivateKey)
+        );
+        assert_eq!(
+            RsaPublicKey::from_be(&DEMO_P, &E_65537).err(),
+            Some(RsaError::ModulusSize)
+        );
+        assert_eq!(
+            RsaPublicKey::from_be(&DEMO_N, &[2]).err(),
+            Some(RsaError::BadExponent)
+        );
+    }
+
+    #[test]
+    fn debug_hides_key_material() {
+        let s = alloc::format!("{:?}", RsaPrivateKey::demo());
+        assert!(s.contains("fingerprint"));
+        assert!(!s.contains("dp"));
+    }
+}
