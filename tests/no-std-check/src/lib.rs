@@ -58,3 +58,13 @@ pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
     }
     AuthKey::from_bytes([buf[0]; 256]).id()
 }
+
+/// Exercises the handshake layer (pq factorization and the built-in RSA keys).
+#[unsafe(no_mangle)]
+pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
+    let fp = mtproto_core::handshake::rsa::RsaPublicKey::telegram_production().fingerprint();
+    match mtproto_core::handshake::pq::factorize(pq) {
+        Ok((p, _)) => p ^ fp,
+        Err(_) => fp,
+    }
+}
