@@ -98,7 +98,6 @@ impl AuthKey {
     /// `substr(auth_key, start, len)`. Every caller passes constant offsets with
     /// `start + len <= 136` (the largest is v1's `96 + x + 32`), so the fallback is unreachable.
     #[inline]
-    #[allow(dead_code)] // used by the message KDFs (next commit)
     pub(crate) fn substr(&self, start: usize, len: usize) -> &[u8] {
         let end = start.saturating_add(len);
         debug_assert!(end <= self.key.len());

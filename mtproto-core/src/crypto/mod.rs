@@ -7,6 +7,7 @@
 mod auth_key;
 pub mod handshake;
 pub mod ige;
+pub mod message;
 
 pub use auth_key::{AuthKey, Side};
 

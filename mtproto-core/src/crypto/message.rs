@@ -1,0 +1,518 @@
+//! MTProto 2.0 encrypted messages (`mtproto_description.md`).
+//!
+//! Wire layout:
+//!
+//! ```text
+//! auth_key_id:int64 ‖ msg_key:int128 ‖ AES-256-IGE(
+//!     salt:int64 ‖ session_id:int64 ‖ msg_id:int64 ‖ seq_no:int32 ‖ length:int32 ‖ body ‖ padding)
+//! ```
+//!
+//! - `msg_key_large = SHA256(substr(auth_key, 88+x, 32) ‖ plaintext)` (padding included),
+//!   `msg_key = substr(msg_key_large, 8, 16)`;
+//! - `sha256_a = SHA256(msg_key ‖ substr(auth_key, x, 36))`,
+//!   `sha256_b = SHA256(substr(auth_key, 40+x, 36) ‖ msg_key)`;
+//! - `aes_key = a[0..8] ‖ b[8..24] ‖ a[24..32]`, `aes_iv = b[0..8] ‖ a[8..24] ‖ b[24..32]`;
+//! - `x = 0` client→server, `x = 8` server→client ([`Side`] names the SENDER).
+//!
+//! Encryption works in place on a caller buffer ([`encrypt_message`]); decryption works in place
+//! and returns a borrowed view ([`decrypt_message`]). Neither allocates.
+
+use super::{AuthKey, Side, ct_eq, ige, sha256};
+use alloc::vec::Vec;
+use core::fmt;
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+/// Length of the external header: `auth_key_id` (8) + `msg_key` (16).
+pub const EXTERNAL_HEADER_LEN: usize = 24;
+/// Length of the encrypted internal header: salt, session_id, msg_id, seq_no, length.
+pub const INTERNAL_HEADER_LEN: usize = 32;
+/// Offset of the message body in an encrypted message buffer (external + internal header).
+pub const BODY_OFFSET: usize = EXTERNAL_HEADER_LEN + INTERNAL_HEADER_LEN;
+/// Least padding MTProto 2.0 allows ("12..1024 padding bytes", `mtproto_description.md`).
+pub const MIN_PADDING: usize = 12;
+/// Most padding MTProto 2.0 allows.
+pub const MAX_PADDING: usize = 1024;
+/// Shortest well-formed encrypted message: header + 32-byte internal header + 12 padding bytes,
+/// rounded up to whole AES blocks (72 bytes).
+pub const MIN_ENCRYPTED_LEN: usize = EXTERNAL_HEADER_LEN + 48;
+
+/// Sizes of the encrypted part used by [`PaddingPolicy::Bucket`] (the ones tdlib pads to when
+/// it does not pad randomly, `td/mtproto/Transport.cpp`, `calc_crypto_size2`).
+const BUCKETS: [usize; 9] = [64, 128, 192, 256, 384, 512, 768, 1024, 1280];
+/// Above the last bucket, the encrypted part is rounded up to a multiple of this. With at most
+/// 12 + 15 + 496 bytes of padding this stays within [`MAX_PADDING`].
+const BUCKET_STEP_ABOVE: usize = 512;
+
+/// How much padding [`encrypt_message`] adds. The padding BYTES are always random (from the
+/// caller's RNG); the policy only picks their number, which is always in
+/// [`MIN_PADDING`]`..=`[`MAX_PADDING`] and makes the encrypted part a multiple of 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PaddingPolicy {
+    /// Uniformly random among the lengths in `min..=max` that align the message to 16 bytes.
+    /// Needs `12 <= min`, `max <= 1024` and `max - min >= 15` (so that an aligned length always
+    /// exists); otherwise encryption fails with [`EncryptError::InvalidPolicy`].
+    ///
+    /// The [`Default`] is `Random { min: 12, max: 1024 }`: the whole range the spec allows, so
+    /// the size of a message says as little as possible about its body (it costs ~500 bytes of
+    /// padding per message on average; pick a narrower range to trade that off).
+    Random {
+        /// Least padding, at least 12.
+        min: usize,
+        /// Most padding, at most 1024.
+        max: usize,
+    },
+    /// Pads the encrypted part up to the next of 64, 128, 192, 256, 384, 512, 768, 1024 or 1280
+    /// bytes, and beyond that up to a multiple of 512 bytes, as tdlib does in its non-random
+    /// mode. Hides the exact size of small messages while keeping the overhead bounded and
+    /// independent of the RNG.
+    Bucket,
+}
+
+impl Default for PaddingPolicy {
+    fn default() -> Self {
+        PaddingPolicy::Random {
+            min: MIN_PADDING,
+            max: MAX_PADDING,
+        }
+    }
+}
+
+impl PaddingPolicy {
+    /// The aligned padding range `(lo, hi)` this policy may pick for a body of `body_len` bytes,
+    /// or `None` if the policy is invalid.
+    fn range(&self, body_len: usize) -> Option<(usize, usize)> {
+        let unpadded = INTERNAL_HEADER_LEN.checked_add(body_len)?;
+        match *self {
+            PaddingPolicy::Random { min, max } => {
+                if min < MIN_PADDING || max > MAX_PADDING || max < min.checked_add(15)? {
+                    return None;
+                }
+                // Work modulo 16 so a huge body_len cannot overflow.
+                let r = unpadded % 16;
+                let lo = min + (16 - (r + min % 16) % 16) % 16;
+                let hi = max - (r + max % 16) % 16;
+                Some((lo, hi))
+            }
+            PaddingPolicy::Bucket => {
+                let least = unpadded.checked_add(MIN_PADDING + 15)? & !15;
+                let target = match BUCKETS.iter().find(|&&b| b >= least) {
+                    Some(&b) => b,
+                    None => least.checked_next_multiple_of(BUCKET_STEP_ABOVE)?,
+                };
+                let pad = target - unpadded;
+                Some((pad, pad))
+            }
+        }
+    }
+
+    /// The largest padding this policy can add to a body of `body_len` bytes (`None` if the
+    /// policy is invalid).
+    pub fn max_padding(&self, body_len: usize) -> Option<usize> {
+        self.range(body_len).map(|(_, hi)| hi)
+    }
+
+    fn choose<R: RngCore + ?Sized>(&self, body_len: usize, rng: &mut R) -> Option<usize> {
+        let (lo, hi) = self.range(body_len)?;
+        // (hi - lo) / 16 + 1 <= 64 choices.
+        let choices = ((hi - lo) / 16 + 1) as u32;
+        Some(lo + 16 * uniform_below(rng, choices) as usize)
+    }
+}
+
+/// Uniform in `0..n` (`n >= 1`) by rejection sampling, so no length is favoured.
+fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u32) -> u32 {
+    if n <= 1 {
+        return 0;
+    }
+    let zone = u32::MAX - (u32::MAX % n);
+    loop {
+        let v = rng.next_u32();
+        if v < zone {
+            return v % n;
+        }
+    }
+}
+
+/// Total length of an encrypted message with a `body_len`-byte body and `padding` bytes of
+/// padding (`None` on overflow). Does not check that the padding is valid.
+pub fn encrypted_len(body_len: usize, padding: usize) -> Option<usize> {
+    BODY_OFFSET.checked_add(body_len)?.checked_add(padding)
+}
+
+/// The buffer size [`encrypt_message`] needs for a `body_len`-byte body under `policy`: enough
+/// for the largest padding the policy can pick (`None` if the policy is invalid).
+pub fn max_encrypted_len(body_len: usize, policy: &PaddingPolicy) -> Option<usize> {
+    encrypted_len(body_len, policy.max_padding(body_len)?)
+}
+
+/// The fields of the internal header that the caller chooses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MessageHeader {
+    /// Server salt (`long` on the wire).
+    pub salt: u64,
+    /// Session id.
+    pub session_id: u64,
+    /// Message id: even for client→server, odd for server→client.
+    pub msg_id: u64,
+    /// Sequence number.
+    pub seq_no: u32,
+}
+
+impl fmt::Debug for MessageHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageHeader")
+            .field("msg_id", &self.msg_id)
+            .field("seq_no", &self.seq_no)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`encrypt_message`] refused to encrypt (nothing secret; these are caller bugs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncryptError {
+    /// The buffer cannot hold the message; `needed` bytes are required
+    /// (size buffers with [`max_encrypted_len`]).
+    BufferTooSmall {
+        /// Bytes required for this message.
+        needed: usize,
+    },
+    /// The body length is not a multiple of 4 (TL data always is) or does not fit the `int32`
+    /// length field.
+    BadBodyLength,
+    /// The padding policy is out of the spec's bounds (see [`PaddingPolicy::Random`]).
+    InvalidPolicy,
+    /// `msg_id` parity does not match the sender: client messages need even ids, server
+    /// messages odd ones (`mtproto_security_guidelines.md`, "Checking msg_id").
+    MsgIdParity,
+}
+
+impl fmt::Display for EncryptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncryptError::BufferTooSmall { needed } => {
+                write!(
+                    f,
+                    "buffer too small for the encrypted message ({needed} bytes needed)"
+                )
+            }
+            EncryptError::BadBodyLength => {
+                f.write_str("message body length is not a multiple of 4 or is too large")
+            }
+            EncryptError::InvalidPolicy => f.write_str("padding policy outside 12..=1024 bytes"),
+            EncryptError::MsgIdParity => f.write_str("msg_id parity does not match the sender"),
+        }
+    }
+}
+
+impl core::error::Error for EncryptError {}
+
+/// What [`encrypt_message`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encrypted {
+    /// The encrypted message is `buf[..len]`.
+    pub len: usize,
+    /// The quick-ack token the server will echo if the transport asks for a quick ack
+    /// (`mtproto_mtproto-transports.md`, "Quick ack"); see [`quick_ack_token`].
+    pub quick_ack_token: u32,
+}
+
+/// Quick-ack token from `msg_key_large`: its first 32 bits as a little-endian integer with the
+/// most significant bit set (`mtproto_mtproto-transports.md`, "Quick ack").
+pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
+    let [a, b, c, d, ..] = *msg_key_large;
+    u32::from_le_bytes([a, b, c, d]) | 0x8000_0000
+}
+
+/// `msg_key_large = SHA256(substr(auth_key, 88+x, 32) ‖ plaintext)`.
+pub fn msg_key_large(key: &AuthKey, side: Side, plaintext: &[u8]) -> [u8; 32] {
+    sha256(&[key.substr(88 + side.x(), 32), plaintext])
+}
+
+/// `msg_key = substr(msg_key_large, 8, 16)`.
+fn msg_key_of(large: &[u8; 32]) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k.copy_from_slice(large.get(8..24).unwrap_or(&[0; 16]));
+    k
+}
+
+/// The MTProto 2.0 KDF: `(aes_key, aes_iv)` from `auth_key` and `msg_key`
+/// (`mtproto_description.md`, "Defining AES Key and Initialization Vector").
+pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
+    let (k, iv) = kdf_zeroizing(key, side, msg_key);
+    (*k, *iv)
+}
+
+type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
+
+fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
+    let x = side.x();
+    let a = Zeroizing::new(sha256(&[msg_key, key.substr(x, 36)]));
+    let b = Zeroizing::new(sha256(&[key.substr(40 + x, 36), msg_key]));
+    let mut aes_key = Zeroizing::new([0u8; 32]);
+    let mut aes_iv = Zeroizing::new([0u8; 32]);
+    // aes_key = a[0..8] ‖ b[8..24] ‖ a[24..32]; aes_iv = b[0..8] ‖ a[8..24] ‖ b[24..32].
+    for (i, (k, v)) in aes_key.iter_mut().zip(aes_iv.iter_mut()).enumerate() {
+        let (from_k, from_v) = if (8..24).contains(&i) {
+            (&b, &a)
+        } else {
+            (&a, &b)
+        };
+        *k = from_k.get(i).copied().unwrap_or(0);
+        *v = from_v.get(i).copied().unwrap_or(0);
+    }
+    (aes_key, aes_iv)
+}
+
+/// Client msg_ids are even, server msg_ids odd (`mtproto_security_guidelines.md`).
+fn msg_id_parity_ok(sender: Side, msg_id: u64) -> bool {
+    (msg_id & 1 == 1) == (sender == Side::Server)
+}
+
+fn check_body_len(body_len: usize) -> Result<(), EncryptError> {
+    if !body_len.is_multiple_of(4) || i32::try_from(body_len).is_err() {
+        return Err(EncryptError::BadBodyLength);
+    }
+    Ok(())
+}
+
+/// Encrypts one message in place.
+///
+/// The caller puts the body at `buf[BODY_OFFSET..BODY_OFFSET + body_len]`; `buf` must be at least
+/// [`max_encrypted_len`]`(body_len, policy)` long. This writes the internal header, random
+/// padding (from `rng`), then encrypts and prepends `auth_key_id ‖ msg_key`; the message is
+/// `buf[..len]` of the returned [`Encrypted`]. `side` is the sender (this machine's role).
+///
+/// On error nothing observable has been written except possibly the header region.
+pub fn encrypt_message<R>(
+    key: &AuthKey,
+    side: Side,
+    header: &MessageHeader,
+    body_len: usize,
+    buf: &mut [u8],
+    policy: &PaddingPolicy,
+    rng: &mut R,
+) -> Result<Encrypted, EncryptError>
+where
+    R: CryptoRng + RngCore + ?Sized,
+{
+    check_body_len(body_len)?;
+    if !msg_id_parity_ok(side, header.msg_id) {
+        return Err(EncryptError::MsgIdParity);
+    }
+    let padding = policy
+        .choose(body_len, rng)
+        .ok_or(EncryptError::InvalidPolicy)?;
+    let len = encrypted_len(body_len, padding).ok_or(EncryptError::BadBodyLength)?;
+    let msg = buf
+        .get_mut(..len)
+        .ok_or(EncryptError::BufferTooSmall { needed: len })?;
+    let (outer, plaintext) = msg.split_at_mut(EXTERNAL_HEADER_LEN);
+
+    // Internal header.
+    let length = body_len as u32; // checked above: fits in i32
+    let fields = [
+        header.salt.to_le_bytes(),
+        header.session_id.to_le_bytes(),
+        header.msg_id.to_le_bytes(),
+    ];
+    for (dst, src) in plaintext.chunks_exact_mut(8).zip(fields.iter()) {
+        dst.copy_from_slice(src);
+    }
+    if let Some(dst) = plaintext.get_mut(24..32) {
+        let (seq, len_field) = dst.split_at_mut(4);
+        seq.copy_from_slice(&header.seq_no.to_le_bytes());
+        len_field.copy_from_slice(&length.to_le_bytes());
+    }
+    // Random padding.
+    if let Some(pad) = plaintext.get_mut(INTERNAL_HEADER_LEN + body_len..) {
+        rng.fill_bytes(pad);
+    }
+
+    let large = msg_key_large(key, side, plaintext);
+    let msg_key = msg_key_of(&large);
+    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &msg_key);
+    ige::aes256_ige_encrypt(&aes_key, &aes_iv, plaintext)
+        .map_err(|_| EncryptError::BadBodyLength)?;
+
+    let (id, mk) = outer.split_at_mut(8);
+    id.copy_from_slice(&key.id().to_le_bytes());
+    mk.copy_from_slice(&msg_key);
+    Ok(Encrypted {
+        len,
+        quick_ack_token: quick_ack_token(&large),
+    })
+}
+
+/// An encrypted message in its own `Vec`, from [`encrypt_message_to_vec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedMessage {
+    /// `auth_key_id ‖ msg_key ‖ encrypted_data`.
+    pub bytes: Vec<u8>,
+    /// See [`Encrypted::quick_ack_token`].
+    pub quick_ack_token: u32,
+}
+
+/// Convenience over [`encrypt_message`]: copies `body` into a fresh buffer and encrypts it.
+pub fn encrypt_message_to_vec<R>(
+    key: &AuthKey,
+    side: Side,
+    header: &MessageHeader,
+    body: &[u8],
+    policy: &PaddingPolicy,
+    rng: &mut R,
+) -> Result<EncryptedMessage, EncryptError>
+where
+    R: CryptoRng + RngCore + ?Sized,
+{
+    check_body_len(body.len())?;
+    let cap = max_encrypted_len(body.len(), policy).ok_or(EncryptError::InvalidPolicy)?;
+    let mut bytes = alloc::vec![0u8; cap];
+    if let Some(dst) = bytes.get_mut(BODY_OFFSET..BODY_OFFSET + body.len()) {
+        dst.copy_from_slice(body);
+    }
+    let out = encrypt_message(key, side, header, body.len(), &mut bytes, policy, rng)?;
+    bytes.truncate(out.len);
+    Ok(EncryptedMessage {
+        bytes,
+        quick_ack_token: out.quick_ack_token,
+    })
+}
+
+/// Why [`decrypt_message`] rejected a message.
+///
+/// Only the checks that happen BEFORE any key material is used get their own variant (size,
+/// alignment, `auth_key_id`; `mtproto_security_guidelines.md`). Everything after — `msg_key`,
+/// the length field, the padding size, `msg_id` parity — is the single opaque
+/// [`DecryptError::Rejected`], so a peer learns nothing about which check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// Shorter than the smallest well-formed message ([`MIN_ENCRYPTED_LEN`] bytes).
+    TooShort,
+    /// The encrypted part is not a whole number of AES blocks.
+    NotBlockAligned,
+    /// The `auth_key_id` is not this key's (see [`peek_auth_key_id`] to route by key).
+    WrongAuthKeyId,
+    /// Anything after key derivation failed. Deliberately says nothing more.
+    Rejected,
+}
+
+impl fmt::Display for DecryptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DecryptError::TooShort => "encrypted message too short",
+            DecryptError::NotBlockAligned => "encrypted message not a multiple of 16 bytes",
+            DecryptError::WrongAuthKeyId => "encrypted message for another auth_key_id",
+            DecryptError::Rejected => "encrypted message rejected",
+        })
+    }
+}
+
+impl core::error::Error for DecryptError {}
+
+/// The `auth_key_id` of a message (its first 8 bytes, little-endian), to pick the key; `None`
+/// if shorter than 8 bytes.
+pub fn peek_auth_key_id(buf: &[u8]) -> Option<u64> {
+    buf.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
+}
+
+/// A decrypted, verified message borrowing the caller's buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DecryptedMessage<'a> {
+    /// Server salt.
+    pub salt: u64,
+    /// Session id (the caller must check it is its session's).
+    pub session_id: u64,
+    /// Message id (parity already checked; the replay window is the caller's job).
+    pub msg_id: u64,
+    /// Sequence number.
+    pub seq_no: u32,
+    /// The message body (`length` bytes, padding stripped).
+    pub body: &'a [u8],
+    /// Quick-ack token of this message (what a server echoes; see [`quick_ack_token`]).
+    pub quick_ack_token: u32,
+}
+
+impl fmt::Debug for DecryptedMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecryptedMessage")
+            .field("msg_id", &self.msg_id)
+            .field("seq_no", &self.seq_no)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    b.get(at..)
+        .and_then(|s| s.first_chunk::<8>())
+        .map_or(0, |c| u64::from_le_bytes(*c))
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    b.get(at..)
+        .and_then(|s| s.first_chunk::<4>())
+        .map_or(0, |c| u32::from_le_bytes(*c))
+}
+
+/// Decrypts and verifies one message in place. `side` is the SENDER of the message (a client
+/// decrypting server messages passes [`Side::Server`]).
+///
+/// Check order (security guidelines; tdlib `Transport::read_crypto_impl`): size and alignment →
+/// `auth_key_id` → KDF → IGE-decrypt the whole encrypted part → SHA-256 over all of it →
+/// constant-time `msg_key` comparison → only then the length field (`% 4`, `<= ` plaintext,
+/// padding `12..=1024`) and `msg_id` parity. Never reads past `buf`.
+///
+/// On error the contents of `buf` are unspecified (possibly decrypted garbage); discard it.
+pub fn decrypt_message<'a>(
+    key: &AuthKey,
+    side: Side,
+    buf: &'a mut [u8],
+) -> Result<DecryptedMessage<'a>, DecryptError> {
+    if buf.len() < MIN_ENCRYPTED_LEN {
+        return Err(DecryptError::TooShort);
+    }
+    let (outer, plaintext) = buf
+        .split_at_mut_checked(EXTERNAL_HEADER_LEN)
+        .ok_or(DecryptError::TooShort)?;
+    if !plaintext.len().is_multiple_of(16) {
+        return Err(DecryptError::NotBlockAligned);
+    }
+    let (id, mk) = outer.split_at(8);
+    if peek_auth_key_id(id) != Some(key.id()) {
+        return Err(DecryptError::WrongAuthKeyId);
+    }
+    let msg_key: [u8; 16] = mk.try_into().map_err(|_| DecryptError::TooShort)?;
+
+    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &msg_key);
+    ige::aes256_ige_decrypt(&aes_key, &aes_iv, plaintext)
+        .map_err(|_| DecryptError::NotBlockAligned)?;
+    let large = msg_key_large(key, side, plaintext);
+    // From here on: one opaque error.
+    if !ct_eq(&msg_key_of(&large), &msg_key) {
+        return Err(DecryptError::Rejected);
+    }
+
+    let length = le_u32(plaintext, 28) as usize;
+    let room = plaintext.len() - INTERNAL_HEADER_LEN; // >= 48 - 32 checked above
+    let padding = room.checked_sub(length).ok_or(DecryptError::Rejected)?;
+    let msg_id = le_u64(plaintext, 16);
+    let parity_ok = msg_id_parity_ok(side, msg_id);
+    if !length.is_multiple_of(4) || !(MIN_PADDING..=MAX_PADDING).contains(&padding) || !parity_ok {
+        return Err(DecryptError::Rejected);
+    }
+    let body = plaintext
+        .get(INTERNAL_HEADER_LEN..INTERNAL_HEADER_LEN + length)
+        .ok_or(DecryptError::Rejected)?;
+    Ok(DecryptedMessage {
+        salt: le_u64(plaintext, 0),
+        session_id: le_u64(plaintext, 8),
+        msg_id,
+        seq_no: le_u32(plaintext, 24),
+        body,
+        quick_ack_token: quick_ack_token(&large),
+    })
+}
