@@ -68,3 +68,19 @@ pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
         Err(_) => fp,
     }
 }
+
+/// Exercises the TL layer: encodes `req_pq_multi`, decodes it back, and runs the any-object decoder.
+#[unsafe(no_mangle)]
+pub extern "C" fn mtproto_check_tl(seed: u8) -> u32 {
+    use mtproto_core::tl::schema::{Object, functions::ReqPqMulti};
+    use mtproto_core::tl::{Deserialize, Serialize};
+    let nonce = [seed; 16];
+    let Ok(bytes) = (ReqPqMulti { nonce: &nonce }).to_vec() else {
+        return 0;
+    };
+    let unknown = Object::from_bytes(&bytes).map_or(0, |o| o.constructor_id());
+    match ReqPqMulti::from_bytes(&bytes) {
+        Ok(q) => u32::from(q.nonce[0]) ^ unknown,
+        Err(_) => 0,
+    }
+}
