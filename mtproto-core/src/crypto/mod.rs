@@ -8,6 +8,7 @@ mod auth_key;
 pub mod handshake;
 pub mod ige;
 pub mod message;
+pub mod v1;
 
 pub use auth_key::{AuthKey, Side};
 

@@ -1,0 +1,207 @@
+//! MTProto 1.0 message encryption (`mtproto_description_v1.md`). Deprecated for traffic; kept
+//! only for `bind_auth_key_inner` (`method_auth.bindTempAuthKey.md`, PFS), which is encrypted
+//! "in the usual way, but with MTProto v1" using the permanent key.
+//!
+//! ```text
+//! msg_key = substr(SHA1(plaintext without padding), 4, 16)
+//! sha1_a = SHA1(msg_key + substr(auth_key, x, 32))
+//! sha1_b = SHA1(substr(auth_key, 32+x, 16) + msg_key + substr(auth_key, 48+x, 16))
+//! sha1_c = SHA1(substr(auth_key, 64+x, 32) + msg_key)
+//! sha1_d = SHA1(msg_key + substr(auth_key, 96+x, 32))
+//! aes_key = substr(sha1_a, 0, 8) + substr(sha1_b, 8, 12) + substr(sha1_c, 4, 12)
+//! aes_iv  = substr(sha1_a, 8, 12) + substr(sha1_b, 0, 8) + substr(sha1_c, 16, 4)
+//!           + substr(sha1_d, 0, 8)
+//! ```
+//!
+//! The plaintext is padded with 0..15 random bytes to a multiple of 16 (padding NOT hashed).
+
+use super::message::{DecryptError, EXTERNAL_HEADER_LEN, INTERNAL_HEADER_LEN, peek_auth_key_id};
+use super::{AuthKey, Side, ct_eq, ige, sha1};
+use alloc::vec::Vec;
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+/// Constructor id of `bind_auth_key_inner#75a3f765`.
+pub const BIND_AUTH_KEY_INNER_ID: u32 = 0x75a3_f765;
+/// Serialized size of `bind_auth_key_inner` (id + nonce + 3 longs + int).
+pub const BIND_AUTH_KEY_INNER_LEN: usize = 40;
+
+/// v1 `msg_key`: bytes 4..20 (the 128 lower-order bits) of SHA1 of the unpadded plaintext.
+pub fn msg_key(plaintext: &[u8]) -> [u8; 16] {
+    let h = sha1(&[plaintext]);
+    *h.last_chunk::<16>().unwrap_or(&[0; 16])
+}
+
+/// Copies `src[from..from + n]` into `dst[at..at + n]` (all constant offsets inside 20/32-byte
+/// arrays; out-of-range would be a bug here, and is then simply skipped).
+fn put(dst: &mut [u8; 32], at: usize, src: &[u8; 20], from: usize, n: usize) {
+    if let (Some(d), Some(s)) = (dst.get_mut(at..at + n), src.get(from..from + n)) {
+        d.copy_from_slice(s);
+    }
+}
+
+/// The MTProto 1.0 KDF: `(aes_key, aes_iv)` from `auth_key` and a v1 `msg_key`.
+pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
+    let (k, iv) = kdf_zeroizing(key, side, msg_key);
+    (*k, *iv)
+}
+
+type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
+
+fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
+    let x = side.x();
+    let a = Zeroizing::new(sha1(&[msg_key, key.substr(x, 32)]));
+    let b = Zeroizing::new(sha1(&[
+        key.substr(32 + x, 16),
+        msg_key,
+        key.substr(48 + x, 16),
+    ]));
+    let c = Zeroizing::new(sha1(&[key.substr(64 + x, 32), msg_key]));
+    let d = Zeroizing::new(sha1(&[msg_key, key.substr(96 + x, 32)]));
+    let mut aes_key = Zeroizing::new([0u8; 32]);
+    put(&mut aes_key, 0, &a, 0, 8);
+    put(&mut aes_key, 8, &b, 8, 12);
+    put(&mut aes_key, 20, &c, 4, 12);
+    let mut aes_iv = Zeroizing::new([0u8; 32]);
+    put(&mut aes_iv, 0, &a, 8, 12);
+    put(&mut aes_iv, 12, &b, 0, 8);
+    put(&mut aes_iv, 20, &c, 16, 4);
+    put(&mut aes_iv, 24, &d, 0, 8);
+    (aes_key, aes_iv)
+}
+
+/// Encrypts one v1 message: `auth_key_id ‖ msg_key ‖ AES-256-IGE(plaintext ‖ 0..15 random
+/// bytes)`. `plaintext` is the complete unpadded inner message (its 32-byte header included);
+/// `side` is the sender.
+pub fn encrypt<R>(key: &AuthKey, side: Side, plaintext: &[u8], rng: &mut R) -> Vec<u8>
+where
+    R: CryptoRng + RngCore + ?Sized,
+{
+    let mk = msg_key(plaintext);
+    let padded = plaintext.len().next_multiple_of(16);
+    let mut out = Vec::with_capacity(EXTERNAL_HEADER_LEN + padded);
+    out.extend_from_slice(&key.id().to_le_bytes());
+    out.extend_from_slice(&mk);
+    out.extend_from_slice(plaintext);
+    out.resize(EXTERNAL_HEADER_LEN + padded, 0);
+    if let Some(pad) = out.get_mut(EXTERNAL_HEADER_LEN + plaintext.len()..) {
+        rng.fill_bytes(pad);
+    }
+    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &mk);
+    if let Some(body) = out.get_mut(EXTERNAL_HEADER_LEN..) {
+        // Length is a multiple of 16 by construction.
+        let _ = ige::aes256_ige_encrypt(&aes_key, &aes_iv, body);
+    }
+    out
+}
+
+/// Decrypts and verifies one v1 message in place; returns the unpadded plaintext (32-byte
+/// header ‖ data). `side` is the sender.
+///
+/// v1 must read the length field (at offset 28) before it can hash, because the padding is not
+/// hashed; it is only used to bound a slice, and every failure after the `auth_key_id` check
+/// is the same opaque [`DecryptError::Rejected`].
+pub fn decrypt<'a>(key: &AuthKey, side: Side, buf: &'a mut [u8]) -> Result<&'a [u8], DecryptError> {
+    if buf.len() < EXTERNAL_HEADER_LEN + INTERNAL_HEADER_LEN {
+        return Err(DecryptError::TooShort);
+    }
+    let (outer, plaintext) = buf
+        .split_at_mut_checked(EXTERNAL_HEADER_LEN)
+        .ok_or(DecryptError::TooShort)?;
+    if !plaintext.len().is_multiple_of(16) {
+        return Err(DecryptError::NotBlockAligned);
+    }
+    if peek_auth_key_id(outer) != Some(key.id()) {
+        return Err(DecryptError::WrongAuthKeyId);
+    }
+    let mk: [u8; 16] = outer
+        .get(8..24)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(DecryptError::TooShort)?;
+    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &mk);
+    ige::aes256_ige_decrypt(&aes_key, &aes_iv, plaintext)
+        .map_err(|_| DecryptError::NotBlockAligned)?;
+
+    let length = plaintext
+        .get(28..32)
+        .and_then(|s| s.try_into().ok())
+        .map_or(u32::MAX, u32::from_le_bytes) as usize;
+    let data_len = INTERNAL_HEADER_LEN
+        .checked_add(length)
+        .filter(|&n| n <= plaintext.len() && plaintext.len() - n < 16 && length.is_multiple_of(4));
+    // Hash a fixed-size prefix even when the length is bad, then reject: same work, same error.
+    let hashed = plaintext
+        .get(..data_len.unwrap_or(INTERNAL_HEADER_LEN))
+        .ok_or(DecryptError::Rejected)?;
+    let ok = ct_eq(&msg_key(hashed), &mk);
+    match data_len {
+        Some(_) if ok => Ok(hashed),
+        _ => Err(DecryptError::Rejected),
+    }
+}
+
+/// Builds and v1-encrypts the `auth.bindTempAuthKey` `encrypted_message`
+/// (`method_auth.bindTempAuthKey.md`): `random:int128 ‖ msg_id ‖ seqno = 0 ‖ msg_len = 40 ‖
+/// bind_auth_key_inner`, encrypted client→server with the PERMANENT key. `msg_id` must be the
+/// id of the request that carries it; `bind_auth_key_inner` is its 40-byte serialization.
+pub fn encrypt_bind_auth_key_inner<R>(
+    perm_key: &AuthKey,
+    msg_id: u64,
+    bind_auth_key_inner: &[u8; BIND_AUTH_KEY_INNER_LEN],
+    rng: &mut R,
+) -> Vec<u8>
+where
+    R: CryptoRng + RngCore + ?Sized,
+{
+    let mut plaintext = [0u8; INTERNAL_HEADER_LEN + BIND_AUTH_KEY_INNER_LEN];
+    let (random, rest) = plaintext.split_at_mut(16);
+    rng.fill_bytes(random);
+    let (id, rest) = rest.split_at_mut(8);
+    id.copy_from_slice(&msg_id.to_le_bytes());
+    let (seqno, rest) = rest.split_at_mut(4);
+    seqno.copy_from_slice(&0u32.to_le_bytes());
+    let (len, inner) = rest.split_at_mut(4);
+    len.copy_from_slice(&(BIND_AUTH_KEY_INNER_LEN as u32).to_le_bytes());
+    inner.copy_from_slice(bind_auth_key_inner);
+    let out = encrypt(perm_key, Side::Client, &plaintext, rng);
+    zeroize::Zeroize::zeroize(&mut plaintext);
+    out
+}
+
+/// A verified `auth.bindTempAuthKey` `encrypted_message` (server side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindMessage<'a> {
+    /// The `msg_id` inside (must equal the id of the carrying request; the caller checks).
+    pub msg_id: u64,
+    /// The `seqno` inside (the spec says 0).
+    pub seq_no: u32,
+    /// The serialized `bind_auth_key_inner` (not parsed here).
+    pub inner: &'a [u8],
+}
+
+/// Server side of [`encrypt_bind_auth_key_inner`]: decrypts with the permanent key (sender =
+/// client) and returns the inner fields. The TL content is for the caller to parse and check.
+pub fn decrypt_bind_auth_key_inner<'a>(
+    perm_key: &AuthKey,
+    buf: &'a mut [u8],
+) -> Result<BindMessage<'a>, DecryptError> {
+    let plain = decrypt(perm_key, Side::Client, buf)?;
+    let (header, inner) = plain
+        .split_at_checked(INTERNAL_HEADER_LEN)
+        .ok_or(DecryptError::Rejected)?;
+    let msg_id = header
+        .get(16..24)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or(DecryptError::Rejected)?;
+    let seq_no = header
+        .get(24..28)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or(DecryptError::Rejected)?;
+    Ok(BindMessage {
+        msg_id,
+        seq_no,
+        inner,
+    })
+}
