@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod codegen;
+pub mod random;
 
 use std::path::PathBuf;
 
