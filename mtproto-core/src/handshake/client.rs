@@ -18,7 +18,8 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::common::{
-    decrypt_with_hash, dh_keypair, dh_shared, encrypt_with_hash, same16, tl_len, u64_be_min,
+    SecretVec, decrypt_with_hash, dh_keypair, dh_shared, encrypt_with_hash, same16, tl_len,
+    u64_be_min,
 };
 use super::dh::{self, TELEGRAM_DH_PRIME, check_public_value, to_256_be};
 use super::{HandshakeError, KeyKind, pq, rsa::RsaKeySet};
@@ -99,7 +100,7 @@ pub enum ClientStep {
     /// Send this TL body (in an unencrypted message) and feed the answer back.
     Send(Vec<u8>),
     /// The key is ready.
-    Done(AuthKeyResult),
+    Done(Box<AuthKeyResult>),
 }
 
 struct DhGenState {
@@ -235,7 +236,7 @@ impl ClientHandshake {
 
         let mut new_nonce = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(new_nonce.as_mut());
-        let data = Zeroizing::new(match self.config.kind {
+        let data = SecretVec(match self.config.kind {
             KeyKind::Permanent => types::PQInnerDataDc {
                 pq: res.pq,
                 p: &p,
@@ -314,12 +315,9 @@ impl ClientHandshake {
         }
         let (key, iv) = tmp_aes_key_iv(&new_nonce, &server_nonce);
         let (tmp_key, tmp_iv) = (Zeroizing::new(key), Zeroizing::new(iv));
-        let answer = decrypt_with_hash(
-            ok.encrypted_answer,
-            &tmp_key,
-            &tmp_iv,
-            tl_len::<types::ServerDhInnerData>,
-        )?;
+        let answer = decrypt_with_hash(ok.encrypted_answer, &tmp_key, &tmp_iv, |b: &[u8]| {
+            tl_len::<types::ServerDhInnerData<'_>>(b)
+        })?;
         let inner = types::ServerDhInnerData::from_bytes(&answer)?;
         if !same16(inner.nonce, &nonce) {
             return Err(HandshakeError::NonceMismatch);
@@ -329,13 +327,7 @@ impl ClientHandshake {
         }
         let g = u32::try_from(inner.g).map_err(|_| dh::DhError::GeneratorOutOfRange)?;
         let p = BigUint::from_bytes_be(inner.dh_prime);
-        dh::check_params(
-            g,
-            &p,
-            &self.config.known_primes,
-            self.config.mr_rounds,
-            rng,
-        )?;
+        dh::check_params(g, &p, &self.config.known_primes, self.config.mr_rounds, rng)?;
         let g_a = BigUint::from_bytes_be(inner.g_a);
         check_public_value(&g_a, &p)?;
         let local = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
@@ -409,7 +401,7 @@ impl ClientHandshake {
                     kind: self.config.kind,
                     expires_at,
                 };
-                Ok((State::Done, ClientStep::Done(result)))
+                Ok((State::Done, ClientStep::Done(Box::new(result))))
             }
             2 => {
                 st.retries = st.retries.saturating_add(1);
@@ -435,7 +427,7 @@ fn client_dh<R: CryptoRng + ?Sized>(
     let (b, g_b) = dh_keypair(st.g, &st.p, rng)?;
     st.auth_key = AuthKey::from_bytes(*dh_shared(&st.g_a, &b, &st.p));
     let g_b = to_256_be(&g_b);
-    let data = Zeroizing::new(
+    let data = SecretVec(
         types::ClientDhInnerData {
             nonce: &st.nonce,
             server_nonce: &st.server_nonce,

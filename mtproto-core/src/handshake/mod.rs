@@ -134,7 +134,9 @@ impl fmt::Display for HandshakeError {
             Self::Rsa(e) => write!(f, "RSA: {e}"),
             Self::EncryptedLength => f.write_str("encrypted part is not a multiple of 16 bytes"),
             Self::AnswerHashMismatch => f.write_str("SHA-1 of the decrypted answer mismatches"),
-            Self::AnswerPaddingTooLong => f.write_str("decrypted answer has 16 or more padding bytes"),
+            Self::AnswerPaddingTooLong => {
+                f.write_str("decrypted answer has 16 or more padding bytes")
+            }
             Self::Dh(e) => write!(f, "DH: {e}"),
             Self::ServerDhParamsFail => f.write_str("server answered server_DH_params_fail"),
             Self::DhGenFail => f.write_str("server answered dh_gen_fail"),
@@ -249,11 +251,11 @@ pub(crate) mod common {
         key: &[u8; 32],
         iv: &[u8; 32],
         measure: impl FnOnce(&[u8]) -> Result<usize, TlError>,
-    ) -> Result<Zeroizing<Vec<u8>>, HandshakeError> {
+    ) -> Result<SecretVec, HandshakeError> {
         if encrypted.is_empty() || !encrypted.len().is_multiple_of(16) {
             return Err(HandshakeError::EncryptedLength);
         }
-        let mut buf = Zeroizing::new(encrypted.to_vec());
+        let mut buf = SecretVec(encrypted.to_vec());
         ige::aes256_ige_decrypt(key, iv, &mut buf).map_err(|_| HandshakeError::EncryptedLength)?;
         let (hash, rest) = buf
             .split_at_checked(20)
@@ -266,7 +268,7 @@ pub(crate) mod common {
         if rest.len().saturating_sub(used) >= 16 {
             return Err(HandshakeError::AnswerPaddingTooLong);
         }
-        Ok(Zeroizing::new(body.to_vec()))
+        Ok(SecretVec(body.to_vec()))
     }
 
     /// `measure` for [`decrypt_with_hash`]: how many bytes one `T` occupies at the start of `buf`.
@@ -274,6 +276,29 @@ pub(crate) mod common {
         let mut r = Reader::new(buf)?;
         T::deserialize(&mut r)?;
         Ok(r.position())
+    }
+
+    /// A byte vector wiped on drop (zeroize's `Vec` support needs its `alloc` feature, which the
+    /// workspace does not enable).
+    pub(crate) struct SecretVec(pub(crate) Vec<u8>);
+
+    impl Drop for SecretVec {
+        fn drop(&mut self) {
+            zeroize::Zeroize::zeroize(self.0.as_mut_slice());
+        }
+    }
+
+    impl core::ops::Deref for SecretVec {
+        type Target = [u8];
+        fn deref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl core::ops::DerefMut for SecretVec {
+        fn deref_mut(&mut self) -> &mut [u8] {
+            &mut self.0
+        }
     }
 
     /// Constant-time comparison of a received 16-byte value with the expected one.

@@ -193,7 +193,7 @@ pub fn verify_bind(
     if req.perm_auth_key_id as u64 != perm.id() {
         return Err(BindError::PermKeyIdMismatch);
     }
-    let mut buf = zeroize::Zeroizing::new(req.encrypted_message.to_vec());
+    let mut buf = super::common::SecretVec(req.encrypted_message.to_vec());
     let msg = v1::decrypt_bind_auth_key_inner(perm, &mut buf).map_err(BindError::Decrypt)?;
     if msg.msg_id != msg_id as u64 || msg.seq_no != 0 {
         return Err(BindError::MsgIdMismatch);

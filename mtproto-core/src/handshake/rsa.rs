@@ -11,6 +11,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::dh::hex_array;
 use crate::crypto::{ct_eq, ige, sha1, sha256};
+use crate::tl::Writer;
+use crate::tl::schema::types;
 
 /// Longest `data` RSA_PAD accepts ("One has to check that data is not longer than 144 bytes").
 pub const RSA_PAD_MAX_DATA: usize = 144;
@@ -56,26 +58,6 @@ impl fmt::Display for RsaError {
 }
 
 impl core::error::Error for RsaError {}
-
-/// TL `bytes` serialization (`mtproto_serialize.md`): length prefix, data, zero padding to 4.
-fn tl_bytes(out: &mut Vec<u8>, data: &[u8]) {
-    let len = data.len();
-    if len < 254 {
-        out.push(len as u8);
-    } else {
-        out.push(254);
-        out.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
-    }
-    out.extend_from_slice(data);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
-}
-
-/// Minimal big-endian bytes (no leading zeros; zero is one zero byte).
-fn be_bytes(v: &BigUint) -> Vec<u8> {
-    v.to_bytes_be()
-}
 
 /// `v` as exactly 256 big-endian bytes; `None` if it does not fit.
 fn to_256(v: &BigUint) -> Option<[u8; 256]> {
@@ -226,10 +208,17 @@ impl RsaPublicKey {
 }
 
 fn compute_fingerprint(n: &BigUint, e: &BigUint) -> u64 {
-    let mut ser = Vec::with_capacity(272);
-    tl_bytes(&mut ser, &be_bytes(n));
-    tl_bytes(&mut ser, &be_bytes(e));
-    let digest = sha1(&[&ser]);
+    // SHA1 over the bare `rsa_public_key n:string e:string` (mtproto_auth_key.md step 2).
+    let (n, e) = (n.to_bytes_be(), e.to_bytes_be());
+    let key = types::RsaPublicKey { n: &n, e: &e };
+    let mut buf = [0u8; 544];
+    let mut w = Writer::new(&mut buf);
+    let written = match key.serialize_bare(&mut w) {
+        Ok(()) => w.written(),
+        // Unreachable for keys of at most 2048 bits (checked by the constructors).
+        Err(_) => &[],
+    };
+    let digest = sha1(&[written]);
     let mut low = [0u8; 8];
     low.copy_from_slice(digest.get(12..20).unwrap_or(&[0; 8]));
     u64::from_le_bytes(low)

@@ -107,7 +107,7 @@ pub enum ServerStep {
         /// The `dh_gen_ok` body.
         reply: Vec<u8>,
         /// The new key.
-        key: ServerAuthKey,
+        key: Box<ServerAuthKey>,
     },
 }
 
@@ -167,7 +167,11 @@ fn be_u64(b: &[u8]) -> Option<u64> {
     if digits.len() > 8 {
         return None;
     }
-    Some(digits.iter().fold(0u64, |acc, &d| (acc << 8) | u64::from(d)))
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |acc, &d| (acc << 8) | u64::from(d)),
+    )
 }
 
 /// The fields of the client's inner data, whichever constructor it used.
@@ -367,10 +371,10 @@ impl ServerHandshake {
         if inner.p != Some(p) || inner.q != Some(q) || inner.pq != Some(p.wrapping_mul(q)) {
             return Err(HandshakeError::PqMismatch);
         }
-        if let (Some(want), Some(got)) = (self.config.expected_dc, inner.dc) {
-            if want != got {
-                return Err(HandshakeError::DcMismatch);
-            }
+        if let (Some(want), Some(got)) = (self.config.expected_dc, inner.dc)
+            && want != got
+        {
+            return Err(HandshakeError::DcMismatch);
         }
         let kind = match inner.expires_in {
             None => KeyKind::Permanent,
@@ -435,12 +439,9 @@ impl ServerHandshake {
         if !same16(req.server_nonce, &st.server_nonce) {
             return Err(HandshakeError::ServerNonceMismatch);
         }
-        let data = decrypt_with_hash(
-            req.encrypted_data,
-            &st.tmp_key,
-            &st.tmp_iv,
-            tl_len::<types::ClientDhInnerData>,
-        )?;
+        let data = decrypt_with_hash(req.encrypted_data, &st.tmp_key, &st.tmp_iv, |b: &[u8]| {
+            tl_len::<types::ClientDhInnerData<'_>>(b)
+        })?;
         let inner = types::ClientDhInnerData::from_bytes(&data)?;
         if !same16(inner.nonce, &st.nonce) {
             return Err(HandshakeError::NonceMismatch);
@@ -498,6 +499,12 @@ impl ServerHandshake {
             server_time: st.server_time,
             expires_at,
         };
-        Ok((State::Done, ServerStep::Done { reply, key }))
+        Ok((
+            State::Done,
+            ServerStep::Done {
+                reply,
+                key: Box::new(key),
+            },
+        ))
     }
 }
