@@ -38,10 +38,12 @@ impl core::error::Error for LengthError {}
 type B16 = Block<Aes256Enc>;
 
 #[inline(always)]
-fn xor_into(dst: &mut B16, src: &B16) {
-    for (d, s) in dst.iter_mut().zip(src.iter()) {
-        *d ^= *s;
+fn xor(a: &B16, b: &B16) -> B16 {
+    let mut out = *a;
+    for (o, x) in out.iter_mut().zip(b.iter()) {
+        *o ^= *x;
     }
+    out
 }
 
 /// Splits the IV into the two chain registers `(y0, x0)`.
@@ -69,12 +71,15 @@ impl BlockCipherEncClosure for EncChain<'_> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
         // y = previous ciphertext block, x = previous plaintext block.
         let (mut y, mut x) = split_iv(self.iv);
+        // The chain works on locals (registers) and writes each output block once, so the
+        // serial dependency never goes through a store/reload of the buffer.
         for block in self.blocks.iter_mut() {
             let plain = *block;
-            xor_into(block, &y);
-            backend.encrypt_block_inplace(block);
-            xor_into(block, &x);
-            y = *block;
+            let mut t = xor(&plain, &y);
+            backend.encrypt_block_inplace(&mut t);
+            let cipher = xor(&t, &x);
+            *block = cipher;
+            y = cipher;
             x = plain;
         }
     }
@@ -95,10 +100,11 @@ impl BlockCipherDecClosure for DecChain<'_> {
         let (mut y, mut x) = split_iv(self.iv);
         for block in self.blocks.iter_mut() {
             let cipher = *block;
-            xor_into(block, &x);
-            backend.decrypt_block_inplace(block);
-            xor_into(block, &y);
-            x = *block;
+            let mut t = xor(&cipher, &x);
+            backend.decrypt_block_inplace(&mut t);
+            let plain = xor(&t, &y);
+            *block = plain;
+            x = plain;
             y = cipher;
         }
     }
