@@ -46,6 +46,8 @@ pub mod prime;
 pub mod rsa;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(all(test, feature = "server"))]
+mod tests;
 
 pub use client::{AuthKeyResult, ClientConfig, ClientHandshake, ClientStep};
 pub use dh::DhError;
