@@ -1,2 +1,342 @@
 //! MTProto transports (`mtproto_mtproto-transports.md`): framings, quick ack, transport errors,
 //! obfuscation and MTProxy. Incremental, sans-IO, both roles.
+//!
+//! Layers, bottom up (each one is a byte-stream transform the caller never sees):
+//! - [`faketls`]: MTProxy fake-TLS (`ee` secrets): the ClientHello / ServerHello exchange and
+//!   TLS application-data records around the obfuscated stream;
+//! - [`obfuscated`]: obfuscated2, AES-256-CTR over the whole stream after a 64-byte init, with or
+//!   without an MTProxy [`ProxySecret`];
+//! - [`framing`]: abridged, intermediate, padded intermediate and full framings ([`Codec`]).
+//!
+//! Every decoder has the same shape: `decode(&mut self, input) -> Result<(usize, Status<Frame>), _>`.
+//! It consumes a prefix of `input` (the returned count) and either completes one [`Frame`] or
+//! answers [`Status::Partial`] after consuming all of `input`, which is never an error. A frame
+//! whose declared length exceeds the configured maximum is rejected from its header, before its
+//! body is buffered. After an error a decoder is poisoned: the stream is out of sync and every
+//! later call returns the same error. The usual loop:
+//!
+//! ```
+//! # use mtproto_core::transport::{Codec, Framing, Role, Status, Frame, TransportError};
+//! # fn run(codec: &mut Codec, mut input: &[u8]) -> Result<(), TransportError> {
+//! loop {
+//!     let (n, status) = codec.decode(input)?;
+//!     input = input.get(n..).unwrap_or_default();
+//!     match status {
+//!         Status::Complete(Frame::Payload { data, .. }) => { let _ = data; /* hand to the session */ }
+//!         Status::Complete(_) => { /* quick ack, transport error */ }
+//!         Status::Partial => break, // all input consumed: read more from the socket
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Encoders append to a caller `Vec<u8>`; padding and obfuscation bytes come from the caller's
+//! RNG, so the same seed and payloads give the same bytes.
+//!
+//! [`detect::Detector`] is the server-side entry point: it recognises the client's transport from
+//! its first bytes and hands back the matching [`Transport`].
+
+use alloc::vec::Vec;
+use core::fmt;
+
+pub mod detect;
+pub mod faketls;
+pub mod framing;
+pub mod obfuscated;
+pub mod secret;
+
+pub use detect::{Detected, Detector, ServerConfig};
+pub use faketls::FakeTlsClient;
+pub use framing::Codec;
+pub use obfuscated::ObfuscatedCodec;
+pub use secret::{ProxySecret, SecretKind, SecretParseError};
+
+/// Default maximum payload length a decoder accepts: 16 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// Result of an incremental decoding step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status<T> {
+    /// A complete item was decoded.
+    Complete(T),
+    /// Not enough bytes yet: all the input was consumed and buffered. Not an error.
+    Partial,
+}
+
+/// Which side of the connection a codec plays. Framings are asymmetric: only clients send the
+/// protocol tag and request quick acks; only servers send quick-ack tokens and transport errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The connecting side (sends the protocol tag / obfuscation init).
+    Client,
+    /// The accepting side.
+    Server,
+}
+
+/// An MTProto transport protocol (framing), `mtproto_mtproto-transports.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// Abridged: tag `0xef`, 1-byte or `0x7f` + 3-byte length in 4-byte words.
+    Abridged,
+    /// Intermediate: tag `0xeeeeeeee`, 4-byte little-endian length.
+    Intermediate,
+    /// Padded intermediate: tag `0xdddddddd`, 4-byte length, 0..=15 random padding bytes.
+    PaddedIntermediate,
+    /// Full: length, TCP sequence number, payload, CRC32; no tag.
+    Full,
+}
+
+impl Framing {
+    /// The 4-byte protocol identifier as placed at offset 56 of an obfuscation init (the 1-byte
+    /// abridged tag repeated). `None` for the full transport, which has no identifier.
+    pub const fn obfuscation_tag(self) -> Option<[u8; 4]> {
+        match self {
+            Framing::Abridged => Some([0xef; 4]),
+            Framing::Intermediate => Some([0xee; 4]),
+            Framing::PaddedIntermediate => Some([0xdd; 4]),
+            Framing::Full => None,
+        }
+    }
+
+    /// The framing announced by an obfuscation protocol identifier.
+    pub const fn from_obfuscation_tag(tag: [u8; 4]) -> Option<Self> {
+        match tag {
+            [0xef, 0xef, 0xef, 0xef] => Some(Framing::Abridged),
+            [0xee, 0xee, 0xee, 0xee] => Some(Framing::Intermediate),
+            [0xdd, 0xdd, 0xdd, 0xdd] => Some(Framing::PaddedIntermediate),
+            _ => None,
+        }
+    }
+}
+
+/// A quick-ack token: a little-endian `u32` whose most significant bit is set.
+///
+/// The token itself is computed by the crypto layer (the first 32 bits of the msg_key SHA-256,
+/// `mtproto_mtproto-transports.md`, "Quick ack"); transports only carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QuickAckToken(u32);
+
+impl QuickAckToken {
+    /// A token from its 32-bit value; the most significant bit is forced to 1 as the spec requires.
+    pub const fn new(value: u32) -> Self {
+        Self(value | 0x8000_0000)
+    }
+    /// A token from the first four bytes of the msg_key SHA-256 (read little-endian, MSB set).
+    pub const fn from_hash_prefix(prefix: [u8; 4]) -> Self {
+        Self::new(u32::from_le_bytes(prefix))
+    }
+    /// The token value (MSB always set).
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// One decoded transport event. `data` borrows the decoder's buffer until the next call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// An MTProto payload.
+    Payload {
+        /// The payload bytes. With the padded intermediate framing this includes the 0..=15
+        /// padding bytes: the layer above knows the real length (plain messages carry
+        /// `message_data_length`; for encrypted ones the excess over a multiple of 16 after the
+        /// 24-byte header is padding).
+        data: &'a [u8],
+        /// The client asked for a quick ack of this payload (server role only; always false for
+        /// a client).
+        quick_ack: bool,
+    },
+    /// A quick-ack token sent by the server (client role only).
+    QuickAck(QuickAckToken),
+    /// A transport error sent by the server (client role only): a 4-byte payload holding a
+    /// negative little-endian int32 such as -404, -429 or -444.
+    TransportError(i32),
+}
+
+/// A decoding failure. The stream is out of sync after any of these; the decoder is poisoned.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportError {
+    /// A frame declared a length above the configured maximum (checked before buffering).
+    FrameTooLarge {
+        /// Declared payload length in bytes.
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A length field is impossible for this framing (e.g. full-transport length below 12).
+    InvalidLength(u32),
+    /// The protocol tag sent by the client is not the one of this framing.
+    BadTag,
+    /// Full transport: the TCP sequence number is not the expected one.
+    SeqMismatch {
+        /// The sequence number we expected.
+        expected: u32,
+        /// The sequence number received.
+        got: u32,
+    },
+    /// Full transport: the CRC32 does not match.
+    BadCrc,
+    /// Obfuscation: the decrypted init does not carry a known protocol identifier (wrong secret,
+    /// or not an obfuscated stream).
+    BadObfuscationInit,
+    /// The first bytes match no transport this server accepts.
+    UnknownTransport,
+    /// The first bytes look like an HTTP request; the HTTP transport is not implemented.
+    HttpNotSupported,
+    /// Fake TLS: a record header or handshake message is malformed.
+    BadTlsRecord,
+    /// Fake TLS: the ClientHello digest matches none of the configured secrets.
+    BadTlsDigest,
+    /// Fake TLS: the ClientHello timestamp is outside the accepted window.
+    TlsTimestampOutOfWindow,
+    /// Fake TLS: the ServerHello HMAC does not match.
+    BadServerHelloDigest,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max}")
+            }
+            TransportError::InvalidLength(l) => write!(f, "invalid frame length field {l:#x}"),
+            TransportError::BadTag => f.write_str("wrong transport protocol tag"),
+            TransportError::SeqMismatch { expected, got } => {
+                write!(f, "full transport seqno {got}, expected {expected}")
+            }
+            TransportError::BadCrc => f.write_str("full transport CRC32 mismatch"),
+            TransportError::BadObfuscationInit => f.write_str("invalid obfuscation init"),
+            TransportError::UnknownTransport => f.write_str("unrecognised transport"),
+            TransportError::HttpNotSupported => f.write_str("HTTP transport not supported"),
+            TransportError::BadTlsRecord => f.write_str("malformed fake-TLS record"),
+            TransportError::BadTlsDigest => f.write_str("fake-TLS ClientHello digest mismatch"),
+            TransportError::TlsTimestampOutOfWindow => {
+                f.write_str("fake-TLS ClientHello timestamp out of window")
+            }
+            TransportError::BadServerHelloDigest => {
+                f.write_str("fake-TLS ServerHello digest mismatch")
+            }
+        }
+    }
+}
+
+impl core::error::Error for TransportError {}
+
+/// An encoding failure; nothing was written to the output buffer.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// Abridged framing: the payload length is not a multiple of 4.
+    Unaligned(usize),
+    /// The payload is too long for the framing's length field.
+    TooLarge(usize),
+    /// The full transport has no quick-ack encoding.
+    QuickAckUnsupported,
+    /// The operation belongs to the other role (e.g. a client sending a quick-ack token).
+    WrongRole,
+    /// A transport error code must be negative.
+    NotAnError(i32),
+    /// The framing cannot be obfuscated (the full transport has no protocol identifier).
+    UnsupportedFraming,
+    /// An `ee` (fake-TLS) secret needs the [`FakeTlsClient`] handshake first.
+    NeedsFakeTlsHandshake,
+    /// The fake-TLS domain is empty or too long.
+    BadDomain,
+    /// A server codec cannot send before the client's obfuscation init arrived.
+    NotReady,
+    /// The RNG kept producing forbidden obfuscation inits (it is broken).
+    RngFailure,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::Unaligned(n) => {
+                write!(f, "abridged payload length {n} is not a multiple of 4")
+            }
+            EncodeError::TooLarge(n) => write!(f, "payload of {n} bytes too large for the framing"),
+            EncodeError::QuickAckUnsupported => {
+                f.write_str("quick ack unsupported by the full transport")
+            }
+            EncodeError::WrongRole => f.write_str("operation not available in this role"),
+            EncodeError::NotAnError(c) => write!(f, "transport error code {c} is not negative"),
+            EncodeError::UnsupportedFraming => f.write_str("framing cannot be obfuscated"),
+            EncodeError::NeedsFakeTlsHandshake => {
+                f.write_str("fake-TLS secret needs the TLS handshake")
+            }
+            EncodeError::BadDomain => f.write_str("invalid fake-TLS domain"),
+            EncodeError::NotReady => f.write_str("obfuscation init not received yet"),
+            EncodeError::RngFailure => f.write_str("RNG produced only forbidden obfuscation inits"),
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+/// Either a plain framing or an obfuscated one: what [`detect::Detector`] hands back, and a
+/// convenient single type for drivers.
+#[derive(Debug)]
+pub enum Transport {
+    /// A plain framing.
+    Plain(Codec),
+    /// An obfuscated framing (optionally MTProxy, optionally fake-TLS).
+    Obfuscated(ObfuscatedCodec),
+}
+
+impl Transport {
+    /// Decodes at most one frame from `input`; see the [module docs](self).
+    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Status<Frame<'_>>), TransportError> {
+        match self {
+            Transport::Plain(c) => c.decode(input),
+            Transport::Obfuscated(c) => c.decode(input),
+        }
+    }
+
+    /// Encodes one payload (client: optionally requesting a quick ack) into `out`.
+    pub fn encode<R: rand_core::CryptoRng>(
+        &mut self,
+        payload: &[u8],
+        quick_ack: bool,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Transport::Plain(c) => c.encode(payload, quick_ack, rng, out),
+            Transport::Obfuscated(c) => c.encode(payload, quick_ack, rng, out),
+        }
+    }
+
+    /// Server: encodes a quick-ack token into `out`.
+    pub fn encode_quick_ack<R: rand_core::CryptoRng>(
+        &mut self,
+        token: QuickAckToken,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Transport::Plain(c) => c.encode_quick_ack(token, rng, out),
+            Transport::Obfuscated(c) => c.encode_quick_ack(token, rng, out),
+        }
+    }
+
+    /// Server: encodes a transport error (a negative code such as -404) into `out`.
+    pub fn encode_transport_error<R: rand_core::CryptoRng>(
+        &mut self,
+        code: i32,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Transport::Plain(c) => c.encode_transport_error(code, rng, out),
+            Transport::Obfuscated(c) => c.encode_transport_error(code, rng, out),
+        }
+    }
+
+    /// The framing in use (`None` for an obfuscated server stream whose init has not arrived).
+    pub fn framing(&self) -> Option<Framing> {
+        match self {
+            Transport::Plain(c) => Some(c.framing()),
+            Transport::Obfuscated(c) => c.framing(),
+        }
+    }
+}

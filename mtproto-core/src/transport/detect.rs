@@ -1,0 +1,269 @@
+//! Server-side transport detection: from a new connection's first bytes, recognise abridged
+//! (`0xef`), intermediate (`0xeeeeeeee`), padded intermediate (`0xdddddddd`), full (a length then
+//! sequence number 0), an obfuscated2 init (with no secret or one of the configured MTProxy
+//! secrets) or a fake-TLS ClientHello, and hand back the matching [`Transport`].
+//!
+//! This relies on the client rules of `mtproto_mtproto-transports.md`: an obfuscation init never
+//! starts with `0xef`, `0xeeeeeeee`, `0xdddddddd`, an HTTP method or `16 03 01 02`, and never has
+//! zero bytes 4..8.
+
+use alloc::vec::Vec;
+
+use super::faketls::{build_server_hello, check_client_hello, record_len};
+use super::framing::Codec;
+use super::obfuscated::{INIT_LEN, ObfuscatedCodec};
+use super::secret::ProxySecret;
+use super::{DEFAULT_MAX_FRAME_LEN, Framing, Role, Status, Transport, TransportError};
+use crate::time::UnixTime;
+
+/// Largest ClientHello record accepted (2^14 payload + 5 header bytes).
+const MAX_HELLO: usize = 16 * 1024 + 5;
+
+/// What a server accepts.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// MTProxy secrets accepted (plain, `dd` and `ee`).
+    pub secrets: Vec<ProxySecret>,
+    /// Accept connections without a secret: plain framings and obfuscation without a secret (a
+    /// Telegram-server-like endpoint). An MTProxy sets this to false.
+    pub allow_unsecured: bool,
+    /// Largest payload accepted by the codecs handed out.
+    pub max_frame_len: usize,
+    /// Largest accepted difference between `now` and a fake-TLS ClientHello's timestamp.
+    pub tls_window_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            secrets: Vec::new(),
+            allow_unsecured: true,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            tls_window_secs: 600,
+        }
+    }
+}
+
+/// A recognised connection.
+#[derive(Debug)]
+pub struct Detected {
+    /// The codec for the rest of the stream (feed it the input after the consumed bytes).
+    pub transport: Transport,
+    /// Index in [`ServerConfig::secrets`] of the secret the client used, if any.
+    pub secret_index: Option<usize>,
+    /// Bytes to send to the client right away (the fake-TLS answer); usually empty.
+    pub reply: Vec<u8>,
+}
+
+enum Guess {
+    Need(usize),
+    Plain(Framing),
+    Full,
+    Obfuscated,
+    Tls,
+}
+
+/// Server-side auto-detecting decoder for a new connection.
+#[derive(Debug)]
+pub struct Detector {
+    config: ServerConfig,
+    buf: Vec<u8>,
+    poisoned: Option<TransportError>,
+}
+
+impl Detector {
+    /// A detector for one new connection.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            buf: Vec::new(),
+            poisoned: None,
+        }
+    }
+
+    /// Consumes the first bytes of the connection (never more than the detection needs) until
+    /// the transport is known. `now` checks fake-TLS timestamps; `rng` draws the fake-TLS answer.
+    pub fn decode<R: rand_core::CryptoRng>(
+        &mut self,
+        input: &[u8],
+        now: UnixTime,
+        rng: &mut R,
+    ) -> Result<(usize, Status<Detected>), TransportError> {
+        if let Some(e) = self.poisoned {
+            return Err(e);
+        }
+        let r = self.decode_inner(input, now, rng);
+        if let Err(e) = r {
+            self.poisoned = Some(e);
+            self.buf.clear();
+        }
+        r
+    }
+
+    fn decode_inner<R: rand_core::CryptoRng>(
+        &mut self,
+        input: &[u8],
+        now: UnixTime,
+        rng: &mut R,
+    ) -> Result<(usize, Status<Detected>), TransportError> {
+        let mut consumed = 0usize;
+        loop {
+            let guess = self.guess()?;
+            let need = match guess {
+                Guess::Need(n) => n,
+                done => {
+                    let d = self.finish(done, now, rng)?;
+                    return Ok((consumed, Status::Complete(d)));
+                }
+            };
+            let rest = input.get(consumed..).unwrap_or_default();
+            let take = need.saturating_sub(self.buf.len()).min(rest.len());
+            if take == 0 {
+                return Ok((consumed, Status::Partial));
+            }
+            self.buf
+                .extend_from_slice(rest.get(..take).unwrap_or_default());
+            consumed += take;
+        }
+    }
+
+    fn has_tls_secret(&self) -> bool {
+        self.config.secrets.iter().any(ProxySecret::is_fake_tls)
+    }
+
+    fn guess(&self) -> Result<Guess, TransportError> {
+        let open = self.config.allow_unsecured;
+        let b = &self.buf;
+        let Some(&first) = b.first() else {
+            return Ok(Guess::Need(1));
+        };
+        if first == 0xef {
+            return if open {
+                Ok(Guess::Plain(Framing::Abridged))
+            } else {
+                Err(TransportError::UnknownTransport)
+            };
+        }
+        let Some(&[b0, b1, b2, b3]) = b.get(..4) else {
+            return Ok(Guess::Need(4));
+        };
+        match [b0, b1, b2, b3] {
+            [0xee, 0xee, 0xee, 0xee] if open => return Ok(Guess::Plain(Framing::Intermediate)),
+            [0xdd, 0xdd, 0xdd, 0xdd] if open => {
+                return Ok(Guess::Plain(Framing::PaddedIntermediate));
+            }
+            [0xee, 0xee, 0xee, 0xee] | [0xdd, 0xdd, 0xdd, 0xdd] => {
+                return Err(TransportError::UnknownTransport);
+            }
+            [0x16, 0x03, 0x01, 0x02] => {
+                if !self.has_tls_secret() {
+                    return Err(TransportError::UnknownTransport);
+                }
+                let Some(total) = record_len(b) else {
+                    return Ok(Guess::Need(5));
+                };
+                if total > MAX_HELLO {
+                    return Err(TransportError::BadTlsRecord);
+                }
+                return Ok(if b.len() >= total {
+                    Guess::Tls
+                } else {
+                    Guess::Need(total)
+                });
+            }
+            ref m if [b"HEAD", b"POST", b"GET ", b"OPTI"].contains(&m) => {
+                return Err(TransportError::HttpNotSupported);
+            }
+            _ => {}
+        }
+        let Some(second) = b.get(4..8) else {
+            return Ok(Guess::Need(8));
+        };
+        if second == [0; 4] {
+            return if open {
+                Ok(Guess::Full)
+            } else {
+                Err(TransportError::UnknownTransport)
+            };
+        }
+        if b.len() < INIT_LEN {
+            return Ok(Guess::Need(INIT_LEN));
+        }
+        Ok(Guess::Obfuscated)
+    }
+
+    fn finish<R: rand_core::CryptoRng>(
+        &mut self,
+        guess: Guess,
+        now: UnixTime,
+        rng: &mut R,
+    ) -> Result<Detected, TransportError> {
+        let max = self.config.max_frame_len;
+        let plain = |t| Detected {
+            transport: t,
+            secret_index: None,
+            reply: Vec::new(),
+        };
+        match guess {
+            Guess::Need(_) => Err(TransportError::UnknownTransport),
+            Guess::Plain(f) => Ok(plain(Transport::Plain(
+                Codec::without_tag(f, Role::Server).with_max_frame_len(max),
+            ))),
+            Guess::Full => {
+                // The 8 bytes read are the first frame's length and seqno: hand them over.
+                let mut c = Codec::without_tag(Framing::Full, Role::Server).with_max_frame_len(max);
+                let (_, st) = c.decode(&self.buf)?;
+                if st != Status::Partial {
+                    return Err(TransportError::UnknownTransport);
+                }
+                Ok(plain(Transport::Plain(c)))
+            }
+            Guess::Obfuscated => {
+                let init: [u8; INIT_LEN] = self
+                    .buf
+                    .get(..INIT_LEN)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(TransportError::BadObfuscationInit)?;
+                if self.config.allow_unsecured
+                    && let Ok(c) = ObfuscatedCodec::server_from_init(&init, None)
+                {
+                    return Ok(plain(Transport::Obfuscated(c.with_max_frame_len(max))));
+                }
+                for (i, s) in self.config.secrets.iter().enumerate() {
+                    if s.is_fake_tls() {
+                        continue;
+                    }
+                    if let Ok(c) = ObfuscatedCodec::server_from_init(&init, Some(s)) {
+                        return Ok(Detected {
+                            transport: Transport::Obfuscated(c.with_max_frame_len(max)),
+                            secret_index: Some(i),
+                            reply: Vec::new(),
+                        });
+                    }
+                }
+                Err(TransportError::BadObfuscationInit)
+            }
+            Guess::Tls => {
+                let info = check_client_hello(
+                    &self.buf,
+                    &self.config.secrets,
+                    now,
+                    self.config.tls_window_secs,
+                )?;
+                let secret = self
+                    .config
+                    .secrets
+                    .get(info.secret_index)
+                    .ok_or(TransportError::BadTlsDigest)?;
+                let reply = build_server_hello(secret, &info, rng);
+                let codec =
+                    ObfuscatedCodec::server_inner(Some(secret), true).with_max_frame_len(max);
+                Ok(Detected {
+                    transport: Transport::Obfuscated(codec),
+                    secret_index: Some(info.secret_index),
+                    reply,
+                })
+            }
+        }
+    }
+}

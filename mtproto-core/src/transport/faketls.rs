@@ -1,0 +1,452 @@
+//! MTProxy fake TLS (`ee` secrets): the connection starts with a TLS 1.3-looking ClientHello whose
+//! `random` field is HMAC-SHA256(secret, hello with a zeroed random) with its last 4 bytes XORed
+//! with the little-endian Unix time; the proxy answers ServerHello + ChangeCipherSpec + one
+//! application-data record, whose `random` is HMAC-SHA256(secret, client random ‖ answer with a
+//! zeroed random). After that the obfuscated2 stream travels in application-data records.
+//!
+//! Followed (not copied): tdlib `td/mtproto/TlsInit.cpp` (hello layout, grease, digest and
+//! timestamp XOR, answer check) and `td/mtproto/TcpTransport.cpp` (`do_write_tls`: a
+//! ChangeCipherSpec before the first record); the answer layout follows the MTProxy
+//! implementations (ServerHello with x25519 key share and TLS 1.3 supported_versions).
+//! Deviation: the key-share is 32 random bytes, not a point checked to lie on curve25519.
+
+use alloc::vec::Vec;
+
+use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::framing::push_random;
+use super::obfuscated::ObfuscatedCodec;
+use super::secret::ProxySecret;
+use super::{EncodeError, Framing, Status, TransportError};
+use crate::time::UnixTime;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Offset of the 32-byte `random` field in a hello record (5 record + 4 handshake + 2 version).
+pub const RANDOM_OFFSET: usize = 11;
+/// Length the ClientHello is padded to (tdlib's, like common browsers).
+pub const CLIENT_HELLO_LEN: usize = 517;
+/// Largest TLS record we accept in a hello (2^14).
+const MAX_HELLO_RECORD: usize = 16 * 1024;
+/// The fixed bytes between the ServerHello record and the application-data record length.
+const ANSWER_MIDDLE: [u8; 9] = [0x14, 0x03, 0x03, 0x00, 0x01, 0x01, 0x17, 0x03, 0x03];
+
+fn hmac(key: &[u8; 16], parts: &[&[u8]]) -> [u8; 32] {
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
+        // HMAC accepts keys of any length; this branch is unreachable.
+        <HmacSha256 as KeyInit>::new(&Default::default())
+    });
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// A byte builder with nested 2-byte big-endian length scopes (as TLS writes them).
+struct Builder {
+    v: Vec<u8>,
+    scopes: Vec<usize>,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Self {
+            v: Vec::with_capacity(CLIENT_HELLO_LEN),
+            scopes: Vec::new(),
+        }
+    }
+    fn put(&mut self, b: &[u8]) -> &mut Self {
+        self.v.extend_from_slice(b);
+        self
+    }
+    fn begin(&mut self) -> &mut Self {
+        self.scopes.push(self.v.len());
+        self.v.extend_from_slice(&[0, 0]);
+        self
+    }
+    fn end(&mut self) -> &mut Self {
+        if let Some(at) = self.scopes.pop() {
+            let len = self.v.len().saturating_sub(at + 2) as u16;
+            if let Some(slot) = self.v.get_mut(at..at + 2) {
+                slot.copy_from_slice(&len.to_be_bytes());
+            }
+        }
+        self
+    }
+    fn random<R: rand_core::CryptoRng>(&mut self, n: usize, rng: &mut R) -> &mut Self {
+        push_random(&mut self.v, n, rng);
+        self
+    }
+}
+
+/// GREASE values (RFC 8701): 0x?a bytes, consecutive ones distinct (as tdlib's `Grease::init`).
+fn grease<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 7] {
+    let mut g = [0u8; 7];
+    rng.fill_bytes(&mut g);
+    for b in g.iter_mut() {
+        *b = (*b & 0xf0) | 0x0a;
+    }
+    for i in (1..g.len()).step_by(2) {
+        if g[i] == g[i - 1] {
+            g[i] ^= 0x10;
+        }
+    }
+    g
+}
+
+/// Builds a ClientHello for `domain`, signed with `key` at `unix_secs`.
+pub fn build_client_hello<R: rand_core::CryptoRng>(
+    key: &[u8; 16],
+    domain: &[u8],
+    unix_secs: u32,
+    rng: &mut R,
+) -> Result<Vec<u8>, EncodeError> {
+    if domain.is_empty() || domain.len() > super::secret::MAX_DOMAIN_LEN {
+        return Err(EncodeError::BadDomain);
+    }
+    let g = grease(rng);
+    let gg = |i: usize| [g[i], g[i]];
+    let mut b = Builder::new();
+    b.put(&[0x16, 0x03, 0x01]).begin(); // record
+    b.put(&[0x01, 0x00]).begin(); // handshake: ClientHello, 3-byte length
+    b.put(&[0x03, 0x03]).put(&[0; 32]); // version, random (filled below)
+    b.put(&[0x20]).random(32, rng); // session id
+    b.put(&[0x00, 0x20]).put(&gg(0)).put(&[
+        0x13, 0x01, 0x13, 0x02, 0x13, 0x03, 0xc0, 0x2b, 0xc0, 0x2f, 0xc0, 0x2c, 0xc0, 0x30, 0xcc,
+        0xa9, 0xcc, 0xa8, 0xc0, 0x13, 0xc0, 0x14, 0x00, 0x9c, 0x00, 0x9d, 0x00, 0x2f, 0x00, 0x35,
+    ]);
+    b.put(&[0x01, 0x00]); // compression: null
+    b.begin(); // extensions
+    b.put(&gg(2)).put(&[0x00, 0x00]);
+    // server_name
+    b.put(&[0x00, 0x00]).begin().begin().put(&[0x00]).begin();
+    b.put(domain).end().end().end();
+    b.put(&[0x00, 0x17, 0x00, 0x00]); // extended_master_secret
+    b.put(&[0xff, 0x01, 0x00, 0x01, 0x00]); // renegotiation_info
+    b.put(&[0x00, 0x0a, 0x00, 0x0a, 0x00, 0x08]).put(&gg(4)); // supported_groups
+    b.put(&[0x00, 0x1d, 0x00, 0x17, 0x00, 0x18]);
+    b.put(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]); // ec_point_formats
+    b.put(&[0x00, 0x23, 0x00, 0x00]); // session_ticket
+    b.put(&[
+        0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, b'h', b'2', 0x08, b'h', b't', b't', b'p', b'/',
+        b'1', b'.', b'1',
+    ]); // ALPN
+    b.put(&[0x00, 0x05, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00]); // status_request
+    b.put(&[
+        0x00, 0x0d, 0x00, 0x12, 0x00, 0x10, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x03, 0x08,
+        0x05, 0x05, 0x01, 0x08, 0x06, 0x06, 0x01,
+    ]); // signature_algorithms
+    b.put(&[0x00, 0x12, 0x00, 0x00]); // signed_certificate_timestamp
+    b.put(&[0x00, 0x33, 0x00, 0x2b, 0x00, 0x29]).put(&gg(4)); // key_share
+    b.put(&[0x00, 0x01, 0x00, 0x00, 0x1d, 0x00, 0x20]);
+    let key_at = b.v.len();
+    b.random(32, rng);
+    if let Some(last) = b.v.get_mut(key_at + 31) {
+        *last &= 0x7f;
+    }
+    b.put(&[0x00, 0x2d, 0x00, 0x02, 0x01, 0x01]); // psk_key_exchange_modes
+    b.put(&[0x00, 0x2b, 0x00, 0x07, 0x06]).put(&gg(6)); // supported_versions
+    b.put(&[0x03, 0x04, 0x03, 0x03]);
+    b.put(&[0x00, 0x1b, 0x00, 0x03, 0x02, 0x00, 0x02]); // compress_certificate
+    b.put(&gg(3)).put(&[0x00, 0x01, 0x00]);
+    let pad = (CLIENT_HELLO_LEN - 4).saturating_sub(b.v.len());
+    if pad > 0 {
+        b.put(&[0x00, 0x15]).begin(); // padding
+        b.v.resize(b.v.len() + pad, 0);
+        b.end();
+    }
+    b.end().end().end();
+    let mut hello = b.v;
+    let mut digest = hmac(key, &[&hello]);
+    for (d, t) in digest[28..].iter_mut().zip(unix_secs.to_le_bytes()) {
+        *d ^= t;
+    }
+    if let Some(r) = hello.get_mut(RANDOM_OFFSET..RANDOM_OFFSET + 32) {
+        r.copy_from_slice(&digest);
+    }
+    Ok(hello)
+}
+
+/// What a valid ClientHello told the server.
+#[derive(Clone)]
+pub struct ClientHelloInfo {
+    /// Index of the matching secret in the list given to [`check_client_hello`].
+    pub secret_index: usize,
+    /// The client's Unix time (seconds) recovered from the digest.
+    pub timestamp: u32,
+    client_random: [u8; 32],
+    session_id: [u8; 32],
+}
+
+impl core::fmt::Debug for ClientHelloInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientHelloInfo")
+            .field("secret_index", &self.secret_index)
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Total length of the TLS record starting `buf` (5 + its length field), once 5 bytes are in.
+pub(crate) fn record_len(buf: &[u8]) -> Option<usize> {
+    match buf.get(..5)? {
+        &[_, _, _, h, l] => Some(5 + usize::from(u16::from_be_bytes([h, l]))),
+        _ => None,
+    }
+}
+
+/// Server: checks a complete ClientHello record against the `ee` secrets in `secrets` and the
+/// clock: the digest must match one secret and the client time be within `window_secs` of `now`.
+/// (Replay of a valid hello within the window is not detected here: a server wanting that keeps
+/// the seen `random` values.)
+pub fn check_client_hello(
+    hello: &[u8],
+    secrets: &[ProxySecret],
+    now: UnixTime,
+    window_secs: u64,
+) -> Result<ClientHelloInfo, TransportError> {
+    let bad = TransportError::BadTlsRecord;
+    if hello.get(..3) != Some(&[0x16, 0x03, 0x01]) || record_len(hello) != Some(hello.len()) {
+        return Err(bad);
+    }
+    // Handshake: type ClientHello, 3-byte length covering the rest, legacy version 3.3.
+    let hs_len = hello.len().saturating_sub(9);
+    let hs_hdr = [
+        0x01,
+        (hs_len >> 16) as u8,
+        (hs_len >> 8) as u8,
+        hs_len as u8,
+    ];
+    if hello.get(5..9) != Some(&hs_hdr[..]) || hello.get(9..11) != Some(&[3, 3]) {
+        return Err(bad);
+    }
+    let random: [u8; 32] = hello
+        .get(RANDOM_OFFSET..RANDOM_OFFSET + 32)
+        .and_then(|r| r.try_into().ok())
+        .ok_or(bad)?;
+    if hello.get(43) != Some(&32) {
+        return Err(bad);
+    }
+    let session_id: [u8; 32] = hello
+        .get(44..76)
+        .and_then(|r| r.try_into().ok())
+        .ok_or(bad)?;
+    let (head, tail) = (
+        hello.get(..RANDOM_OFFSET).ok_or(bad)?,
+        hello.get(RANDOM_OFFSET + 32..).ok_or(bad)?,
+    );
+    let mut result = Err(TransportError::BadTlsDigest);
+    for (i, s) in secrets.iter().enumerate() {
+        if !s.is_fake_tls() {
+            continue;
+        }
+        let digest = hmac(s.key(), &[head, &[0; 32], tail]);
+        if !bool::from(digest[..28].ct_eq(&random[..28])) {
+            continue;
+        }
+        let mut t = [0u8; 4];
+        for (k, b) in t.iter_mut().enumerate() {
+            *b = digest[28 + k] ^ random[28 + k];
+        }
+        let timestamp = u32::from_le_bytes(t);
+        if now.as_secs().abs_diff(u64::from(timestamp)) > window_secs {
+            result = Err(TransportError::TlsTimestampOutOfWindow);
+            continue;
+        }
+        return Ok(ClientHelloInfo {
+            secret_index: i,
+            timestamp,
+            client_random: random,
+            session_id,
+        });
+    }
+    result
+}
+
+/// Server: the answer to a valid ClientHello: ServerHello (echoing the session id, x25519 key
+/// share, TLS 1.3), ChangeCipherSpec and an application-data record of 1024..4096 random bytes
+/// imitating the encrypted certificate, signed with the secret.
+pub fn build_server_hello<R: rand_core::CryptoRng>(
+    secret: &ProxySecret,
+    info: &ClientHelloInfo,
+    rng: &mut R,
+) -> Vec<u8> {
+    let mut b = Builder::new();
+    b.put(&[0x16, 0x03, 0x03]).begin();
+    b.put(&[0x02, 0x00]).begin(); // ServerHello
+    b.put(&[0x03, 0x03]).put(&[0; 32]);
+    b.put(&[0x20]).put(&info.session_id);
+    b.put(&[0x13, 0x01, 0x00]); // TLS_AES_128_GCM_SHA256, no compression
+    b.begin(); // extensions
+    b.put(&[0x00, 0x33, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20])
+        .random(32, rng);
+    b.put(&[0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]);
+    b.end().end().end();
+    b.put(&ANSWER_MIDDLE).begin();
+    let fake_len = 1024 + (rng.next_u32() % 3072) as usize;
+    b.random(fake_len, rng).end();
+    let mut answer = b.v;
+    let digest = hmac(secret.key(), &[&info.client_random, &answer]);
+    if let Some(r) = answer.get_mut(RANDOM_OFFSET..RANDOM_OFFSET + 32) {
+        r.copy_from_slice(&digest);
+    }
+    answer
+}
+
+/// Client side of the fake-TLS handshake. [`FakeTlsClient::new`] writes the ClientHello;
+/// feed the proxy's answer to [`FakeTlsClient::decode`]; once it completes,
+/// [`FakeTlsClient::into_codec`] gives the obfuscated codec (padded intermediate, in TLS records).
+pub struct FakeTlsClient {
+    secret: ProxySecret,
+    client_random: [u8; 32],
+    buf: Vec<u8>,
+    done: bool,
+    poisoned: Option<TransportError>,
+}
+
+impl core::fmt::Debug for FakeTlsClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FakeTlsClient")
+            .field("done", &self.done)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FakeTlsClient {
+    fn drop(&mut self) {
+        self.client_random.zeroize();
+    }
+}
+
+impl FakeTlsClient {
+    /// Starts the handshake for an `ee` secret: appends the ClientHello to `out`. `now` is the
+    /// client's idea of the server's time (the proxy checks it within a window).
+    pub fn new<R: rand_core::CryptoRng>(
+        secret: &ProxySecret,
+        now: UnixTime,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<Self, EncodeError> {
+        let domain = secret.domain().ok_or(EncodeError::BadDomain)?;
+        let hello = build_client_hello(secret.key(), domain, now.as_secs() as u32, rng)?;
+        let mut client_random = [0u8; 32];
+        client_random.copy_from_slice(
+            hello
+                .get(RANDOM_OFFSET..RANDOM_OFFSET + 32)
+                .unwrap_or(&[0; 32]),
+        );
+        out.extend_from_slice(&hello);
+        Ok(Self {
+            secret: secret.clone(),
+            client_random,
+            buf: Vec::new(),
+            done: false,
+            poisoned: None,
+        })
+    }
+
+    /// Whether the proxy's answer was verified.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Feeds the proxy's answer. Consumes exactly the answer's bytes; what follows belongs to the
+    /// codec from [`FakeTlsClient::into_codec`]. Completes once the answer is verified.
+    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Status<()>), TransportError> {
+        if let Some(e) = self.poisoned {
+            return Err(e);
+        }
+        if self.done {
+            return Ok((0, Status::Complete(())));
+        }
+        let r = self.decode_inner(input);
+        if let Err(e) = r {
+            self.poisoned = Some(e);
+            self.buf.clear();
+        }
+        r
+    }
+
+    fn decode_inner(&mut self, input: &[u8]) -> Result<(usize, Status<()>), TransportError> {
+        let bad = TransportError::BadTlsRecord;
+        let mut consumed = 0usize;
+        loop {
+            // How many bytes the answer needs to be, as far as we can tell yet.
+            let need = match record_len(&self.buf) {
+                None => 5,
+                Some(first) if first > MAX_HELLO_RECORD + 5 => return Err(bad),
+                Some(first) => {
+                    let second_hdr = first + ANSWER_MIDDLE.len() + 2;
+                    match self.buf.get(first..second_hdr) {
+                        None => second_hdr,
+                        Some(mid) => match mid {
+                            [m @ .., h, l] if m == ANSWER_MIDDLE => {
+                                let l = usize::from(u16::from_be_bytes([*h, *l]));
+                                if l > MAX_HELLO_RECORD {
+                                    return Err(bad);
+                                }
+                                second_hdr + l
+                            }
+                            _ => return Err(bad),
+                        },
+                    }
+                }
+            };
+            if self.buf.get(..3).is_some_and(|p| p != [0x16, 0x03, 0x03]) {
+                return Err(bad);
+            }
+            if self.buf.len() >= need {
+                break;
+            }
+            let rest = input.get(consumed..).unwrap_or_default();
+            let take = (need - self.buf.len()).min(rest.len());
+            if take == 0 {
+                return Ok((consumed, Status::Partial));
+            }
+            self.buf
+                .extend_from_slice(rest.get(..take).unwrap_or_default());
+            consumed += take;
+        }
+        let got: [u8; 32] = self
+            .buf
+            .get(RANDOM_OFFSET..RANDOM_OFFSET + 32)
+            .and_then(|r| r.try_into().ok())
+            .ok_or(bad)?;
+        let (head, tail) = (
+            self.buf.get(..RANDOM_OFFSET).ok_or(bad)?,
+            self.buf.get(RANDOM_OFFSET + 32..).ok_or(bad)?,
+        );
+        let want = hmac(
+            self.secret.key(),
+            &[&self.client_random, head, &[0; 32], tail],
+        );
+        if !bool::from(want.ct_eq(&got)) {
+            return Err(TransportError::BadServerHelloDigest);
+        }
+        self.done = true;
+        self.buf = Vec::new();
+        Ok((consumed, Status::Complete(())))
+    }
+
+    /// The obfuscated codec for the rest of the connection (padded intermediate inside TLS
+    /// records). Fails with [`EncodeError::NeedsFakeTlsHandshake`] before the answer is verified.
+    pub fn into_codec<R: rand_core::CryptoRng>(
+        self,
+        dc_id: Option<i16>,
+        rng: &mut R,
+    ) -> Result<ObfuscatedCodec, EncodeError> {
+        if !self.done {
+            return Err(EncodeError::NeedsFakeTlsHandshake);
+        }
+        ObfuscatedCodec::client_inner(
+            Framing::PaddedIntermediate,
+            dc_id,
+            Some(&self.secret),
+            true,
+            rng,
+        )
+    }
+}

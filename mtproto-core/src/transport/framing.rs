@@ -1,0 +1,511 @@
+//! The four MTProto framings (`mtproto_mtproto-transports.md`): abridged, intermediate, padded
+//! intermediate and full, for both roles, with quick acks and transport errors.
+
+use alloc::vec::Vec;
+
+use super::{
+    DEFAULT_MAX_FRAME_LEN, EncodeError, Frame, Framing, QuickAckToken, Role, Status, TransportError,
+};
+
+/// Largest payload the abridged length field can describe: 2^24 - 1 words.
+const ABRIDGED_MAX_WORDS: usize = (1 << 24) - 1;
+/// Intermediate lengths are 31 bits (the MSB is the quick-ack flag).
+const INTERMEDIATE_MAX: usize = 0x7fff_ffff;
+/// Full transport header: length + seqno; trailer: CRC32.
+const FULL_OVERHEAD: usize = 12;
+
+/// What a complete frame in the buffer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ready {
+    Payload {
+        start: usize,
+        end: usize,
+        quick_ack: bool,
+    },
+    QuickAck(QuickAckToken),
+    TransportError(i32),
+}
+
+/// Outcome of inspecting the buffer.
+enum Step {
+    /// The buffer must hold this many bytes before anything more can be decided.
+    Need(usize),
+    /// A frame is complete.
+    Ready(Ready),
+}
+
+/// A plain (unobfuscated) framing codec for one connection and one role.
+///
+/// Decoding buffers at most one frame: the header, then the body once the header's length was
+/// checked against [`Codec::max_frame_len`]. Encoding appends to a caller buffer.
+pub struct Codec {
+    framing: Framing,
+    role: Role,
+    max_frame_len: usize,
+    /// Client: the protocol tag has not been written yet.
+    send_tag: bool,
+    /// Server: the protocol tag has not been read yet.
+    expect_tag: bool,
+    buf: Vec<u8>,
+    ready: Option<Ready>,
+    send_seq: u32,
+    recv_seq: u32,
+    poisoned: Option<TransportError>,
+}
+
+impl core::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Codec")
+            .field("framing", &self.framing)
+            .field("role", &self.role)
+            .field("max_frame_len", &self.max_frame_len)
+            .field("buffered", &self.buf.len())
+            .field("send_seq", &self.send_seq)
+            .field("recv_seq", &self.recv_seq)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Codec {
+    /// A codec for a fresh plain connection: a client writes the protocol tag (`0xef`,
+    /// `0xeeeeeeee`, `0xdddddddd`; none for full) before its first frame, a server expects it
+    /// first.
+    pub fn new(framing: Framing, role: Role) -> Self {
+        let tagged = framing != Framing::Full;
+        Self {
+            framing,
+            role,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            send_tag: tagged && role == Role::Client,
+            expect_tag: tagged && role == Role::Server,
+            buf: Vec::new(),
+            ready: None,
+            send_seq: 0,
+            recv_seq: 0,
+            poisoned: None,
+        }
+    }
+
+    /// A codec whose protocol tag was already exchanged (or travels inside an obfuscation init).
+    pub fn without_tag(framing: Framing, role: Role) -> Self {
+        let mut c = Self::new(framing, role);
+        c.send_tag = false;
+        c.expect_tag = false;
+        c
+    }
+
+    /// Sets the largest payload the decoder accepts (default [`DEFAULT_MAX_FRAME_LEN`]).
+    #[must_use]
+    pub fn with_max_frame_len(mut self, max: usize) -> Self {
+        self.max_frame_len = max;
+        self
+    }
+
+    pub(crate) fn set_max_frame_len(&mut self, max: usize) {
+        self.max_frame_len = max;
+    }
+
+    /// The framing.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The largest payload the decoder accepts.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// Bytes currently buffered by the decoder (never more than one frame: header, payload and,
+    /// for full, seqno and CRC).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Decodes at most one frame from `input`. Returns how many bytes were consumed and either the
+    /// frame or [`Status::Partial`] (then all of `input` was consumed).
+    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Status<Frame<'_>>), TransportError> {
+        let (n, done) = self.decode_with(input, &mut |_| {})?;
+        Ok((
+            n,
+            if done {
+                self.take_frame()
+            } else {
+                Status::Partial
+            },
+        ))
+    }
+
+    /// Like [`Codec::decode`], but runs `transform` over every byte as it enters the buffer
+    /// (obfuscation decrypts here, so each byte is decrypted exactly once). Returns the count
+    /// consumed and whether a frame is complete; [`Codec::take_frame`] then yields it.
+    pub(crate) fn decode_with(
+        &mut self,
+        input: &[u8],
+        transform: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(usize, bool), TransportError> {
+        if let Some(e) = self.poisoned {
+            return Err(e);
+        }
+        if self.ready.take().is_some() {
+            self.buf.clear();
+        }
+        let mut consumed = 0usize;
+        loop {
+            match self.step() {
+                Err(e) => {
+                    self.poisoned = Some(e);
+                    self.buf.clear();
+                    return Err(e);
+                }
+                Ok(Step::Ready(r)) => {
+                    self.ready = Some(r);
+                    return Ok((consumed, true));
+                }
+                Ok(Step::Need(total)) => {
+                    let missing = total.saturating_sub(self.buf.len());
+                    let rest = input.get(consumed..).unwrap_or_default();
+                    let take = missing.min(rest.len());
+                    if take == 0 {
+                        return Ok((consumed, false));
+                    }
+                    let start = self.buf.len();
+                    self.buf
+                        .extend_from_slice(rest.get(..take).unwrap_or_default());
+                    if let Some(fresh) = self.buf.get_mut(start..) {
+                        transform(fresh);
+                    }
+                    consumed = consumed.saturating_add(take);
+                }
+            }
+        }
+    }
+
+    /// The frame completed by the last `decode_with`, if any.
+    pub(crate) fn take_frame(&self) -> Status<Frame<'_>> {
+        match self.ready {
+            None => Status::Partial,
+            Some(Ready::QuickAck(t)) => Status::Complete(Frame::QuickAck(t)),
+            Some(Ready::TransportError(c)) => Status::Complete(Frame::TransportError(c)),
+            Some(Ready::Payload {
+                start,
+                end,
+                quick_ack,
+            }) => Status::Complete(Frame::Payload {
+                data: self.buf.get(start..end).unwrap_or_default(),
+                quick_ack,
+            }),
+        }
+    }
+
+    fn too_large(&self, len: u64) -> Result<usize, TransportError> {
+        match usize::try_from(len) {
+            Ok(l) if l <= self.max_frame_len => Ok(l),
+            _ => Err(TransportError::FrameTooLarge {
+                len,
+                max: self.max_frame_len,
+            }),
+        }
+    }
+
+    fn le32(&self, at: usize) -> Option<u32> {
+        let b: [u8; 4] = self.buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u32::from_le_bytes(b))
+    }
+
+    /// Inspects the buffer: how many bytes are needed next, or which frame is complete.
+    fn step(&mut self) -> Result<Step, TransportError> {
+        if self.expect_tag {
+            let tag_len = if self.framing == Framing::Abridged {
+                1
+            } else {
+                4
+            };
+            let Some(tag) = self.buf.get(..tag_len) else {
+                return Ok(Step::Need(tag_len));
+            };
+            let ok = match self.framing {
+                Framing::Abridged => tag == [0xef],
+                Framing::Intermediate => tag == [0xee; 4],
+                Framing::PaddedIntermediate => tag == [0xdd; 4],
+                Framing::Full => true,
+            };
+            if !ok {
+                return Err(TransportError::BadTag);
+            }
+            self.expect_tag = false;
+            self.buf.clear();
+        }
+        match self.framing {
+            Framing::Abridged => self.step_abridged(),
+            Framing::Intermediate | Framing::PaddedIntermediate => self.step_intermediate(),
+            Framing::Full => self.step_full(),
+        }
+    }
+
+    fn step_abridged(&mut self) -> Result<Step, TransportError> {
+        let Some(&first) = self.buf.first() else {
+            return Ok(Step::Need(1));
+        };
+        let client = self.role == Role::Client;
+        // Client side: the server never sets the MSB of a length byte, so an MSB means a
+        // standalone, byte-swapped quick-ack token ("Abridged", quick ack).
+        if client && first & 0x80 != 0 {
+            let Some(&[a, b, c, d]) = self.buf.get(..4) else {
+                return Ok(Step::Need(4));
+            };
+            let token = u32::from_be_bytes([a, b, c, d]);
+            return Ok(Step::Ready(Ready::QuickAck(QuickAckToken::new(token))));
+        }
+        let quick_ack = first & 0x80 != 0;
+        let low = first & 0x7f;
+        let (header, words) = if low == 0x7f {
+            let Some(&[a, b, c]) = self.buf.get(1..4) else {
+                return Ok(Step::Need(4));
+            };
+            (4usize, u32::from_le_bytes([a, b, c, 0]))
+        } else {
+            (1usize, u32::from(low))
+        };
+        let len = self.too_large(u64::from(words) * 4)?;
+        self.body_ready(header, len, quick_ack)
+    }
+
+    fn step_intermediate(&mut self) -> Result<Step, TransportError> {
+        let Some(raw) = self.le32(0) else {
+            return Ok(Step::Need(4));
+        };
+        let msb = raw & 0x8000_0000 != 0;
+        let quick_ack = match (self.role, msb) {
+            (Role::Client, true) if self.framing == Framing::Intermediate => {
+                // A standalone quick-ack token: never a valid length.
+                return Ok(Step::Ready(Ready::QuickAck(QuickAckToken::new(raw))));
+            }
+            // Padded: quick acks travel inside a frame; a length with the MSB is invalid.
+            (Role::Client, true) => return Err(TransportError::InvalidLength(raw)),
+            (_, flag) => flag,
+        };
+        let len = self.too_large(u64::from(raw & 0x7fff_ffff))?;
+        self.body_ready(4, len, quick_ack)
+    }
+
+    fn step_full(&mut self) -> Result<Step, TransportError> {
+        let (Some(total), Some(seq)) = (self.le32(0), self.le32(4)) else {
+            return Ok(Step::Need(8));
+        };
+        let Some(payload_len) = (total as usize).checked_sub(FULL_OVERHEAD) else {
+            return Err(TransportError::InvalidLength(total));
+        };
+        self.too_large(payload_len as u64)?;
+        if seq != self.recv_seq {
+            return Err(TransportError::SeqMismatch {
+                expected: self.recv_seq,
+                got: seq,
+            });
+        }
+        let total = total as usize;
+        if self.buf.len() < total {
+            return Ok(Step::Need(total));
+        }
+        let crc_at = total.saturating_sub(4);
+        let (Some(signed), Some(crc)) = (self.buf.get(..crc_at), self.le32(crc_at)) else {
+            return Err(TransportError::InvalidLength(total as u32));
+        };
+        if crc32fast::hash(signed) != crc {
+            return Err(TransportError::BadCrc);
+        }
+        self.recv_seq = self.recv_seq.wrapping_add(1);
+        Ok(Step::Ready(self.classify(8, crc_at, false)))
+    }
+
+    /// Header parsed: wait for the body, then classify it.
+    fn body_ready(
+        &self,
+        header: usize,
+        len: usize,
+        quick_ack: bool,
+    ) -> Result<Step, TransportError> {
+        let total = header.saturating_add(len);
+        if self.buf.len() < total {
+            return Ok(Step::Need(total));
+        }
+        Ok(Step::Ready(self.classify(header, total, quick_ack)))
+    }
+
+    /// A complete body at `start..end`: a payload, or (client side) a transport error or a padded
+    /// quick ack.
+    fn classify(&self, start: usize, end: usize, quick_ack: bool) -> Ready {
+        let payload = Ready::Payload {
+            start,
+            end,
+            quick_ack,
+        };
+        if self.role != Role::Client {
+            return payload;
+        }
+        let len = end.saturating_sub(start);
+        let first = self.le32(start);
+        let padded = self.framing == Framing::PaddedIntermediate;
+        // Padded: "a 4-byte header with all bits set, followed by the ACK token, followed by 0 to
+        // 8 random padding bytes"; never longer than 16, shorter than any MTProto packet.
+        if padded
+            && (8..=16).contains(&len)
+            && first == Some(u32::MAX)
+            && let Some(token) = self.le32(start.saturating_add(4))
+        {
+            return Ready::QuickAck(QuickAckToken::new(token));
+        }
+        // Transport errors: a 4-byte negative int32 (plus up to 15 padding bytes when padded).
+        let max_err_len = if padded { 4 + 15 } else { 4 };
+        if (4..=max_err_len).contains(&len)
+            && let Some(code) = first.map(|v| v as i32)
+            && code < 0
+        {
+            return Ready::TransportError(code);
+        }
+        payload
+    }
+
+    /// Encodes one payload into `out`. A client may ask for a quick ack (abridged,
+    /// intermediate, padded). The RNG is used for padding only.
+    pub fn encode<R: rand_core::CryptoRng>(
+        &mut self,
+        payload: &[u8],
+        quick_ack: bool,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        if quick_ack && self.role != Role::Client {
+            return Err(EncodeError::WrongRole);
+        }
+        let len = payload.len();
+        match self.framing {
+            Framing::Abridged => {
+                if !len.is_multiple_of(4) {
+                    return Err(EncodeError::Unaligned(len));
+                }
+                if len / 4 > ABRIDGED_MAX_WORDS {
+                    return Err(EncodeError::TooLarge(len));
+                }
+            }
+            Framing::Intermediate | Framing::PaddedIntermediate => {
+                if len > INTERMEDIATE_MAX - 15 {
+                    return Err(EncodeError::TooLarge(len));
+                }
+            }
+            Framing::Full => {
+                if quick_ack {
+                    return Err(EncodeError::QuickAckUnsupported);
+                }
+                if len > u32::MAX as usize - FULL_OVERHEAD {
+                    return Err(EncodeError::TooLarge(len));
+                }
+            }
+        }
+        self.write_tag(out);
+        let qa_bit: u32 = if quick_ack { 0x8000_0000 } else { 0 };
+        match self.framing {
+            Framing::Abridged => {
+                let words = len / 4;
+                if words < 0x7f {
+                    out.push(words as u8 | if quick_ack { 0x80 } else { 0 });
+                } else {
+                    let w = (words as u32).to_le_bytes();
+                    let head = if quick_ack { 0xff } else { 0x7f };
+                    out.extend_from_slice(&[head, w[0], w[1], w[2]]);
+                }
+                out.extend_from_slice(payload);
+            }
+            Framing::Intermediate => {
+                out.extend_from_slice(&(len as u32 | qa_bit).to_le_bytes());
+                out.extend_from_slice(payload);
+            }
+            Framing::PaddedIntermediate => {
+                let pad = (rng.next_u32() % 16) as usize;
+                out.extend_from_slice(&((len + pad) as u32 | qa_bit).to_le_bytes());
+                out.extend_from_slice(payload);
+                push_random(out, pad, rng);
+            }
+            Framing::Full => {
+                let start = out.len();
+                out.extend_from_slice(&((len + FULL_OVERHEAD) as u32).to_le_bytes());
+                out.extend_from_slice(&self.send_seq.to_le_bytes());
+                out.extend_from_slice(payload);
+                let crc = crc32fast::hash(out.get(start..).unwrap_or_default());
+                out.extend_from_slice(&crc.to_le_bytes());
+                self.send_seq = self.send_seq.wrapping_add(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Server: encodes a quick-ack token in this framing's format (abridged: the 4 bytes
+    /// byte-swapped; intermediate: the 4 raw bytes; padded: a frame of `0xffffffff`, the token and
+    /// 0..=8 random bytes). The full transport has none.
+    pub fn encode_quick_ack<R: rand_core::CryptoRng>(
+        &mut self,
+        token: QuickAckToken,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        if self.role != Role::Server {
+            return Err(EncodeError::WrongRole);
+        }
+        match self.framing {
+            Framing::Abridged => out.extend_from_slice(&token.get().to_be_bytes()),
+            Framing::Intermediate => out.extend_from_slice(&token.get().to_le_bytes()),
+            Framing::PaddedIntermediate => {
+                let pad = (rng.next_u32() % 9) as usize;
+                out.extend_from_slice(&((8 + pad) as u32).to_le_bytes());
+                out.extend_from_slice(&[0xff; 4]);
+                out.extend_from_slice(&token.get().to_le_bytes());
+                push_random(out, pad, rng);
+            }
+            Framing::Full => return Err(EncodeError::QuickAckUnsupported),
+        }
+        Ok(())
+    }
+
+    /// Server: encodes a transport error, a 4-byte payload holding the negative `code`.
+    pub fn encode_transport_error<R: rand_core::CryptoRng>(
+        &mut self,
+        code: i32,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        if self.role != Role::Server {
+            return Err(EncodeError::WrongRole);
+        }
+        if code >= 0 {
+            return Err(EncodeError::NotAnError(code));
+        }
+        self.encode(&code.to_le_bytes(), false, rng, out)
+    }
+
+    fn write_tag(&mut self, out: &mut Vec<u8>) {
+        if !self.send_tag {
+            return;
+        }
+        self.send_tag = false;
+        match self.framing {
+            Framing::Abridged => out.push(0xef),
+            Framing::Intermediate => out.extend_from_slice(&[0xee; 4]),
+            Framing::PaddedIntermediate => out.extend_from_slice(&[0xdd; 4]),
+            Framing::Full => {}
+        }
+    }
+}
+
+/// Appends `n` bytes from the RNG.
+pub(crate) fn push_random<R: rand_core::CryptoRng>(out: &mut Vec<u8>, n: usize, rng: &mut R) {
+    let start = out.len();
+    out.resize(start.saturating_add(n), 0);
+    if let Some(tail) = out.get_mut(start..) {
+        rng.fill_bytes(tail);
+    }
+}
