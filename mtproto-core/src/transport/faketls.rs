@@ -450,3 +450,108 @@ impl FakeTlsClient {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use sha2::{Digest, Sha256};
+
+    /// HMAC-SHA256 from its definition (RFC 2104), independent of the `hmac` crate.
+    fn ref_hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+        let mut k = [0u8; 64];
+        k[..key.len()].copy_from_slice(key);
+        let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+        let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+        let inner = Sha256::new()
+            .chain_update(&ipad)
+            .chain_update(msg)
+            .finalize();
+        Sha256::new()
+            .chain_update(&opad)
+            .chain_update(inner)
+            .finalize()
+            .into()
+    }
+
+    #[test]
+    fn hmac_matches_python_and_reference() {
+        let key: [u8; 16] = core::array::from_fn(|i| i as u8);
+        // python: hmac.new(bytes(range(16)), b'hello world', hashlib.sha256).hexdigest()
+        let want = "e359465e4aff75d8e31c60fea3234e5c5234aa9033383a1369a072d36730e9ea";
+        let got: alloc::string::String = hmac(&key, &[b"hello ", b"world"])
+            .iter()
+            .map(|b| alloc::format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            ref_hmac(&key, b"hello world"),
+            hmac(&key, &[b"hello world"])
+        );
+    }
+
+    #[test]
+    fn client_hello_digest_and_layout() {
+        let key = [0x5a; 16];
+        let ts = 0x6a0b_1c2d_u32;
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let hello = build_client_hello(&key, b"example.org", ts, &mut rng).unwrap();
+        assert_eq!(hello.len(), CLIENT_HELLO_LEN);
+        // Record length 512, handshake length 508.
+        assert_eq!(
+            hello[..9],
+            [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]
+        );
+        // Extensions length covers the rest: 11 + 32 random + 33 session id + 34 suites + 2.
+        let ext_at = 5 + 4 + 2 + 32 + 33 + 34 + 2;
+        let ext_len = u16::from_be_bytes([hello[ext_at], hello[ext_at + 1]]) as usize;
+        assert_eq!(ext_at + 2 + ext_len, hello.len());
+        // random = HMAC(key, hello with zero random), last 4 bytes XOR the LE timestamp.
+        let mut zeroed = hello.clone();
+        zeroed[RANDOM_OFFSET..RANDOM_OFFSET + 32].fill(0);
+        let mac = ref_hmac(&key, &zeroed);
+        assert_eq!(hello[RANDOM_OFFSET..RANDOM_OFFSET + 28], mac[..28]);
+        let t: Vec<u8> = mac[28..]
+            .iter()
+            .zip(&hello[RANDOM_OFFSET + 28..RANDOM_OFFSET + 32])
+            .map(|(a, b)| a ^ b)
+            .collect();
+        assert_eq!(t, ts.to_le_bytes());
+        // Grease bytes look like 0x?a.
+        assert_eq!(hello[78] & 0x0f, 0x0a);
+        assert_eq!(hello[78], hello[79]);
+        assert!(build_client_hello(&key, b"", ts, &mut rng).is_err());
+    }
+
+    #[test]
+    fn server_hello_digest_and_layout() {
+        let secret = ProxySecret::fake_tls([0x33; 16], b"example.org").unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let hello = build_client_hello(secret.key(), b"example.org", 1000, &mut rng).unwrap();
+        let info = check_client_hello(
+            &hello,
+            core::slice::from_ref(&secret),
+            UnixTime::from_secs(1000),
+            0,
+        )
+        .unwrap();
+        let answer = build_server_hello(&secret, &info, &mut rng);
+        let first = record_len(&answer).unwrap();
+        assert_eq!(answer[..3], [0x16, 0x03, 0x03]);
+        // ServerHello echoes the session id.
+        assert_eq!(answer[43], 32);
+        assert_eq!(answer[44..76], hello[44..76]);
+        assert_eq!(answer[first..first + 9], ANSWER_MIDDLE);
+        let l = u16::from_be_bytes([answer[first + 9], answer[first + 10]]) as usize;
+        assert_eq!(first + 11 + l, answer.len());
+        assert!((1024..4096).contains(&l));
+        let mut zeroed = answer.clone();
+        zeroed[RANDOM_OFFSET..RANDOM_OFFSET + 32].fill(0);
+        let msg = [&hello[RANDOM_OFFSET..RANDOM_OFFSET + 32], &zeroed[..]].concat();
+        assert_eq!(
+            answer[RANDOM_OFFSET..RANDOM_OFFSET + 32],
+            ref_hmac(secret.key(), &msg)
+        );
+    }
+}
