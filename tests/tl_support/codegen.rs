@@ -682,7 +682,7 @@ pub fn generate(all: &[Decl]) -> String {
             let s = pascal(&ctors[0].name);
             let lt = ctx.decl_needs_lt(ctors[0]);
             let g = if lt { "<'a>" } else { "" };
-            writeln!(body, "/// The boxed type `{r}`: its only constructor is [`types::{s}`](super::types::{s}).\npub type {name}{g} = super::types::{s}{g};\n").unwrap();
+            writeln!(body, "/// The boxed type `{r}`: its only constructor is [`types::{s}`].\npub type {name}{g} = super::types::{s}{g};\n").unwrap();
         } else {
             let doc = format!("/// The boxed type `{r}`: dispatches on the constructor id.");
             emit_enum(&ctx, &name, &doc, &ctors, Some(&name), &mut body);

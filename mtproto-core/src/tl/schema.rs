@@ -3317,7 +3317,7 @@ pub mod types {
 pub mod enums {
     use super::*;
 
-    /// The boxed type `ResPQ`: its only constructor is [`types::ResPq`](super::types::ResPq).
+    /// The boxed type `ResPQ`: its only constructor is [`types::ResPq`].
     pub type ResPq<'a> = super::types::ResPq<'a>;
 
     /// The boxed type `P_Q_inner_data`: dispatches on the constructor id.
@@ -3476,10 +3476,10 @@ pub mod enums {
         }
     }
 
-    /// The boxed type `Server_DH_inner_data`: its only constructor is [`types::ServerDhInnerData`](super::types::ServerDhInnerData).
+    /// The boxed type `Server_DH_inner_data`: its only constructor is [`types::ServerDhInnerData`].
     pub type ServerDhInnerData<'a> = super::types::ServerDhInnerData<'a>;
 
-    /// The boxed type `Client_DH_Inner_Data`: its only constructor is [`types::ClientDhInnerData`](super::types::ClientDhInnerData).
+    /// The boxed type `Client_DH_Inner_Data`: its only constructor is [`types::ClientDhInnerData`].
     pub type ClientDhInnerData<'a> = super::types::ClientDhInnerData<'a>;
 
     /// The boxed type `Set_client_DH_params_answer`: dispatches on the constructor id.
@@ -3560,13 +3560,13 @@ pub mod enums {
         }
     }
 
-    /// The boxed type `BindAuthKeyInner`: its only constructor is [`types::BindAuthKeyInner`](super::types::BindAuthKeyInner).
+    /// The boxed type `BindAuthKeyInner`: its only constructor is [`types::BindAuthKeyInner`].
     pub type BindAuthKeyInner = super::types::BindAuthKeyInner;
 
-    /// The boxed type `RpcResult`: its only constructor is [`types::RpcResult`](super::types::RpcResult).
+    /// The boxed type `RpcResult`: its only constructor is [`types::RpcResult`].
     pub type RpcResult<'a> = super::types::RpcResult<'a>;
 
-    /// The boxed type `RpcError`: its only constructor is [`types::RpcError`](super::types::RpcError).
+    /// The boxed type `RpcError`: its only constructor is [`types::RpcError`].
     pub type RpcError<'a> = super::types::RpcError<'a>;
 
     /// The boxed type `RpcDropAnswer`: dispatches on the constructor id.
@@ -3647,13 +3647,13 @@ pub mod enums {
         }
     }
 
-    /// The boxed type `FutureSalt`: its only constructor is [`types::FutureSalt`](super::types::FutureSalt).
+    /// The boxed type `FutureSalt`: its only constructor is [`types::FutureSalt`].
     pub type FutureSalt = super::types::FutureSalt;
 
-    /// The boxed type `FutureSalts`: its only constructor is [`types::FutureSalts`](super::types::FutureSalts).
+    /// The boxed type `FutureSalts`: its only constructor is [`types::FutureSalts`].
     pub type FutureSalts = super::types::FutureSalts;
 
-    /// The boxed type `Pong`: its only constructor is [`types::Pong`](super::types::Pong).
+    /// The boxed type `Pong`: its only constructor is [`types::Pong`].
     pub type Pong = super::types::Pong;
 
     /// The boxed type `DestroySessionRes`: dispatches on the constructor id.
@@ -3721,19 +3721,19 @@ pub mod enums {
         }
     }
 
-    /// The boxed type `NewSession`: its only constructor is [`types::NewSessionCreated`](super::types::NewSessionCreated).
+    /// The boxed type `NewSession`: its only constructor is [`types::NewSessionCreated`].
     pub type NewSession = super::types::NewSessionCreated;
 
-    /// The boxed type `MessageContainer`: its only constructor is [`types::MsgContainer`](super::types::MsgContainer).
+    /// The boxed type `MessageContainer`: its only constructor is [`types::MsgContainer`].
     pub type MessageContainer<'a> = super::types::MsgContainer<'a>;
 
-    /// The boxed type `Message`: its only constructor is [`types::Message`](super::types::Message).
+    /// The boxed type `Message`: its only constructor is [`types::Message`].
     pub type Message<'a> = super::types::Message<'a>;
 
-    /// The boxed type `MessageCopy`: its only constructor is [`types::MsgCopy`](super::types::MsgCopy).
+    /// The boxed type `MessageCopy`: its only constructor is [`types::MsgCopy`].
     pub type MessageCopy<'a> = super::types::MsgCopy<'a>;
 
-    /// The boxed type `MsgsAck`: its only constructor is [`types::MsgsAck`](super::types::MsgsAck).
+    /// The boxed type `MsgsAck`: its only constructor is [`types::MsgsAck`].
     pub type MsgsAck = super::types::MsgsAck;
 
     /// The boxed type `BadMsgNotification`: dispatches on the constructor id.
@@ -3866,13 +3866,13 @@ pub mod enums {
         }
     }
 
-    /// The boxed type `MsgsStateReq`: its only constructor is [`types::MsgsStateReq`](super::types::MsgsStateReq).
+    /// The boxed type `MsgsStateReq`: its only constructor is [`types::MsgsStateReq`].
     pub type MsgsStateReq = super::types::MsgsStateReq;
 
-    /// The boxed type `MsgsStateInfo`: its only constructor is [`types::MsgsStateInfo`](super::types::MsgsStateInfo).
+    /// The boxed type `MsgsStateInfo`: its only constructor is [`types::MsgsStateInfo`].
     pub type MsgsStateInfo<'a> = super::types::MsgsStateInfo<'a>;
 
-    /// The boxed type `MsgsAllInfo`: its only constructor is [`types::MsgsAllInfo`](super::types::MsgsAllInfo).
+    /// The boxed type `MsgsAllInfo`: its only constructor is [`types::MsgsAllInfo`].
     pub type MsgsAllInfo<'a> = super::types::MsgsAllInfo<'a>;
 
     /// The boxed type `MsgDetailedInfo`: dispatches on the constructor id.
@@ -4018,10 +4018,10 @@ pub mod enums {
         }
     }
 
-    /// The boxed type `HttpWait`: its only constructor is [`types::HttpWait`](super::types::HttpWait).
+    /// The boxed type `HttpWait`: its only constructor is [`types::HttpWait`].
     pub type HttpWait = super::types::HttpWait;
 
-    /// The boxed type `RSAPublicKey`: its only constructor is [`types::RsaPublicKey`](super::types::RsaPublicKey).
+    /// The boxed type `RSAPublicKey`: its only constructor is [`types::RsaPublicKey`].
     pub type RsaPublicKey<'a> = super::types::RsaPublicKey<'a>;
 
 }
