@@ -144,6 +144,15 @@ mod tests {
     }
 
     #[test]
+    fn auth_key_is_zeroize_on_drop() {
+        fn assert_zeroize_on_drop<T: ZeroizeOnDrop>() {}
+        assert_zeroize_on_drop::<AuthKey>();
+        // The AES ciphers built from derived keys wipe their round keys too (aes `zeroize`).
+        assert_zeroize_on_drop::<aes::Aes256Enc>();
+        assert_zeroize_on_drop::<aes::Aes256Dec>();
+    }
+
+    #[test]
     fn side_offsets() {
         assert_eq!(Side::Client.x(), 0);
         assert_eq!(Side::Server.x(), 8);

@@ -285,7 +285,7 @@ fn check_body_len(body_len: usize) -> Result<(), EncryptError> {
 /// padding (from `rng`), then encrypts and prepends `auth_key_id ‖ msg_key`; the message is
 /// `buf[..len]` of the returned [`Encrypted`]. `side` is the sender (this machine's role).
 ///
-/// On error nothing observable has been written except possibly the header region.
+/// Every error is detected before anything is written: on error `buf` is untouched.
 pub fn encrypt_message<R>(
     key: &AuthKey,
     side: Side,
