@@ -121,18 +121,22 @@ impl PaddingPolicy {
     }
 }
 
-/// Uniform in `0..n` (`n >= 1`) by rejection sampling, so no length is favoured.
+/// Uniform in `0..n` (`n >= 1`) by rejection sampling, so no length is favoured. The loop is
+/// bounded so a degenerate RNG (e.g. a constant test stub) cannot hang us: with a real RNG and
+/// `n <= 64` the chance of 32 rejections in a row is below 2^-800.
 fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u32) -> u32 {
     if n <= 1 {
         return 0;
     }
     let zone = u32::MAX - (u32::MAX % n);
-    loop {
-        let v = rng.next_u32();
+    let mut v = rng.next_u32();
+    for _ in 0..32 {
         if v < zone {
-            return v % n;
+            break;
         }
+        v = rng.next_u32();
     }
+    v % n
 }
 
 /// Total length of an encrypted message with a `body_len`-byte body and `padding` bytes of
@@ -515,4 +519,59 @@ pub fn decrypt_message<'a>(
         body,
         quick_ack_token: quick_ack_token(&large),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An RNG stuck at one value (only for this test; not a CryptoRng).
+    struct Stuck(u32);
+    impl RngCore for Stuck {
+        fn next_u32(&mut self) -> u32 {
+            self.0
+        }
+        fn next_u64(&mut self) -> u64 {
+            u64::from(self.0)
+        }
+        fn fill_bytes(&mut self, dst: &mut [u8]) {
+            dst.fill(0);
+        }
+    }
+
+    #[test]
+    fn uniform_below_terminates_and_stays_in_range() {
+        for n in 1..=64 {
+            for stuck in [0, 1, u32::MAX, u32::MAX - 1, u32::MAX / 2] {
+                assert!(uniform_below(&mut Stuck(stuck), n) < n);
+            }
+        }
+    }
+
+    #[test]
+    fn policy_ranges_are_aligned_and_in_bounds() {
+        for body_len in (0..4096).step_by(4) {
+            for policy in [
+                PaddingPolicy::default(),
+                PaddingPolicy::Bucket,
+                PaddingPolicy::Random { min: 12, max: 27 },
+                PaddingPolicy::Random {
+                    min: 1009,
+                    max: 1024,
+                },
+            ] {
+                let (lo, hi) = policy.range(body_len).unwrap();
+                assert!(
+                    MIN_PADDING <= lo && lo <= hi && hi <= MAX_PADDING,
+                    "{policy:?} {body_len}"
+                );
+                assert_eq!((INTERNAL_HEADER_LEN + body_len + lo) % 16, 0);
+                assert_eq!((INTERNAL_HEADER_LEN + body_len + hi) % 16, 0);
+            }
+        }
+        // Huge bodies do not overflow.
+        assert_eq!(PaddingPolicy::default().range(usize::MAX), None);
+        assert!(PaddingPolicy::default().range(usize::MAX - 32).is_some());
+        assert_eq!(PaddingPolicy::Bucket.range(usize::MAX), None);
+    }
 }
