@@ -139,14 +139,18 @@ pub fn is_probable_prime<R: CryptoRng + ?Sized>(n: &BigUint, rounds: u32, rng: &
     true
 }
 
+/// Candidates tried by [`random_prime_u64`] before giving up. Primes have density about
+/// `2 / ln(2^bits)` among odd numbers (1 in 11 at 31 bits), so only a broken RNG exhausts this.
+const MAX_PRIME_DRAWS: usize = 20_000;
+
 /// A random prime with exactly `bits` bits (`2 <= bits <= 63`), e.g. for a server's `pq`.
-/// Returns `None` only if `bits` is out of range.
+/// Returns `None` if `bits` is out of range or the RNG gave no prime in 20 000 draws.
 pub fn random_prime_u64<R: CryptoRng + ?Sized>(bits: u32, rng: &mut R) -> Option<u64> {
     if !(2..=63).contains(&bits) {
         return None;
     }
     let top = 1u64 << (bits - 1);
-    loop {
+    for _ in 0..MAX_PRIME_DRAWS {
         let mut b = [0u8; 8];
         rng.fill_bytes(&mut b);
         let cand = (u64::from_le_bytes(b) & (top - 1)) | top | 1;
@@ -154,6 +158,7 @@ pub fn random_prime_u64<R: CryptoRng + ?Sized>(bits: u32, rng: &mut R) -> Option
             return Some(cand);
         }
     }
+    None
 }
 
 #[cfg(test)]
@@ -223,6 +228,21 @@ mod tests {
             assert_eq!(64 - p.leading_zeros(), bits);
         }
         assert_eq!(random_prime_u64(64, &mut rng), None);
+        // A stuck RNG (all zeros gives 2^30 + 1 = 5^2 * 42949673 every time) ends, with None.
+        struct Zero;
+        impl rand_core::RngCore for Zero {
+            fn next_u32(&mut self) -> u32 {
+                0
+            }
+            fn next_u64(&mut self) -> u64 {
+                0
+            }
+            fn fill_bytes(&mut self, dst: &mut [u8]) {
+                dst.fill(0);
+            }
+        }
+        impl rand_core::CryptoRng for Zero {}
+        assert_eq!(random_prime_u64(31, &mut Zero), None);
         assert_eq!(random_prime_u64(1, &mut rng), None);
     }
 }
