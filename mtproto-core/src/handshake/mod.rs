@@ -8,17 +8,43 @@
 //!
 //! # The client loop
 //!
-//! ```ignore
-//! let mut hs = ClientHandshake::new(ClientConfig::new(RsaKeySet::telegram_production(), 2));
-//! let mut out = hs.start(&mut rng)?;                      // req_pq_multi
+//! A driver sends each body in an unencrypted message ([`plain::wrap`]), unwraps the answer and
+//! feeds it back until [`ClientStep::Done`]. Here our own server (with its demo key) stands in
+//! for the network:
+//!
+//! ```
+//! use mtproto_core::handshake::{
+//!     ClientConfig, ClientHandshake, ClientStep, HandshakeError, RsaKeySet, ServerConfig,
+//!     ServerHandshake, ServerStep, plain,
+//! };
+//! use mtproto_core::time::UnixTime;
+//! # use rand_core::SeedableRng;
+//! # fn main() -> Result<(), HandshakeError> {
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1); // use an OS-seeded CSPRNG
+//! let now = UnixTime::from_secs(1_700_000_000); // read your clock at each step
+//!
+//! let server_config = ServerConfig::demo();
+//! let demo_key = server_config.keys[0].public_key().clone();
+//! let mut server = ServerHandshake::new(server_config);
+//! // Telegram's production key plus ours; DC 2; permanent key (`.temporary(secs)` for PFS).
+//! let keys = RsaKeySet::telegram_production().with(demo_key);
+//! let mut client = ClientHandshake::new(ClientConfig::new(keys, 2));
+//!
+//! let mut out = client.start(&mut rng)?; // req_pq_multi
 //! let result = loop {
-//!     send(plain::wrap(plain::msg_id_from_time(now()), &out));
-//!     let (_msg_id, body) = plain::unwrap(&receive())?;
-//!     match hs.handle(now(), body, &mut rng)? {
-//!         ClientStep::Send(next) => out = next,            // req_DH_params, set_client_DH_params
-//!         ClientStep::Done(result) => break result,         // auth key, salt, time offset
+//!     let wire = plain::wrap(plain::msg_id_from_time(now), &out); // send this...
+//!     let (_, body) = plain::unwrap(&wire).expect("well-formed");
+//!     let answer = match server.handle(now, body, &mut rng)? {
+//!         ServerStep::Send(a) | ServerStep::Done { reply: a, .. } => a,
+//!     }; // ...and this is what comes back
+//!     match client.handle(now, &answer, &mut rng)? {
+//!         ClientStep::Send(next) => out = next, // req_DH_params, set_client_DH_params
+//!         ClientStep::Done(result) => break result,
 //!     }
 //! };
+//! assert_eq!(result.time_offset, 0);
+//! let _salt = result.server_salt; // first server salt for the new session
+//! # Ok(()) }
 //! ```
 //!
 //! Any error is final for the machine (state becomes failed; later calls return

@@ -24,8 +24,8 @@ use super::dh::{TELEGRAM_DH_G, TELEGRAM_DH_PRIME, check_generator, check_public_
 use super::prime::random_prime_u64;
 use super::rsa::{RsaError, RsaPrivateKey};
 use super::{HandshakeError, KeyKind};
-use crate::crypto::AuthKey;
 use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::{AuthKey, ct_eq, sha256};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
 use crate::tl::{Deserialize, Reader, Serialize};
@@ -140,9 +140,15 @@ enum State {
 }
 
 /// The server state machine, one per client connection.
+///
+/// Lost answers (`mtproto_auth_key.md`, "Error Handling"): if the client re-sends *exactly* the
+/// previous request, the server re-sends exactly the previous answer, without changing state.
+/// After an error nothing is re-sent: the handshake must restart.
 pub struct ServerHandshake {
     config: ServerConfig,
     state: State,
+    /// SHA-256 of the last accepted request and the answer given to it.
+    last: Option<([u8; 32], Vec<u8>)>,
 }
 
 impl fmt::Debug for ServerHandshake {
@@ -215,6 +221,7 @@ impl ServerHandshake {
         Self {
             config,
             state: State::AwaitReqPq,
+            last: None,
         }
     }
 
@@ -244,6 +251,14 @@ impl ServerHandshake {
         rng: &mut R,
         is_taken: impl FnMut(u64) -> bool,
     ) -> Result<ServerStep, HandshakeError> {
+        let digest = sha256(&[input]);
+        if let Some((h, answer)) = &self.last
+            && ct_eq(h, &digest)
+            && !matches!(self.state, State::Failed)
+        {
+            return Ok(ServerStep::Send(answer.clone()));
+        }
+        self.last = None;
         let state = core::mem::replace(&mut self.state, State::Failed);
         let (next, step) = match state {
             State::AwaitReqPq => self.on_req_pq(input, rng)?,
@@ -257,6 +272,10 @@ impl ServerHandshake {
             State::Done | State::Failed => return Err(HandshakeError::InvalidState),
         };
         self.state = next;
+        let answer = match &step {
+            ServerStep::Send(a) | ServerStep::Done { reply: a, .. } => a.clone(),
+        };
+        self.last = Some((digest, answer));
         Ok(step)
     }
 

@@ -934,6 +934,37 @@ fn server_set_client_dh_params_happy_path() {
 }
 
 #[test]
+fn server_resends_the_same_answer_to_a_repeated_request() {
+    let (mut s, mut srng, mut fc) = server_after_res_pq(ServerConfig::demo());
+    let m = fc.req_dh(&fc.inner());
+    let ServerStep::Send(first) = s.handle(now(), &m, &mut srng).unwrap() else {
+        panic!("expected server_DH_params_ok")
+    };
+    // The answer was lost; the client repeats the identical request.
+    let ServerStep::Send(again) = s.handle(now(), &m, &mut srng).unwrap() else {
+        panic!("expected the same answer")
+    };
+    assert_eq!(first, again);
+    // The exchange continues normally.
+    let m = fc.set_dh(fc.nonce, 0, &good_g_b(), Tamper::None);
+    assert!(matches!(
+        s.handle(now(), &m, &mut srng),
+        Ok(ServerStep::Done { .. })
+    ));
+    // A similar but different request is not a repeat: after the error nothing is re-sent.
+    let (mut s, mut srng, mut fc) = server_after_res_pq(ServerConfig::demo());
+    let m = fc.req_dh(&fc.inner());
+    s.handle(now(), &m, &mut srng).unwrap();
+    let mut m2 = m.clone();
+    m2[30] ^= 1;
+    assert!(s.handle(now(), &m2, &mut srng).is_err());
+    assert_eq!(
+        server_err(s.handle(now(), &m, &mut srng)),
+        HandshakeError::InvalidState
+    );
+}
+
+#[test]
 fn server_set_client_dh_params_checks() {
     let run = |f: &dyn Fn(&FakeClient) -> Vec<u8>| {
         let (mut s, mut srng, fc, _) = server_after_dh_params();

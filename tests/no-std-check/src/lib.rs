@@ -59,14 +59,52 @@ pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
     AuthKey::from_bytes([buf[0]; 256]).id()
 }
 
-/// Exercises the handshake layer (pq factorization and the built-in RSA keys).
+/// Exercises the handshake layer: pq factorization, the built-in RSA keys, and the first
+/// client -> server -> client round (req_pq_multi, resPQ, RSA_PAD'd req_DH_params).
 #[unsafe(no_mangle)]
 pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
+    use mtproto_core::handshake::{
+        ClientConfig, ClientHandshake, ClientStep, RsaKeySet, ServerConfig, ServerHandshake,
+        ServerStep,
+    };
+    use mtproto_core::time::UnixTime;
+    struct Toy(u64);
+    impl rand_core::RngCore for Toy {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0
+        }
+        fn fill_bytes(&mut self, dst: &mut [u8]) {
+            for b in dst {
+                *b = (self.next_u64() >> 33) as u8;
+            }
+        }
+    }
+    impl rand_core::CryptoRng for Toy {}
     let fp = mtproto_core::handshake::rsa::RsaPublicKey::telegram_production().fingerprint();
-    match mtproto_core::handshake::pq::factorize(pq) {
+    let mut acc = match mtproto_core::handshake::pq::factorize(pq) {
         Ok((p, _)) => p ^ fp,
         Err(_) => fp,
+    };
+    let mut rng = Toy(pq);
+    let now = UnixTime::from_secs(pq >> 32);
+    let server_cfg = ServerConfig::demo();
+    let keys = RsaKeySet::new().with(server_cfg.keys[0].public_key().clone());
+    let mut client = ClientHandshake::new(ClientConfig::new(keys, 2));
+    let mut server = ServerHandshake::new(server_cfg);
+    if let Ok(req) = client.start(&mut rng)
+        && let Ok(ServerStep::Send(res_pq)) = server.handle(now, &req, &mut rng)
+        && let Ok(ClientStep::Send(req_dh)) = client.handle(now, &res_pq, &mut rng)
+    {
+        acc ^= req_dh.len() as u64;
     }
+    acc
 }
 
 /// Exercises the TL layer: encodes `req_pq_multi`, decodes it back, and runs the any-object decoder.
