@@ -109,8 +109,8 @@ pub enum HandshakeError {
     NonceMismatch,
     /// `server_nonce` differs from the one in `resPQ`.
     ServerNonceMismatch,
-    /// `new_nonce` (server side, in a repeated inner data) or the new-nonce hash of
-    /// `server_DH_params_fail` differs.
+    /// The `new_nonce_hash` of `server_DH_params_fail` is not the low 128 bits of
+    /// SHA1(new_nonce).
     NewNonceMismatch,
     /// `new_nonce_hash1/2/3` in `dh_gen_*` is wrong.
     NewNonceHashMismatch,

@@ -40,6 +40,8 @@ pub enum RsaError {
     PadHashMismatch,
     /// Legacy padding: the decrypted block does not start with a zero byte.
     LegacyFormat,
+    /// The PEM/DER text is not an RSA public key we can read.
+    BadPem,
 }
 
 impl fmt::Display for RsaError {
@@ -53,6 +55,7 @@ impl fmt::Display for RsaError {
             Self::BadCiphertext => "RSA ciphertext is not a 256-byte value below the modulus",
             Self::PadHashMismatch => "RSA_PAD hash check failed",
             Self::LegacyFormat => "legacy RSA padding is malformed",
+            Self::BadPem => "not a PEM/DER RSA public key",
         })
     }
 }
@@ -126,6 +129,14 @@ impl RsaPublicKey {
         }
         let fingerprint = compute_fingerprint(&n, &e);
         Ok(Self { n, e, fingerprint })
+    }
+
+    /// A key from PEM text: `-----BEGIN RSA PUBLIC KEY-----` (PKCS#1, the form Telegram and
+    /// my.telegram.org publish) or `-----BEGIN PUBLIC KEY-----` (X.509 SubjectPublicKeyInfo).
+    pub fn from_pem(pem: &str) -> Result<Self, RsaError> {
+        let der = pem::decode(pem).ok_or(RsaError::BadPem)?;
+        let (n, e) = pem::rsa_public_key(&der).ok_or(RsaError::BadPem)?;
+        Self::from_be(n, e)
     }
 
     /// Telegram's production-DC key (fingerprint bytes `85FD64DE851D9DD0` on the wire),
@@ -204,6 +215,101 @@ impl RsaPublicKey {
             return to_256(&c).ok_or(RsaError::ModulusSize);
         }
         Err(RsaError::PadRetriesExhausted)
+    }
+}
+
+/// Just enough PEM, base64 and DER to read an RSA public key.
+mod pem {
+    use alloc::vec::Vec;
+
+    /// The base64 body between the `-----BEGIN` and `-----END` lines, decoded.
+    pub(super) fn decode(text: &str) -> Option<Vec<u8>> {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        if !lines.next()?.starts_with("-----BEGIN ") {
+            return None;
+        }
+        let mut out = Vec::with_capacity(text.len() * 3 / 4);
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for line in lines {
+            if line.starts_with("-----END ") {
+                return Some(out);
+            }
+            for c in line.bytes() {
+                let v = match c {
+                    b'A'..=b'Z' => c - b'A',
+                    b'a'..=b'z' => c - b'a' + 26,
+                    b'0'..=b'9' => c - b'0' + 52,
+                    b'+' => 62,
+                    b'/' => 63,
+                    b'=' => continue,
+                    _ => return None,
+                };
+                acc = (acc << 6) | u32::from(v);
+                bits += 6;
+                if bits >= 8 {
+                    bits -= 8;
+                    out.push((acc >> bits) as u8);
+                    acc &= (1 << bits) - 1;
+                }
+            }
+        }
+        None
+    }
+
+    /// One DER element: `(tag, contents, rest)`.
+    fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = der.split_first()?;
+        let (&len0, rest) = rest.split_first()?;
+        let (len, rest) = if len0 < 0x80 {
+            (usize::from(len0), rest)
+        } else {
+            let n = usize::from(len0 & 0x7f);
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let (len_bytes, rest) = rest.split_at_checked(n)?;
+            let len = len_bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            (len, rest)
+        };
+        let (contents, rest) = rest.split_at_checked(len)?;
+        Some((tag, contents, rest))
+    }
+
+    /// A DER INTEGER's magnitude (leading sign byte dropped).
+    fn integer(der: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (tag, mut v, rest) = element(der)?;
+        if tag != 0x02 {
+            return None;
+        }
+        while let [0, tail @ ..] = v {
+            v = tail;
+        }
+        Some((v, rest))
+    }
+
+    /// `(n, e)` from PKCS#1 `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`, or from an
+    /// X.509 `SubjectPublicKeyInfo` wrapping one in its BIT STRING.
+    pub(super) fn rsa_public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (tag, seq, _) = element(der)?;
+        if tag != 0x30 {
+            return None;
+        }
+        let (first_tag, first, rest) = element(seq)?;
+        if first_tag == 0x30 {
+            // SubjectPublicKeyInfo: AlgorithmIdentifier, then BIT STRING (unused-bits byte 0).
+            let (bs_tag, bits, _) = element(rest)?;
+            let (&unused, inner) = bits.split_first()?;
+            if bs_tag != 0x03 || unused != 0 {
+                return None;
+            }
+            let _ = first;
+            return rsa_public_key(inner);
+        }
+        let (n, rest) = integer(seq)?;
+        let (e, _) = integer(rest)?;
+        Some((n, e))
     }
 }
 
@@ -565,6 +671,78 @@ mod tests {
             BigUint::parse_bytes(dec.as_bytes(), 10).unwrap(),
             BigUint::from_bytes_be(&TELEGRAM_PROD_N)
         );
+    }
+
+    /// The PEMs exactly as printed in rsa_keys_and_dh_prime.md (extracted from tdlib there).
+    const PROD_PEM: &str = "-----BEGIN RSA PUBLIC KEY-----
+MIIBCgKCAQEA6LszBcC1LGzyr992NzE0ieY+BSaOW622Aa9Bd4ZHLl+TuFQ4lo4g
+5nKaMBwK/BIb9xUfg0Q29/2mgIR6Zr9krM7HjuIcCzFvDtr+L0GQjae9H0pRB2OO
+62cECs5HKhT5DZ98K33vmWiLowc621dQuwKWSQKjWf50XYFw42h21P2KXUGyp2y/
++aEyZ+uVgLLQbRA1dEjSDZ2iGRy12Mk5gpYc397aYp438fsJoHIgJ2lgMv5h7WY9
+t6N/byY9Nw9p21Og3AoXSL2q/2IJ1WRUhebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs
+5+bfo3Nhmcyvk5ftB0WkJ9z6bNZ7yxrP8wIDAQAB
+-----END RSA PUBLIC KEY-----";
+    const TEST_PEM: &str = "-----BEGIN RSA PUBLIC KEY-----
+MIIBCgKCAQEAyMEdY1aR+sCR3ZSJrtztKTKqigvO/vBfqACJLZtS7QMgCGXJ6XIR
+yy7mx66W0/sOFa7/1mAZtEoIokDP3ShoqF4fVNb6XeqgQfaUHd8wJpDWHcR2OFwv
+plUUI1PLTktZ9uW2WE23b+ixNwJjJGwBDJPQEQFBE+vfmH0JP503wr5INS1poWg/
+j25sIWeYPHYeOrFp/eXaqhISP6G+q2IeTaWTXpwZj4LzXq5YOpk4bYEQ6mvRq7D1
+aHWfYmlEGepfaYR8Q0YqvvhYtMte3ITnuSJs171+GDqpdKcSwHnd6FudwGO4pcCO
+j4WcDuXc2CTHgH8gFTNhp/Y8/SpDOhvn9QIDAQAB
+-----END RSA PUBLIC KEY-----";
+
+    #[test]
+    fn pem_keys_match_the_built_in_constants() {
+        // Independent route to the same keys: PEM -> DER -> (n, e) -> fingerprint.
+        let prod = RsaPublicKey::from_pem(PROD_PEM).unwrap();
+        assert_eq!(prod, RsaPublicKey::telegram_production());
+        assert_eq!(prod.fingerprint().to_le_bytes(), *hex("85FD64DE851D9DD0"));
+        let test = RsaPublicKey::from_pem(TEST_PEM).unwrap();
+        assert_eq!(test, RsaPublicKey::telegram_test());
+        // The same key as X.509 SubjectPublicKeyInfo (produced with
+        // `openssl rsa -RSAPublicKey_in -pubout` from PROD_PEM).
+        let spki = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6LszBcC1LGzyr992NzE0
+ieY+BSaOW622Aa9Bd4ZHLl+TuFQ4lo4g5nKaMBwK/BIb9xUfg0Q29/2mgIR6Zr9k
+rM7HjuIcCzFvDtr+L0GQjae9H0pRB2OO62cECs5HKhT5DZ98K33vmWiLowc621dQ
+uwKWSQKjWf50XYFw42h21P2KXUGyp2y/+aEyZ+uVgLLQbRA1dEjSDZ2iGRy12Mk5
+gpYc397aYp438fsJoHIgJ2lgMv5h7WY9t6N/byY9Nw9p21Og3AoXSL2q/2IJ1WRU
+hebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs5+bfo3Nhmcyvk5ftB0WkJ9z6bNZ7yxrP
+8wIDAQAB
+-----END PUBLIC KEY-----";
+        assert_eq!(RsaPublicKey::from_pem(spki).unwrap(), prod);
+        // Garbage and truncations are errors, not panics.
+        for bad in [
+            "",
+            "hello",
+            "-----BEGIN RSA PUBLIC KEY-----\nMIIB\n-----END RSA PUBLIC KEY-----",
+            "-----BEGIN RSA PUBLIC KEY-----\n!!!!\n-----END RSA PUBLIC KEY-----",
+            &PROD_PEM[..200],
+        ] {
+            assert_eq!(
+                RsaPublicKey::from_pem(bad).err(),
+                Some(RsaError::BadPem),
+                "{bad}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn from_pem_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            // Arbitrary DER in a PEM envelope.
+            const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut text = alloc::string::String::from("-----BEGIN RSA PUBLIC KEY-----\n");
+            for chunk in body.chunks(3) {
+                let v = chunk.iter().fold(0u32, |a, &b| (a << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+                for i in 0..=chunk.len() {
+                    text.push(char::from(B64[((v >> (18 - 6 * i)) & 63) as usize]));
+                }
+            }
+            text.push_str("\n-----END RSA PUBLIC KEY-----");
+            let _ = RsaPublicKey::from_pem(&text);
+        }
     }
 
     #[test]
