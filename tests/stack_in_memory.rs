@@ -270,7 +270,6 @@ fn run(kind: Client, seed: u64) {
     );
 
     // Both sides derived the same key and salt; the server read the DC from the transport.
-    drop(exchange);
     let server_key = server.key.as_ref().expect("server finished too");
     assert_eq!(result.auth_key.id(), server_key.auth_key.id(), "{kind:?}");
     assert_eq!(result.auth_key.as_bytes(), server_key.auth_key.as_bytes());
