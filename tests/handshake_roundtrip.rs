@@ -102,6 +102,61 @@ proptest! {
     }
 }
 
+/// Runs a clean exchange up to message `target` (2 = req_DH_params, 3 = server_DH_params_ok,
+/// 4 = set_client_DH_params, 5 = dh_gen_ok), flips one bit of it, and returns what the receiver
+/// said about the corrupted message.
+fn flip_one_bit(seed: u64, target: usize, pos: usize, bit: u8) -> Result<(), HandshakeError> {
+    let now = UnixTime::from_secs(1_700_000_000);
+    let mut crng = ChaCha20Rng::seed_from_u64(seed);
+    let mut srng = ChaCha20Rng::seed_from_u64(!seed);
+    let demo = ServerConfig::demo();
+    let keys = RsaKeySet::new().with(demo.keys[0].public_key().clone());
+    let mut client = ClientHandshake::new(ClientConfig::new(keys, 2));
+    let mut server = ServerHandshake::new(demo);
+    let mut msg = client.start(&mut crng)?;
+    for index in 0.. {
+        let corrupt = index == target;
+        if corrupt {
+            let i = pos % msg.len();
+            msg[i] ^= 1 << bit;
+        }
+        let to_client = index % 2 == 1;
+        let next = if to_client {
+            match client.handle(now, &msg, &mut crng)? {
+                ClientStep::Send(m) => m,
+                ClientStep::Done(_) => Vec::new(),
+            }
+        } else {
+            match server.handle(now, &msg, &mut srng)? {
+                ServerStep::Send(m) | ServerStep::Done { reply: m, .. } => m,
+            }
+        };
+        if corrupt {
+            return Ok(());
+        }
+        msg = next;
+    }
+    unreachable!()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Every message after resPQ is bound to the exchange (nonces, RSA_PAD or AES-IGE with a
+    /// SHA-1/SHA-256 check, new_nonce_hash, canonical TL): any single flipped bit is rejected by
+    /// its receiver with an error.
+    #[test]
+    fn any_flipped_bit_is_rejected(
+        seed in any::<u64>(),
+        target in 2usize..=5,
+        pos in any::<usize>(),
+        bit in 0u8..8,
+    ) {
+        let r = flip_one_bit(seed, target, pos, bit);
+        prop_assert!(r.is_err(), "message {} byte {} bit {} accepted", target, pos, bit);
+    }
+}
+
 #[test]
 fn same_seeds_give_the_same_key() {
     let a = exchange(KeyKind::Permanent, 5, 0, |_| false).unwrap();
