@@ -209,6 +209,21 @@ mod tests {
         assert_eq!(factorize(big), Ok((2_147_483_647, 4_294_967_291)));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Products of two random distinct primes of 20..=32 bits factor back into them.
+        #[test]
+        fn factors_random_semiprimes(seed in proptest::prelude::any::<u64>(), bp in 20u32..=32, bq in 20u32..=32) {
+            use rand_core::SeedableRng;
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+            let p = super::super::prime::random_prime_u64(bp, &mut rng).unwrap();
+            let q = super::super::prime::random_prime_u64(bq, &mut rng).unwrap();
+            proptest::prop_assume!(p != q);
+            let (lo, hi) = if p < q { (p, q) } else { (q, p) };
+            proptest::prop_assert_eq!(factorize(p * q), Ok((lo, hi)));
+        }
+    }
+
     #[test]
     fn rejects_what_is_not_two_odd_primes() {
         assert_eq!(factorize(0), Err(PqError::TooSmall));
