@@ -103,6 +103,14 @@ impl AuthKey {
         debug_assert!(end <= self.key.len());
         self.key.get(start..end).unwrap_or(&[])
     }
+
+    /// `substr(auth_key, base + x, len)` where `x` is `side`'s KDF offset ([`Side::x`]).
+    #[inline]
+    pub(crate) fn substr_x(&self, base: usize, side: Side, len: usize) -> &[u8] {
+        // base <= 96 and x <= 8 at every call site; saturating only keeps the lint honest
+        // (an out-of-range start yields the empty fallback of `substr`, never a panic).
+        self.substr(base.saturating_add(side.x()), len)
+    }
 }
 
 impl Drop for AuthKey {

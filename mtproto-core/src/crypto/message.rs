@@ -91,8 +91,14 @@ impl PaddingPolicy {
                 }
                 // Work modulo 16 so a huge body_len cannot overflow.
                 let r = unpadded % 16;
-                let lo = min + (16 - (r + min % 16) % 16) % 16;
-                let hi = max - (r + max % 16) % 16;
+                // lo: the least length >= min, hi: the greatest <= max, with r + len aligned.
+                // r < 16 and min, max <= 1024 here, so these checked ops never fail.
+                let lo = r
+                    .checked_add(min)?
+                    .checked_next_multiple_of(16)?
+                    .checked_sub(r)?;
+                let top = r.checked_add(max)?;
+                let hi = top.checked_sub(top % 16)?.checked_sub(r)?;
                 Some((lo, hi))
             }
             PaddingPolicy::Bucket => {
@@ -101,7 +107,7 @@ impl PaddingPolicy {
                     Some(&b) => b,
                     None => least.checked_next_multiple_of(BUCKET_STEP_ABOVE)?,
                 };
-                let pad = target - unpadded;
+                let pad = target.checked_sub(unpadded)?;
                 Some((pad, pad))
             }
         }
@@ -116,8 +122,11 @@ impl PaddingPolicy {
     fn choose<R: RngCore + ?Sized>(&self, body_len: usize, rng: &mut R) -> Option<usize> {
         let (lo, hi) = self.range(body_len)?;
         // (hi - lo) / 16 + 1 <= 64 choices.
-        let choices = ((hi - lo) / 16 + 1) as u32;
-        Some(lo + 16 * uniform_below(rng, choices) as usize)
+        let choices = u32::try_from(hi.checked_sub(lo)? / 16)
+            .ok()?
+            .checked_add(1)?;
+        let pick = usize::try_from(uniform_below(rng, choices)).ok()?;
+        lo.checked_add(pick.checked_mul(16)?)
     }
 }
 
@@ -128,7 +137,8 @@ fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u32) -> u32 {
     if n <= 1 {
         return 0;
     }
-    let zone = u32::MAX - (u32::MAX % n);
+    // n >= 2 from here on; the remainder is < n, so the subtraction cannot wrap.
+    let zone = u32::MAX.wrapping_sub(u32::MAX.checked_rem(n).unwrap_or(0));
     let mut v = rng.next_u32();
     for _ in 0..32 {
         if v < zone {
@@ -136,7 +146,7 @@ fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u32) -> u32 {
         }
         v = rng.next_u32();
     }
-    v % n
+    v.checked_rem(n).unwrap_or(0)
 }
 
 /// Total length of an encrypted message with a `body_len`-byte body and `padding` bytes of
@@ -232,7 +242,7 @@ pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
 
 /// `msg_key_large = SHA256(substr(auth_key, 88+x, 32) ‖ plaintext)`.
 pub fn msg_key_large(key: &AuthKey, side: Side, plaintext: &[u8]) -> [u8; 32] {
-    sha256(&[key.substr(88 + side.x(), 32), plaintext])
+    sha256(&[key.substr_x(88, side, 32), plaintext])
 }
 
 /// `msg_key = substr(msg_key_large, 8, 16)`.
@@ -252,9 +262,8 @@ pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]
 type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
 
 fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
-    let x = side.x();
-    let a = Zeroizing::new(sha256(&[msg_key, key.substr(x, 36)]));
-    let b = Zeroizing::new(sha256(&[key.substr(40 + x, 36), msg_key]));
+    let a = Zeroizing::new(sha256(&[msg_key, key.substr_x(0, side, 36)]));
+    let b = Zeroizing::new(sha256(&[key.substr_x(40, side, 36), msg_key]));
     let mut aes_key = Zeroizing::new([0u8; 32]);
     let mut aes_iv = Zeroizing::new([0u8; 32]);
     // aes_key = a[0..8] ‖ b[8..24] ‖ a[24..32]; aes_iv = b[0..8] ‖ a[8..24] ‖ b[24..32].
@@ -275,11 +284,12 @@ fn msg_id_parity_ok(sender: Side, msg_id: u64) -> bool {
     (msg_id & 1 == 1) == (sender == Side::Server)
 }
 
-fn check_body_len(body_len: usize) -> Result<(), EncryptError> {
+/// The `length:int32` field for a `body_len`-byte body: a multiple of 4 that fits an `int32`.
+fn check_body_len(body_len: usize) -> Result<u32, EncryptError> {
     if !body_len.is_multiple_of(4) || i32::try_from(body_len).is_err() {
         return Err(EncryptError::BadBodyLength);
     }
-    Ok(())
+    u32::try_from(body_len).map_err(|_| EncryptError::BadBodyLength)
 }
 
 /// Encrypts one message in place.
@@ -302,7 +312,7 @@ pub fn encrypt_message<R>(
 where
     R: CryptoRng + RngCore + ?Sized,
 {
-    check_body_len(body_len)?;
+    let length = check_body_len(body_len)?;
     if !msg_id_parity_ok(side, header.msg_id) {
         return Err(EncryptError::MsgIdParity);
     }
@@ -316,7 +326,6 @@ where
     let (outer, plaintext) = msg.split_at_mut(EXTERNAL_HEADER_LEN);
 
     // Internal header.
-    let length = body_len as u32; // checked above: fits in i32
     let fields = [
         header.salt.to_le_bytes(),
         header.session_id.to_le_bytes(),
@@ -331,7 +340,10 @@ where
         len_field.copy_from_slice(&length.to_le_bytes());
     }
     // Random padding.
-    if let Some(pad) = plaintext.get_mut(INTERNAL_HEADER_LEN + body_len..) {
+    if let Some(pad) = plaintext
+        .get_mut(INTERNAL_HEADER_LEN..)
+        .and_then(|p| p.get_mut(body_len..))
+    {
         rng.fill_bytes(pad);
     }
 
@@ -374,7 +386,10 @@ where
     check_body_len(body.len())?;
     let cap = max_encrypted_len(body.len(), policy).ok_or(EncryptError::InvalidPolicy)?;
     let mut bytes = alloc::vec![0u8; cap];
-    if let Some(dst) = bytes.get_mut(BODY_OFFSET..BODY_OFFSET + body.len()) {
+    if let Some(dst) = bytes
+        .get_mut(BODY_OFFSET..)
+        .and_then(|b| b.get_mut(..body.len()))
+    {
         dst.copy_from_slice(body);
     }
     let out = encrypt_message(key, side, header, body.len(), &mut bytes, policy, rng)?;
@@ -501,7 +516,10 @@ pub fn decrypt_message<'a>(
     }
 
     let length = le_u32(plaintext, 28) as usize;
-    let room = plaintext.len() - INTERNAL_HEADER_LEN; // >= 48 - 32 checked above
+    let room = plaintext
+        .len()
+        .checked_sub(INTERNAL_HEADER_LEN) // >= 48 - 32 checked above
+        .ok_or(DecryptError::TooShort)?;
     let padding = room.checked_sub(length).ok_or(DecryptError::Rejected)?;
     let msg_id = le_u64(plaintext, 16);
     let parity_ok = msg_id_parity_ok(side, msg_id);
@@ -509,7 +527,8 @@ pub fn decrypt_message<'a>(
         return Err(DecryptError::Rejected);
     }
     let body = plaintext
-        .get(INTERNAL_HEADER_LEN..INTERNAL_HEADER_LEN + length)
+        .get(INTERNAL_HEADER_LEN..)
+        .and_then(|p| p.get(..length))
         .ok_or(DecryptError::Rejected)?;
     Ok(DecryptedMessage {
         salt: le_u64(plaintext, 0),

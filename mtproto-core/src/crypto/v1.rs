@@ -25,6 +25,11 @@ use zeroize::Zeroizing;
 pub const BIND_AUTH_KEY_INNER_ID: u32 = 0x75a3_f765;
 /// Serialized size of `bind_auth_key_inner` (id + nonce + 3 longs + int).
 pub const BIND_AUTH_KEY_INNER_LEN: usize = 40;
+/// [`BIND_AUTH_KEY_INNER_LEN`] as the `msg_len:int32` header field.
+const BIND_AUTH_KEY_INNER_LEN_FIELD: u32 = 40;
+const _: () = assert!(BIND_AUTH_KEY_INNER_LEN_FIELD as usize == BIND_AUTH_KEY_INNER_LEN);
+/// Shortest v1 message: external header + internal header.
+const MIN_LEN: usize = EXTERNAL_HEADER_LEN + INTERNAL_HEADER_LEN;
 
 /// v1 `msg_key`: bytes 4..20 (the 128 lower-order bits) of SHA1 of the unpadded plaintext.
 pub fn msg_key(plaintext: &[u8]) -> [u8; 16] {
@@ -35,7 +40,9 @@ pub fn msg_key(plaintext: &[u8]) -> [u8; 16] {
 /// Copies `src[from..from + n]` into `dst[at..at + n]` (all constant offsets inside 20/32-byte
 /// arrays; out-of-range would be a bug here, and is then simply skipped).
 fn put(dst: &mut [u8; 32], at: usize, src: &[u8; 20], from: usize, n: usize) {
-    if let (Some(d), Some(s)) = (dst.get_mut(at..at + n), src.get(from..from + n)) {
+    let d = dst.get_mut(at..).and_then(|d| d.get_mut(..n));
+    let s = src.get(from..).and_then(|s| s.get(..n));
+    if let (Some(d), Some(s)) = (d, s) {
         d.copy_from_slice(s);
     }
 }
@@ -49,15 +56,14 @@ pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]
 type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
 
 fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
-    let x = side.x();
-    let a = Zeroizing::new(sha1(&[msg_key, key.substr(x, 32)]));
+    let a = Zeroizing::new(sha1(&[msg_key, key.substr_x(0, side, 32)]));
     let b = Zeroizing::new(sha1(&[
-        key.substr(32 + x, 16),
+        key.substr_x(32, side, 16),
         msg_key,
-        key.substr(48 + x, 16),
+        key.substr_x(48, side, 16),
     ]));
-    let c = Zeroizing::new(sha1(&[key.substr(64 + x, 32), msg_key]));
-    let d = Zeroizing::new(sha1(&[msg_key, key.substr(96 + x, 32)]));
+    let c = Zeroizing::new(sha1(&[key.substr_x(64, side, 32), msg_key]));
+    let d = Zeroizing::new(sha1(&[msg_key, key.substr_x(96, side, 32)]));
     let mut aes_key = Zeroizing::new([0u8; 32]);
     put(&mut aes_key, 0, &a, 0, 8);
     put(&mut aes_key, 8, &b, 8, 12);
@@ -78,13 +84,19 @@ where
     R: CryptoRng + RngCore + ?Sized,
 {
     let mk = msg_key(plaintext);
-    let padded = plaintext.len().next_multiple_of(16);
-    let mut out = Vec::with_capacity(EXTERNAL_HEADER_LEN + padded);
+    // 0..=15 bytes of padding up to a whole number of blocks.
+    let pad_len = plaintext.len().wrapping_neg() % 16;
+    // A slice holds at most isize::MAX bytes, so this sum cannot saturate.
+    let total = EXTERNAL_HEADER_LEN
+        .saturating_add(plaintext.len())
+        .saturating_add(pad_len);
+    let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&key.id().to_le_bytes());
     out.extend_from_slice(&mk);
     out.extend_from_slice(plaintext);
-    out.resize(EXTERNAL_HEADER_LEN + padded, 0);
-    if let Some(pad) = out.get_mut(EXTERNAL_HEADER_LEN + plaintext.len()..) {
+    let pad_start = out.len();
+    out.resize(total, 0);
+    if let Some(pad) = out.get_mut(pad_start..) {
         rng.fill_bytes(pad);
     }
     let (aes_key, aes_iv) = kdf_zeroizing(key, side, &mk);
@@ -102,7 +114,7 @@ where
 /// hashed; it is only used to bound a slice, and every failure after the `auth_key_id` check
 /// is the same opaque [`DecryptError::Rejected`].
 pub fn decrypt<'a>(key: &AuthKey, side: Side, buf: &'a mut [u8]) -> Result<&'a [u8], DecryptError> {
-    if buf.len() < EXTERNAL_HEADER_LEN + INTERNAL_HEADER_LEN {
+    if buf.len() < MIN_LEN {
         return Err(DecryptError::TooShort);
     }
     let (outer, plaintext) = buf
@@ -126,9 +138,14 @@ pub fn decrypt<'a>(key: &AuthKey, side: Side, buf: &'a mut [u8]) -> Result<&'a [
         .get(28..32)
         .and_then(|s| s.try_into().ok())
         .map_or(u32::MAX, u32::from_le_bytes) as usize;
-    let data_len = INTERNAL_HEADER_LEN
-        .checked_add(length)
-        .filter(|&n| n <= plaintext.len() && plaintext.len() - n < 16 && length.is_multiple_of(4));
+    let data_len = INTERNAL_HEADER_LEN.checked_add(length).filter(|&n| {
+        // 0..=15 padding bytes, and a whole number of TL words.
+        plaintext
+            .len()
+            .checked_sub(n)
+            .is_some_and(|padding| padding < 16)
+            && length.is_multiple_of(4)
+    });
     // Hash a fixed-size prefix even when the length is bad, then reject: same work, same error.
     let hashed = plaintext
         .get(..data_len.unwrap_or(INTERNAL_HEADER_LEN))
@@ -161,7 +178,7 @@ where
     let (seqno, rest) = rest.split_at_mut(4);
     seqno.copy_from_slice(&0u32.to_le_bytes());
     let (len, inner) = rest.split_at_mut(4);
-    len.copy_from_slice(&(BIND_AUTH_KEY_INNER_LEN as u32).to_le_bytes());
+    len.copy_from_slice(&BIND_AUTH_KEY_INNER_LEN_FIELD.to_le_bytes());
     inner.copy_from_slice(bind_auth_key_inner);
     let out = encrypt(perm_key, Side::Client, &plaintext, rng);
     zeroize::Zeroize::zeroize(&mut plaintext);
