@@ -123,7 +123,7 @@ impl Detector {
             }
             self.buf
                 .extend_from_slice(rest.get(..take).unwrap_or_default());
-            consumed += take;
+            consumed = consumed.saturating_add(take); // <= input.len()
         }
     }
 

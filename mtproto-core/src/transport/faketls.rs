@@ -36,6 +36,9 @@ pub const CLIENT_HELLO_LEN: usize = 517;
 const MAX_HELLO_RECORD: usize = 16 * 1024;
 /// The fixed bytes between the ServerHello record and the application-data record length.
 const ANSWER_MIDDLE: [u8; 9] = [0x14, 0x03, 0x03, 0x00, 0x01, 0x01, 0x17, 0x03, 0x03];
+/// Offset, from the end of the ServerHello record, of the end of the application-data record's
+/// 2-byte length.
+const SECOND_RECORD_LEN_END: usize = ANSWER_MIDDLE.len() + 2;
 
 fn hmac(key: &[u8; 16], parts: &[&[u8]]) -> [u8; 32] {
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
@@ -72,8 +75,10 @@ impl Builder {
     }
     fn end(&mut self) -> &mut Self {
         if let Some(at) = self.scopes.pop() {
-            let len = self.v.len().saturating_sub(at + 2) as u16;
-            if let Some(slot) = self.v.get_mut(at..at + 2) {
+            // Our hellos are a few KiB at most: the length always fits the 2-byte field.
+            let len = self.v.len().saturating_sub(at.saturating_add(2));
+            let len = u16::try_from(len).unwrap_or(u16::MAX);
+            if let Some(slot) = self.v.get_mut(at..).and_then(|s| s.get_mut(..2)) {
                 slot.copy_from_slice(&len.to_be_bytes());
             }
         }
@@ -92,44 +97,69 @@ fn grease<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 7] {
     for b in g.iter_mut() {
         *b = (*b & 0xf0) | 0x0a;
     }
-    for i in (1..g.len()).step_by(2) {
-        if g[i] == g[i - 1] {
-            g[i] ^= 0x10;
+    // Pairs (0, 1), (2, 3), (4, 5): the second of each differs from the first.
+    for pair in g.chunks_exact_mut(2) {
+        if let [a, b] = pair
+            && a == b
+        {
+            *b ^= 0x10;
         }
     }
     g
 }
 
-/// p = 2^255 - 19.
-fn curve_p() -> BigUint {
-    (BigUint::one() << 255usize) - BigUint::from(19u32)
+/// Arithmetic modulo p = 2^255 - 19 on `BigUint`s. Every value is reduced mod p (a non-zero
+/// constant) before it is used again, and the only subtractions are 2^255 - 19, p - 1, p - 2 and
+/// `x^2 mod p + p - 1`, none of which can go below zero: the lint is allowed for these few lines
+/// of field arithmetic only (none of it sees wire bytes; x comes from the RNG).
+#[allow(clippy::arithmetic_side_effects)]
+mod field {
+    use num_bigint_dig::BigUint;
+    use num_traits::One;
+
+    /// p = 2^255 - 19.
+    pub(super) fn curve_p() -> BigUint {
+        (BigUint::one() << 255usize) - BigUint::from(19u32)
+    }
+
+    /// y^2 = x^3 + 486662 x^2 + x (mod p), Curve25519's Montgomery equation.
+    pub(super) fn curve_y2(x: &BigUint, p: &BigUint) -> BigUint {
+        let a = BigUint::from(486_662u32);
+        ((x * x % p * x) + (a * x % p * x) + x) % p
+    }
+
+    /// The x coordinate of [2]P from P's: (x^2 - 1)^2 / (4 y^2) (mod p).
+    pub(super) fn double_x(x: &BigUint, p: &BigUint) -> BigUint {
+        let den = (curve_y2(x, p) << 2usize) % p;
+        let inv = den.modpow(&(p - BigUint::from(2u32)), p);
+        let num = (x * x % p + p - BigUint::one()) % p;
+        &num * &num % p * inv % p
+    }
+
+    /// (p - 1) / 2, the Euler-criterion exponent.
+    pub(super) fn half(p: &BigUint) -> BigUint {
+        (p - BigUint::one()) >> 1usize
+    }
+
+    /// Little-endian `bytes` reduced mod p.
+    pub(super) fn from_le(bytes: &[u8], p: &BigUint) -> BigUint {
+        BigUint::from_bytes_le(bytes) % p
+    }
 }
 
-/// y^2 = x^3 + 486662 x^2 + x (mod p), Curve25519's Montgomery equation.
-fn curve_y2(x: &BigUint, p: &BigUint) -> BigUint {
-    let a = BigUint::from(486_662u32);
-    ((x * x % p * x) + (a * x % p * x) + x) % p
-}
-
-/// The x coordinate of [2]P from P's: (x^2 - 1)^2 / (4 y^2) (mod p).
-fn double_x(x: &BigUint, p: &BigUint) -> BigUint {
-    let den = (curve_y2(x, p) << 2usize) % p;
-    let inv = den.modpow(&(p - BigUint::from(2u32)), p);
-    let num = (x * x % p + p - BigUint::one()) % p;
-    &num * &num % p * inv % p
-}
+use field::{curve_p, curve_y2, double_x};
 
 /// A random x25519 public key: a point of the prime-order subgroup, as tdlib's `TlsHelloStore`
 /// draws them (random x with a square y^2, then three doublings x' = (x^2 - 1)^2 / (4 y^2)).
 fn x25519_public_key<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 32] {
     let p = curve_p();
     let one = BigUint::one();
-    let half = (&p - &one) >> 1usize;
+    let half = field::half(&p);
     let mut key = [0u8; 32];
     for _ in 0..128 {
         rng.fill_bytes(&mut key);
         key[31] &= 0x7f;
-        let mut x = BigUint::from_bytes_le(&key) % &p;
+        let mut x = field::from_le(&key, &p);
         if curve_y2(&x, &p).modpow(&half, &p) != one {
             continue;
         }
@@ -158,7 +188,10 @@ pub fn build_client_hello<R: rand_core::CryptoRng>(
         return Err(EncodeError::BadDomain);
     }
     let g = grease(rng);
-    let gg = |i: usize| [g[i], g[i]];
+    let gg = |i: usize| {
+        let v = g.get(i).copied().unwrap_or(0x0a); // i < 7 at every call
+        [v, v]
+    };
     let mut b = Builder::new();
     b.put(&[0x16, 0x03, 0x01]).begin(); // record
     b.put(&[0x01, 0x00]).begin(); // handshake: ClientHello, 3-byte length
@@ -198,10 +231,11 @@ pub fn build_client_hello<R: rand_core::CryptoRng>(
     b.put(&[0x03, 0x04, 0x03, 0x03]);
     b.put(&[0x00, 0x1b, 0x00, 0x03, 0x02, 0x00, 0x02]); // compress_certificate
     b.put(&gg(3)).put(&[0x00, 0x01, 0x00]);
-    let pad = (CLIENT_HELLO_LEN - 4).saturating_sub(b.v.len());
+    // The padding extension's own 4-byte header counts towards CLIENT_HELLO_LEN.
+    let pad = CLIENT_HELLO_LEN.saturating_sub(4).saturating_sub(b.v.len());
     if pad > 0 {
         b.put(&[0x00, 0x15]).begin(); // padding
-        b.v.resize(b.v.len() + pad, 0);
+        b.v.extend(core::iter::repeat_n(0, pad));
         b.end();
     }
     b.end().end().end();
@@ -259,13 +293,10 @@ pub fn check_client_hello(
         return Err(bad);
     }
     // Handshake: type ClientHello, 3-byte length covering the rest, legacy version 3.3.
+    // hello.len() <= 5 + 0xffff (record_len), so hs_len fits the 3-byte field.
     let hs_len = hello.len().saturating_sub(9);
-    let hs_hdr = [
-        0x01,
-        (hs_len >> 16) as u8,
-        (hs_len >> 8) as u8,
-        hs_len as u8,
-    ];
+    let [_, l2, l1, l0] = u32::try_from(hs_len).unwrap_or(u32::MAX).to_be_bytes();
+    let hs_hdr = [0x01, l2, l1, l0];
     if hello.get(5..9) != Some(&hs_hdr[..]) || hello.get(9..11) != Some(&[3, 3]) {
         return Err(bad);
     }
@@ -294,8 +325,13 @@ pub fn check_client_hello(
             continue;
         }
         let mut t = [0u8; 4];
-        for (k, b) in t.iter_mut().enumerate() {
-            *b = digest[28 + k] ^ random[28 + k];
+        let (d, r) = (digest.last_chunk::<4>(), random.last_chunk::<4>());
+        for ((b, d), r) in t
+            .iter_mut()
+            .zip(d.into_iter().flatten())
+            .zip(r.into_iter().flatten())
+        {
+            *b = d ^ r;
         }
         let timestamp = u32::from_le_bytes(t);
         if now.as_secs().abs_diff(u64::from(timestamp)) > window_secs {
@@ -332,7 +368,8 @@ pub fn build_server_hello<R: rand_core::CryptoRng>(
     b.put(&[0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]);
     b.end().end().end();
     b.put(&ANSWER_MIDDLE).begin();
-    let fake_len = 1024 + (rng.next_u32() % 3072) as usize;
+    // 1024..=4095 bytes.
+    let fake_len = usize::try_from(rng.next_u32() % 3072).map_or(1024, |r| r.saturating_add(1024));
     b.random(fake_len, rng).end();
     let mut answer = b.v;
     let digest = hmac(secret.key(), &[&info.client_random, &answer]);
@@ -378,7 +415,10 @@ impl FakeTlsClient {
         out: &mut Vec<u8>,
     ) -> Result<Self, EncodeError> {
         let domain = secret.domain().ok_or(EncodeError::BadDomain)?;
-        let hello = build_client_hello(secret.key(), domain, now.as_secs() as u32, rng)?;
+        // The timestamp field is the low 32 bits of Unix time (tdlib's int32; wraps in 2106).
+        let [.., t3, t2, t1, t0] = now.as_secs().to_be_bytes();
+        let unix_secs = u32::from_be_bytes([t3, t2, t1, t0]);
+        let hello = build_client_hello(secret.key(), domain, unix_secs, rng)?;
         let mut client_random = [0u8; 32];
         client_random.copy_from_slice(
             hello
@@ -426,7 +466,7 @@ impl FakeTlsClient {
                 None => 5,
                 Some(first) if first > MAX_HELLO_RECORD + 5 => return Err(bad),
                 Some(first) => {
-                    let second_hdr = first + ANSWER_MIDDLE.len() + 2;
+                    let second_hdr = first.checked_add(SECOND_RECORD_LEN_END).ok_or(bad)?;
                     match self.buf.get(first..second_hdr) {
                         None => second_hdr,
                         Some(mid) => match mid {
@@ -435,7 +475,7 @@ impl FakeTlsClient {
                                 if l > MAX_HELLO_RECORD {
                                     return Err(bad);
                                 }
-                                second_hdr + l
+                                second_hdr.checked_add(l).ok_or(bad)?
                             }
                             _ => return Err(bad),
                         },
@@ -449,13 +489,13 @@ impl FakeTlsClient {
                 break;
             }
             let rest = input.get(consumed..).unwrap_or_default();
-            let take = (need - self.buf.len()).min(rest.len());
+            let take = need.saturating_sub(self.buf.len()).min(rest.len());
             if take == 0 {
                 return Ok((consumed, Status::Partial));
             }
             self.buf
                 .extend_from_slice(rest.get(..take).unwrap_or_default());
-            consumed += take;
+            consumed = consumed.saturating_add(take); // <= input.len()
         }
         let got: [u8; 32] = self
             .buf

@@ -13,6 +13,9 @@ const ABRIDGED_MAX_WORDS: usize = (1 << 24) - 1;
 const INTERMEDIATE_MAX: usize = 0x7fff_ffff;
 /// Full transport header: length + seqno; trailer: CRC32.
 const FULL_OVERHEAD: usize = 12;
+/// [`FULL_OVERHEAD`] as a `u32`, for the length field.
+const FULL_OVERHEAD_U32: u32 = 12;
+const _: () = assert!(FULL_OVERHEAD_U32 as usize == FULL_OVERHEAD);
 
 /// What a complete frame in the buffer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,13 +311,13 @@ impl Codec {
                 got: seq,
             });
         }
-        let total = total as usize;
-        if self.buf.len() < total {
-            return Ok(Step::Need(total));
+        let total_len = total as usize;
+        if self.buf.len() < total_len {
+            return Ok(Step::Need(total_len));
         }
-        let crc_at = total.saturating_sub(4);
+        let crc_at = total_len.saturating_sub(4);
         let (Some(signed), Some(crc)) = (self.buf.get(..crc_at), self.le32(crc_at)) else {
-            return Err(TransportError::InvalidLength(total as u32));
+            return Err(TransportError::InvalidLength(total));
         };
         if crc32fast::hash(signed) != crc {
             return Err(TransportError::BadCrc);
@@ -363,7 +366,7 @@ impl Codec {
         // Transport errors: a 4-byte negative int32 (plus up to 15 padding bytes when padded).
         let max_err_len = if padded { 4 + 15 } else { 4 };
         if (4..=max_err_len).contains(&len)
-            && let Some(code) = first.map(|v| v as i32)
+            && let Some(code) = first.map(u32::cast_signed)
             && code < 0
         {
             return Ready::TransportError(code);
@@ -402,38 +405,49 @@ impl Codec {
                 if quick_ack {
                     return Err(EncodeError::QuickAckUnsupported);
                 }
-                if len > u32::MAX as usize - FULL_OVERHEAD {
+                // The length field covers the payload and the 12 bytes of overhead.
+                if len
+                    .checked_add(FULL_OVERHEAD)
+                    .and_then(|total| u32::try_from(total).ok())
+                    .is_none()
+                {
                     return Err(EncodeError::TooLarge(len));
                 }
             }
         }
+        // Every framing's bound above is below u32::MAX, so this never fails.
+        let len32 = u32::try_from(len).map_err(|_| EncodeError::TooLarge(len))?;
         self.write_tag(out);
         let qa_bit: u32 = if quick_ack { 0x8000_0000 } else { 0 };
         match self.framing {
             Framing::Abridged => {
-                let words = len / 4;
-                if words < 0x7f {
-                    out.push(words as u8 | if quick_ack { 0x80 } else { 0 });
-                } else {
-                    let w = (words as u32).to_le_bytes();
-                    let head = if quick_ack { 0xff } else { 0x7f };
-                    out.extend_from_slice(&[head, w[0], w[1], w[2]]);
+                let words = len32 / 4;
+                match u8::try_from(words) {
+                    Ok(w) if w < 0x7f => out.push(w | if quick_ack { 0x80 } else { 0 }),
+                    _ => {
+                        // words <= ABRIDGED_MAX_WORDS (checked above): 3 bytes hold it.
+                        let [w0, w1, w2, _] = words.to_le_bytes();
+                        let head = if quick_ack { 0xff } else { 0x7f };
+                        out.extend_from_slice(&[head, w0, w1, w2]);
+                    }
                 }
                 out.extend_from_slice(payload);
             }
             Framing::Intermediate => {
-                out.extend_from_slice(&(len as u32 | qa_bit).to_le_bytes());
+                out.extend_from_slice(&(len32 | qa_bit).to_le_bytes());
                 out.extend_from_slice(payload);
             }
             Framing::PaddedIntermediate => {
-                let pad = (rng.next_u32() % 16) as usize;
-                out.extend_from_slice(&((len + pad) as u32 | qa_bit).to_le_bytes());
+                let pad = rng.next_u32() % 16;
+                // len <= INTERMEDIATE_MAX - 15 (checked above): never saturates.
+                out.extend_from_slice(&(len32.saturating_add(pad) | qa_bit).to_le_bytes());
                 out.extend_from_slice(payload);
-                push_random(out, pad, rng);
+                push_random(out, pad as usize, rng);
             }
             Framing::Full => {
                 let start = out.len();
-                out.extend_from_slice(&((len + FULL_OVERHEAD) as u32).to_le_bytes());
+                // len + 12 fits a u32 (checked above): never saturates.
+                out.extend_from_slice(&len32.saturating_add(FULL_OVERHEAD_U32).to_le_bytes());
                 out.extend_from_slice(&self.send_seq.to_le_bytes());
                 out.extend_from_slice(payload);
                 let crc = crc32fast::hash(out.get(start..).unwrap_or_default());
@@ -460,11 +474,11 @@ impl Codec {
             Framing::Abridged => out.extend_from_slice(&token.get().to_be_bytes()),
             Framing::Intermediate => out.extend_from_slice(&token.get().to_le_bytes()),
             Framing::PaddedIntermediate => {
-                let pad = (rng.next_u32() % 9) as usize;
-                out.extend_from_slice(&((8 + pad) as u32).to_le_bytes());
+                let pad = rng.next_u32() % 9;
+                out.extend_from_slice(&pad.saturating_add(8).to_le_bytes()); // 8..=16
                 out.extend_from_slice(&[0xff; 4]);
                 out.extend_from_slice(&token.get().to_le_bytes());
-                push_random(out, pad, rng);
+                push_random(out, pad as usize, rng);
             }
             Framing::Full => return Err(EncodeError::QuickAckUnsupported),
         }

@@ -35,6 +35,17 @@
 //!
 //! [`detect::Detector`] is the server-side entry point: it recognises the client's transport from
 //! its first bytes and hands back the matching [`Transport`].
+//!
+//! No panics from the wire: indexing, unchecked arithmetic and truncating casts are denied in
+//! this module (tests excepted); lengths from the peer go through `get`/`checked_*`/`try_from`.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation
+    )
+)]
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -295,12 +306,17 @@ pub fn strip_padding(payload: &[u8]) -> &[u8] {
             .and_then(|l| <[u8; 4]>::try_from(l).ok())
             .and_then(|l| usize::try_from(u32::from_le_bytes(l)).ok())
             .and_then(|l| l.checked_add(PLAIN_HEADER))
-            .filter(|&n| n <= payload.len() && payload.len() - n <= 15)
+            .filter(|&n| {
+                payload
+                    .len()
+                    .checked_sub(n)
+                    .is_some_and(|slack| slack <= 15)
+            })
     } else {
         payload
             .len()
             .checked_sub(ENCRYPTED_HEADER)
-            .map(|body| ENCRYPTED_HEADER + body / 16 * 16)
+            .and_then(|body| ENCRYPTED_HEADER.checked_add(body & !15))
     };
     keep.and_then(|n| payload.get(..n)).unwrap_or(payload)
 }

@@ -22,6 +22,7 @@ type AesCtr = ctr::Ctr128BE<aes::Aes256>;
 pub const INIT_LEN: usize = 64;
 /// Largest TLS application-data record payload we write (2^14, the TLS plaintext limit).
 pub const TLS_MAX_RECORD_WRITE: usize = 16 * 1024;
+const _: () = assert!(TLS_MAX_RECORD_WRITE <= u16::MAX as usize);
 /// Largest TLS record payload we accept (2^14 + 256, the TLS 1.3 ciphertext limit).
 pub const TLS_MAX_RECORD_READ: usize = 16 * 1024 + 256;
 /// The ChangeCipherSpec record a fake-TLS client sends before its first application data.
@@ -146,13 +147,14 @@ impl TlsLayer {
 
     /// Consumes record-header bytes; returns how many.
     fn read_header(&mut self, input: &[u8]) -> Result<usize, TransportError> {
-        let take = (5 - self.header_len).min(input.len());
-        let dst = self
+        let free = self
             .header
-            .get_mut(self.header_len..self.header_len + take)
+            .get_mut(self.header_len..)
             .ok_or(TransportError::BadTlsRecord)?;
+        let take = free.len().min(input.len());
+        let dst = free.get_mut(..take).ok_or(TransportError::BadTlsRecord)?;
         dst.copy_from_slice(input.get(..take).ok_or(TransportError::BadTlsRecord)?);
-        self.header_len += take;
+        self.header_len = self.header_len.saturating_add(take); // <= 5: take <= the free room
         if self.header_len < 5 {
             return Ok(take);
         }
@@ -179,7 +181,9 @@ impl TlsLayer {
         self.ccs_pending = false;
         for chunk in data.chunks(TLS_MAX_RECORD_WRITE) {
             out.extend_from_slice(&[0x17, 0x03, 0x03]);
-            out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+            // chunk.len() <= TLS_MAX_RECORD_WRITE, which fits a u16 (asserted at compile time).
+            let len = u16::try_from(chunk.len()).unwrap_or(u16::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(chunk);
         }
     }
@@ -414,7 +418,8 @@ impl ObfuscatedCodec {
                         return Ok((consumed, false));
                     }
                     if tls.remaining == 0 {
-                        consumed += tls.read_header(rest)?;
+                        // Each step consumes at most rest.len(): consumed <= input.len().
+                        consumed = consumed.saturating_add(tls.read_header(rest)?);
                         continue;
                     }
                     if tls.in_ccs {
@@ -423,7 +428,7 @@ impl ObfuscatedCodec {
                         }
                         tls.in_ccs = false;
                         tls.remaining = 0;
-                        consumed += 1;
+                        consumed = consumed.saturating_add(1);
                         continue;
                     }
                     tls.remaining.min(rest.len())
@@ -435,7 +440,7 @@ impl ObfuscatedCodec {
             }
             let (used, done) = match &mut self.state {
                 State::AwaitingInit { init, .. } => {
-                    let take = (INIT_LEN - init.len()).min(chunk.len());
+                    let take = INIT_LEN.saturating_sub(init.len()).min(chunk.len());
                     init.extend_from_slice(chunk.get(..take).unwrap_or_default());
                     (take, false)
                 }
@@ -444,7 +449,7 @@ impl ObfuscatedCodec {
                     codec.decode_with(chunk, &mut |b| dec.apply_keystream(b))?
                 }
             };
-            consumed += used;
+            consumed = consumed.saturating_add(used);
             if let Some(tls) = &mut self.tls {
                 tls.remaining = tls.remaining.saturating_sub(used);
             }

@@ -130,7 +130,8 @@ impl ProxySecret {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecretParseError> {
         let key_at = |at: usize| -> Result<[u8; 16], SecretParseError> {
             bytes
-                .get(at..at + 16)
+                .get(at..)
+                .and_then(|k| k.get(..16))
                 .and_then(|k| k.try_into().ok())
                 .ok_or(SecretParseError::Length(bytes.len()))
         };
@@ -192,7 +193,7 @@ impl ProxySecret {
 
     /// The secret's byte form (prefix, key, domain): the inverse of [`ProxySecret::from_bytes`].
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(17 + self.domain().map_or(0, <[u8]>::len));
+        let mut v = Vec::with_capacity(self.domain().map_or(0, <[u8]>::len).saturating_add(17));
         v.extend(self.prefix);
         v.extend_from_slice(&self.key);
         v.extend_from_slice(self.domain().unwrap_or_default());
@@ -203,9 +204,9 @@ impl ProxySecret {
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     fn nib(c: u8) -> Option<u8> {
         match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
+            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok()),
             _ => None,
         }
     }
@@ -224,9 +225,9 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
     fn val(c: u8) -> Option<u32> {
         Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
+            b'A'..=b'Z' => c.checked_sub(b'A')?,
+            b'a'..=b'z' => c.checked_sub(b'a')?.checked_add(26)?,
+            b'0'..=b'9' => c.checked_sub(b'0')?.checked_add(52)?,
             b'-' | b'+' => 62,
             b'_' | b'/' => 63,
             _ => return None,
@@ -236,21 +237,31 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
     if b.is_empty() || b.len() % 4 == 1 {
         return None;
     }
-    let mut out = Vec::with_capacity(b.len() * 3 / 4);
+    let mut out = Vec::with_capacity(b.len().saturating_mul(3) / 4);
     for chunk in b.chunks(4) {
         let mut acc = 0u32;
         for &c in chunk {
             acc = acc << 6 | val(c)?;
         }
-        // A final chunk of 2 or 3 characters carries 1 or 2 bytes.
-        let bits = 6 * chunk.len() as u32;
-        let bytes = (bits / 8) as usize;
-        let acc = acc << (24 - bits);
+        // A final chunk of 2 or 3 characters carries 1 or 2 bytes: (bytes, left shift to align
+        // them to 24 bits, mask of the unused low bits). A 1-character chunk was rejected above.
+        let (bytes, shift, unused) = match chunk.len() {
+            4 => (3, 0, 0),
+            3 => (2, 6, 0xff),
+            2 => (1, 12, 0xffff),
+            _ => return None,
+        };
+        let acc = acc.checked_shl(shift)?;
         // Unused low bits must be zero (canonical encoding).
-        if !bits.is_multiple_of(8) && acc & ((1 << (24 - 8 * bytes as u32)) - 1) != 0 {
+        if acc & unused != 0 {
             return None;
         }
-        out.extend_from_slice(acc.to_be_bytes().get(1..1 + bytes).unwrap_or_default());
+        out.extend_from_slice(
+            acc.to_be_bytes()
+                .get(1..)
+                .and_then(|b| b.get(..bytes))
+                .unwrap_or_default(),
+        );
     }
     Some(out)
 }
