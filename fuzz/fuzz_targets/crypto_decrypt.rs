@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let side = if mode & 2 == 0 { Side::Client } else { Side::Server };
+    let side = if mode & 2 == 0 {
+        Side::Client
+    } else {
+        Side::Server
+    };
     if mode & 4 != 0 {
         // Structured: a genuine msg_key around a fuzzer-chosen (block-aligned) plaintext.
         let mut plain = rest.to_vec();

@@ -7,25 +7,7 @@ use mtproto_core::transport::{
     Detector, FakeTlsClient, ProxySecret, ServerConfig, Status, Transport,
 };
 
-struct FuzzRng(u64);
-impl rand_core::RngCore for FuzzRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
-    }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        for b in dst {
-            *b = self.next_u64() as u8;
-        }
-    }
-}
-impl rand_core::CryptoRng for FuzzRng {}
+use mtproto_fuzz::LcgRng as FuzzRng;
 
 const NOW: u64 = 1_700_000_000;
 
