@@ -241,27 +241,30 @@ impl Ctx<'_> {
         }
     }
 
-    fn len_term(&self, f: &Field) -> String {
+    /// The terms of a field's encoded size (summed with the saturating `len_sum`, so the
+    /// generated code has no unchecked arithmetic).
+    fn len_terms(&self, f: &Field) -> Vec<String> {
         let n = &f.name;
         match &f.kind {
-            Kind::Int => "4".into(),
-            Kind::Long | Kind::Double => "8".into(),
-            Kind::Int128 => "16".into(),
-            Kind::Int256 => "32".into(),
-            Kind::Bytes => format!("bytes_len(self.{n}.len())"),
-            Kind::ObjectRest => format!("self.{n}.len()"),
-            Kind::ObjectSized => format!("4 + self.{n}.len()"),
+            Kind::Int => vec!["4".into()],
+            Kind::Long | Kind::Double => vec!["8".into()],
+            Kind::Int128 => vec!["16".into()],
+            Kind::Int256 => vec!["32".into()],
+            Kind::Bytes => vec![format!("bytes_len(self.{n}.len())")],
+            Kind::ObjectRest => vec![format!("self.{n}.len()")],
+            Kind::ObjectSized => vec!["4".into(), format!("self.{n}.len()")],
             Kind::Vector { boxed, elem } => {
                 let h = if *boxed { 8 } else { 4 };
-                match elem {
-                    Elem::Long => format!("{h} + self.{n}.len() * 8"),
-                    Elem::Int => format!("{h} + self.{n}.len() * 4"),
-                    Elem::Bare(_) => {
-                        format!("{h} + self.{n}.iter().map(|x| x.bare_len()).sum::<usize>()")
-                    }
-                }
+                let body = match elem {
+                    Elem::Long => format!("self.{n}.len().saturating_mul(8)"),
+                    Elem::Int => format!("self.{n}.len().saturating_mul(4)"),
+                    Elem::Bare(_) => format!("len_sum(self.{n}.iter().map(|x| x.bare_len()))"),
+                };
+                vec![h.to_string(), body]
             }
-            Kind::BoxedStruct(_) | Kind::BoxedEnum(_) => format!("self.{n}.serialized_len()"),
+            Kind::BoxedStruct(_) | Kind::BoxedEnum(_) => {
+                vec![format!("self.{n}.serialized_len()")]
+            }
         }
     }
 
@@ -364,6 +367,13 @@ impl fmt::Debug for ByteLen {
     }
 }
 
+/// Sum of encoded sizes, saturating: it can only overflow for values that cannot exist in memory,
+/// and a saturated length is then refused (no buffer or allocation is that large) instead of
+/// wrapping to a short one.
+fn len_sum(parts: impl IntoIterator<Item = usize>) -> usize {
+    parts.into_iter().fold(0, usize::saturating_add)
+}
+
 /// `bytes:int body:Object`: a length, then that many raw bytes.
 fn read_sized_object<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], TlError> {
     let n = r.read_i32()?;
@@ -454,15 +464,18 @@ fn emit_struct(ctx: &Ctx, d: &Decl, out: &mut String) {
         "    /// Encoded size of the bare value (without the constructor id)."
     )
     .unwrap();
-    let terms: Vec<String> = if fields.is_empty() {
-        vec!["0".into()]
-    } else {
-        fields.iter().map(|f| ctx.len_term(f)).collect()
+    let terms: Vec<String> = fields.iter().flat_map(|f| ctx.len_terms(f)).collect();
+    let body = match terms.as_slice() {
+        [] => "0".to_string(),
+        [one] => one.clone(),
+        _ => format!(
+            "len_sum([\n            {},\n        ])",
+            terms.join(",\n            ")
+        ),
     };
     writeln!(
         out,
-        "    pub fn bare_len(&self) -> usize {{\n        {}\n    }}\n",
-        terms.join("\n            + ")
+        "    pub fn bare_len(&self) -> usize {{\n        {body}\n    }}\n"
     )
     .unwrap();
     writeln!(
@@ -509,7 +522,7 @@ fn emit_struct(ctx: &Ctx, d: &Decl, out: &mut String) {
     writeln!(out, "impl Serialize for {name}{anon} {{").unwrap();
     writeln!(
         out,
-        "    fn serialized_len(&self) -> usize {{\n        4 + self.bare_len()\n    }}"
+        "    fn serialized_len(&self) -> usize {{\n        self.bare_len().saturating_add(4)\n    }}"
     )
     .unwrap();
     writeln!(out, "    fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {{\n        w.write_u32(Self::CONSTRUCTOR_ID)?;\n        self.serialize_bare(w)\n    }}\n}}\n").unwrap();

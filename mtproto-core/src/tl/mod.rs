@@ -54,6 +54,17 @@
 //! assert_eq!(w.written(), &[2, 0xC1, 0x50, 0, 3, 1, 0, 1]);
 //! # Ok(()) }
 //! ```
+//!
+//! No panics from the wire: indexing, unchecked arithmetic and truncating casts are denied in
+//! this module (tests excepted), the generated [`schema`] included.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation
+    )
+)]
 
 mod error;
 mod reader;
@@ -93,9 +104,14 @@ pub trait Serialize {
         Ok(w.position())
     }
 
-    /// Encodes into a new, exactly sized `Vec`.
+    /// Encodes into a new, exactly sized `Vec`. A length no allocation can hold (sizes saturate
+    /// rather than wrap) is [`TlError::ValueTooLarge`], not a capacity-overflow panic.
     fn to_vec(&self) -> Result<Vec<u8>, TlError> {
-        let mut out = alloc::vec![0u8; self.serialized_len()];
+        let len = self.serialized_len();
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| TlError::ValueTooLarge)?;
+        out.resize(len, 0);
         let n = self.serialize_into(&mut out)?;
         out.truncate(n);
         Ok(out)
@@ -282,5 +298,35 @@ impl<'a, T: Deserialize<'a>> Deserialize<'a> for Vec<T> {
     const MIN_SERIALIZED_LEN: usize = 8;
     fn deserialize(r: &mut Reader<'a>) -> Result<Self, TlError> {
         r.read_vector()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Claims an encoding of half the address space (no real value can; this stands in for a
+    /// size computation that would overflow).
+    struct Huge;
+
+    impl Serialize for Huge {
+        fn serialized_len(&self) -> usize {
+            usize::MAX / 2
+        }
+        fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
+            w.write_raw(&[0; 4])
+        }
+    }
+
+    #[test]
+    fn oversized_lengths_saturate_and_to_vec_refuses_them() {
+        let v = alloc::vec![Huge, Huge, Huge];
+        // 8 + 3 * (usize::MAX / 2) would wrap to a small number.
+        assert_eq!(v.serialized_len(), usize::MAX);
+        assert_eq!(v.to_vec(), Err(TlError::ValueTooLarge));
+        assert_eq!(Huge.to_vec(), Err(TlError::ValueTooLarge));
+        assert_eq!(writer::bytes_len(usize::MAX), usize::MAX & !3);
+        assert_eq!(writer::bytes_len(253), 256);
+        assert_eq!(writer::bytes_len(254), 260);
     }
 }

@@ -37,6 +37,13 @@ impl fmt::Debug for ByteLen {
     }
 }
 
+/// Sum of encoded sizes, saturating: it can only overflow for values that cannot exist in memory,
+/// and a saturated length is then refused (no buffer or allocation is that large) instead of
+/// wrapping to a short one.
+fn len_sum(parts: impl IntoIterator<Item = usize>) -> usize {
+    parts.into_iter().fold(0, usize::saturating_add)
+}
+
 /// `bytes:int body:Object`: a length, then that many raw bytes.
 fn read_sized_object<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], TlError> {
     let n = r.read_i32()?;
@@ -86,10 +93,13 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + bytes_len(self.pq.len())
-                + 8 + self.server_public_key_fingerprints.len() * 8
+            len_sum([
+                16,
+                16,
+                bytes_len(self.pq.len()),
+                8,
+                self.server_public_key_fingerprints.len().saturating_mul(8),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -123,7 +133,7 @@ pub mod types {
 
     impl Serialize for ResPq<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -182,13 +192,15 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            bytes_len(self.pq.len())
-                + bytes_len(self.p.len())
-                + bytes_len(self.q.len())
-                + 16
-                + 16
-                + 32
-                + 4
+            len_sum([
+                bytes_len(self.pq.len()),
+                bytes_len(self.p.len()),
+                bytes_len(self.q.len()),
+                16,
+                16,
+                32,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -225,7 +237,7 @@ pub mod types {
 
     impl Serialize for PQInnerDataDc<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -287,14 +299,16 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            bytes_len(self.pq.len())
-                + bytes_len(self.p.len())
-                + bytes_len(self.q.len())
-                + 16
-                + 16
-                + 32
-                + 4
-                + 4
+            len_sum([
+                bytes_len(self.pq.len()),
+                bytes_len(self.p.len()),
+                bytes_len(self.q.len()),
+                16,
+                16,
+                32,
+                4,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -333,7 +347,7 @@ pub mod types {
 
     impl Serialize for PQInnerDataTempDc<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -380,9 +394,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + bytes_len(self.encrypted_answer.len())
+            len_sum([
+                16,
+                16,
+                bytes_len(self.encrypted_answer.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -411,7 +427,7 @@ pub mod types {
 
     impl Serialize for ServerDhParamsOk<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -467,12 +483,14 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + 4
-                + bytes_len(self.dh_prime.len())
-                + bytes_len(self.g_a.len())
-                + 4
+            len_sum([
+                16,
+                16,
+                4,
+                bytes_len(self.dh_prime.len()),
+                bytes_len(self.g_a.len()),
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -507,7 +525,7 @@ pub mod types {
 
     impl Serialize for ServerDhInnerData<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -557,10 +575,12 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + 8
-                + bytes_len(self.g_b.len())
+            len_sum([
+                16,
+                16,
+                8,
+                bytes_len(self.g_b.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -591,7 +611,7 @@ pub mod types {
 
     impl Serialize for ClientDhInnerData<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -638,9 +658,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + 16
+            len_sum([
+                16,
+                16,
+                16,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -669,7 +691,7 @@ pub mod types {
 
     impl Serialize for DhGenOk<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -716,9 +738,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + 16
+            len_sum([
+                16,
+                16,
+                16,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -747,7 +771,7 @@ pub mod types {
 
     impl Serialize for DhGenRetry<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -794,9 +818,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + 16
+            len_sum([
+                16,
+                16,
+                16,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -825,7 +851,7 @@ pub mod types {
 
     impl Serialize for DhGenFail<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -878,11 +904,13 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 8
-                + 8
-                + 8
-                + 4
+            len_sum([
+                8,
+                8,
+                8,
+                8,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -915,7 +943,7 @@ pub mod types {
 
     impl Serialize for BindAuthKeyInner {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -959,8 +987,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + self.result.len()
+            len_sum([
+                8,
+                self.result.len(),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -987,7 +1017,7 @@ pub mod types {
 
     impl Serialize for RpcResult<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1031,8 +1061,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            4
-                + bytes_len(self.error_message.len())
+            len_sum([
+                4,
+                bytes_len(self.error_message.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1059,7 +1091,7 @@ pub mod types {
 
     impl Serialize for RpcError<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1109,7 +1141,7 @@ pub mod types {
 
     impl Serialize for RpcAnswerUnknown {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1159,7 +1191,7 @@ pub mod types {
 
     impl Serialize for RpcAnswerDroppedRunning {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1206,9 +1238,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 4
-                + 4
+            len_sum([
+                8,
+                4,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1237,7 +1271,7 @@ pub mod types {
 
     impl Serialize for RpcAnswerDropped {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1284,9 +1318,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            4
-                + 4
-                + 8
+            len_sum([
+                4,
+                4,
+                8,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1315,7 +1351,7 @@ pub mod types {
 
     impl Serialize for FutureSalt {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1362,9 +1398,12 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 4
-                + 4 + self.salts.iter().map(|x| x.bare_len()).sum::<usize>()
+            len_sum([
+                8,
+                4,
+                4,
+                len_sum(self.salts.iter().map(|x| x.bare_len())),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1396,7 +1435,7 @@ pub mod types {
 
     impl Serialize for FutureSalts {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1440,8 +1479,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 8
+            len_sum([
+                8,
+                8,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1468,7 +1509,7 @@ pub mod types {
 
     impl Serialize for Pong {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1534,7 +1575,7 @@ pub mod types {
 
     impl Serialize for DestroySessionOk {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1600,7 +1641,7 @@ pub mod types {
 
     impl Serialize for DestroySessionNone {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1647,9 +1688,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 8
-                + 8
+            len_sum([
+                8,
+                8,
+                8,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1678,7 +1721,7 @@ pub mod types {
 
     impl Serialize for NewSessionCreated {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1719,7 +1762,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            4 + self.messages.iter().map(|x| x.bare_len()).sum::<usize>()
+            len_sum([
+                4,
+                len_sum(self.messages.iter().map(|x| x.bare_len())),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1747,7 +1793,7 @@ pub mod types {
 
     impl Serialize for MsgContainer<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1796,9 +1842,12 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 4
-                + 4 + self.body.len()
+            len_sum([
+                8,
+                4,
+                4,
+                self.body.len(),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -1828,7 +1877,7 @@ pub mod types {
 
     impl Serialize for Message<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1894,7 +1943,7 @@ pub mod types {
 
     impl Serialize for MsgCopy<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -1960,7 +2009,7 @@ pub mod types {
 
     impl Serialize for GzipPacked<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2001,7 +2050,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8 + self.msg_ids.len() * 8
+            len_sum([
+                8,
+                self.msg_ids.len().saturating_mul(8),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2029,7 +2081,7 @@ pub mod types {
 
     impl Serialize for MsgsAck {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2076,9 +2128,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 4
-                + 4
+            len_sum([
+                8,
+                4,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2107,7 +2161,7 @@ pub mod types {
 
     impl Serialize for BadMsgNotification {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2157,10 +2211,12 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 4
-                + 4
-                + 8
+            len_sum([
+                8,
+                4,
+                4,
+                8,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2191,7 +2247,7 @@ pub mod types {
 
     impl Serialize for BadServerSalt {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2232,7 +2288,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8 + self.msg_ids.len() * 8
+            len_sum([
+                8,
+                self.msg_ids.len().saturating_mul(8),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2260,7 +2319,7 @@ pub mod types {
 
     impl Serialize for MsgResendReq {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2301,7 +2360,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8 + self.msg_ids.len() * 8
+            len_sum([
+                8,
+                self.msg_ids.len().saturating_mul(8),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2329,7 +2391,7 @@ pub mod types {
 
     impl Serialize for MsgsStateReq {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2373,8 +2435,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + bytes_len(self.info.len())
+            len_sum([
+                8,
+                bytes_len(self.info.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2401,7 +2465,7 @@ pub mod types {
 
     impl Serialize for MsgsStateInfo<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2445,8 +2509,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8 + self.msg_ids.len() * 8
-                + bytes_len(self.info.len())
+            len_sum([
+                8,
+                self.msg_ids.len().saturating_mul(8),
+                bytes_len(self.info.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2476,7 +2543,7 @@ pub mod types {
 
     impl Serialize for MsgsAllInfo<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2526,10 +2593,12 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 8
-                + 4
-                + 4
+            len_sum([
+                8,
+                8,
+                4,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2560,7 +2629,7 @@ pub mod types {
 
     impl Serialize for MsgDetailedInfo {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2607,9 +2676,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 4
-                + 4
+            len_sum([
+                8,
+                4,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2638,7 +2709,7 @@ pub mod types {
 
     impl Serialize for MsgNewDetailedInfo {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2688,7 +2759,7 @@ pub mod types {
 
     impl Serialize for DestroyAuthKeyOk {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2738,7 +2809,7 @@ pub mod types {
 
     impl Serialize for DestroyAuthKeyNone {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2788,7 +2859,7 @@ pub mod types {
 
     impl Serialize for DestroyAuthKeyFail {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2835,9 +2906,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            4
-                + 4
-                + 4
+            len_sum([
+                4,
+                4,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2866,7 +2939,7 @@ pub mod types {
 
     impl Serialize for HttpWait {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -2924,12 +2997,14 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            bytes_len(self.pq.len())
-                + bytes_len(self.p.len())
-                + bytes_len(self.q.len())
-                + 16
-                + 16
-                + 32
+            len_sum([
+                bytes_len(self.pq.len()),
+                bytes_len(self.p.len()),
+                bytes_len(self.q.len()),
+                16,
+                16,
+                32,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -2964,7 +3039,7 @@ pub mod types {
 
     impl Serialize for PQInnerData<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -3025,13 +3100,15 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            bytes_len(self.pq.len())
-                + bytes_len(self.p.len())
-                + bytes_len(self.q.len())
-                + 16
-                + 16
-                + 32
-                + 4
+            len_sum([
+                bytes_len(self.pq.len()),
+                bytes_len(self.p.len()),
+                bytes_len(self.q.len()),
+                16,
+                16,
+                32,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -3068,7 +3145,7 @@ pub mod types {
 
     impl Serialize for PQInnerDataTemp<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -3117,9 +3194,11 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + 16
+            len_sum([
+                16,
+                16,
+                16,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -3148,7 +3227,7 @@ pub mod types {
 
     impl Serialize for ServerDhParamsFail<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -3196,8 +3275,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            bytes_len(self.n.len())
-                + bytes_len(self.e.len())
+            len_sum([
+                bytes_len(self.n.len()),
+                bytes_len(self.e.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -3224,7 +3305,7 @@ pub mod types {
 
     impl Serialize for RsaPublicKey<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -3267,7 +3348,10 @@ pub mod types {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8 + self.msg_ids.len() * 8
+            len_sum([
+                8,
+                self.msg_ids.len().saturating_mul(8),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -3295,7 +3379,7 @@ pub mod types {
 
     impl Serialize for MsgResendAnsReq {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4080,7 +4164,7 @@ pub mod functions {
 
     impl Serialize for ReqPqMulti<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4140,12 +4224,14 @@ pub mod functions {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + bytes_len(self.p.len())
-                + bytes_len(self.q.len())
-                + 8
-                + bytes_len(self.encrypted_data.len())
+            len_sum([
+                16,
+                16,
+                bytes_len(self.p.len()),
+                bytes_len(self.q.len()),
+                8,
+                bytes_len(self.encrypted_data.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -4180,7 +4266,7 @@ pub mod functions {
 
     impl Serialize for ReqDhParams<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4231,9 +4317,11 @@ pub mod functions {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            16
-                + 16
-                + bytes_len(self.encrypted_data.len())
+            len_sum([
+                16,
+                16,
+                bytes_len(self.encrypted_data.len()),
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -4262,7 +4350,7 @@ pub mod functions {
 
     impl Serialize for SetClientDhParams<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4332,7 +4420,7 @@ pub mod functions {
 
     impl Serialize for RpcDropAnswer {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4402,7 +4490,7 @@ pub mod functions {
 
     impl Serialize for GetFutureSalts {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4472,7 +4560,7 @@ pub mod functions {
 
     impl Serialize for Ping {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4520,8 +4608,10 @@ pub mod functions {
 
         /// Encoded size of the bare value (without the constructor id).
         pub fn bare_len(&self) -> usize {
-            8
-                + 4
+            len_sum([
+                8,
+                4,
+            ])
         }
 
         /// Writes the bare value (the fields, without the constructor id).
@@ -4548,7 +4638,7 @@ pub mod functions {
 
     impl Serialize for PingDelayDisconnect {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4618,7 +4708,7 @@ pub mod functions {
 
     impl Serialize for DestroySession {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4672,7 +4762,7 @@ pub mod functions {
 
     impl Serialize for DestroyAuthKey {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;
@@ -4744,7 +4834,7 @@ pub mod functions {
 
     impl Serialize for ReqPq<'_> {
         fn serialized_len(&self) -> usize {
-            4 + self.bare_len()
+            self.bare_len().saturating_add(4)
         }
         fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
             w.write_u32(Self::CONSTRUCTOR_ID)?;

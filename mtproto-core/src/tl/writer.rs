@@ -6,9 +6,11 @@ use super::{BOOL_FALSE_ID, BOOL_TRUE_ID, TlError, VECTOR_ID};
 pub const MAX_BYTES_LEN: usize = (1 << 24) - 1;
 
 /// Encoded size of a TL `bytes`/`string` value holding `len` bytes (prefix + data + padding).
+/// Saturates (to a value no buffer can hold) for lengths near `usize::MAX`, which no slice has.
 pub const fn bytes_len(len: usize) -> usize {
-    let header = if len <= 253 { 1 } else { 4 };
-    (header + len + 3) & !3
+    // Length prefix (1 or 4 bytes) plus 3, then rounded down to a multiple of 4.
+    let header_plus_3 = if len <= 253 { 4 } else { 7 };
+    len.saturating_add(header_plus_3) & !3
 }
 
 /// Writes TL into a caller-provided `&mut [u8]`. It never allocates: size the buffer with
@@ -107,13 +109,18 @@ impl<'b> Writer<'b> {
                 available: self.remaining(),
             });
         }
-        let header = if len <= 253 {
-            self.write_raw(&[len as u8])?;
-            1
-        } else {
-            let l = (len as u32).to_le_bytes();
-            self.write_raw(&[254, l[0], l[1], l[2]])?;
-            4
+        let header = match u8::try_from(len) {
+            Ok(short) if short <= 253 => {
+                self.write_raw(&[short])?;
+                1
+            }
+            _ => {
+                // len <= MAX_BYTES_LEN (checked above): the 3 low bytes hold it.
+                let l = u32::try_from(len).map_err(|_| TlError::ValueTooLarge)?;
+                let [l0, l1, l2, _] = l.to_le_bytes();
+                self.write_raw(&[254, l0, l1, l2])?;
+                4
+            }
         };
         self.write_raw(data)?;
         let pad = total.saturating_sub(header).saturating_sub(len);
@@ -126,6 +133,6 @@ impl<'b> Writer<'b> {
         if boxed {
             self.write_u32(VECTOR_ID)?;
         }
-        self.write_u32(n as u32)
+        self.write_i32(n)
     }
 }
