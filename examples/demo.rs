@@ -11,6 +11,21 @@
 //! The session layer (msg_id/seqno bookkeeping, acks, salts, containers) is not built yet, so the
 //! few fields it would manage are filled in by hand here; this example is the stand-in for the
 //! `mtproto demo` tool until then. Pass `--seed N` for a deterministic run.
+//!
+//! Server mode, for other clients (e.g. the Telethon interop test in `tests/interop/`):
+//!
+//! ```text
+//! cargo run --release --example demo -- --serve 127.0.0.1:PORT [--legacy-rsa] [--secret HEX]...
+//!     [--max-conns N] [--seed N]
+//! ```
+//!
+//! It prints the demo RSA public key (`rsa: fingerprint=… n=… e=…`), then accepts connections:
+//! transport auto-detection (any framing, obfuscated2, the MTProxy secrets given with `--secret`),
+//! the server handshake (`--legacy-rsa` also accepts the pre-RSA_PAD `SHA1 + data + padding`
+//! encoding old clients use), then MTProto 2.0 messages: `ping` → `pong`, any other
+//! content-related message echoed in an `rpc_result`. One line per finished handshake:
+//! `handshake: auth_key_id=… transport=…` (no secrets). With `--max-conns N` it exits after N
+//! connections, with status 1 if any of them failed.
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -30,7 +45,7 @@ use mtproto::core::time::UnixTime;
 use mtproto::core::tl::schema::{functions, types};
 use mtproto::core::tl::{Deserialize, Serialize};
 use mtproto::core::transport::{
-    self, Detector, Frame, Framing, ObfuscatedCodec, ProxySecret, Status, Transport,
+    self, Detector, Frame, Framing, ObfuscatedCodec, ProxySecret, SecretKind, Status, Transport,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -57,11 +72,22 @@ impl Conn {
     }
 
     fn recv(&mut self) -> Res<Vec<u8>> {
+        self.recv_or_eof()?
+            .ok_or_else(|| "connection closed".into())
+    }
+
+    /// The next payload, or `None` if the peer closed the connection between two frames.
+    /// Padded-intermediate payloads come back without their padding.
+    fn recv_or_eof(&mut self) -> Res<Option<Vec<u8>>> {
         let mut buf = [0u8; 4096];
+        let padded = self.transport.framing() == Some(Framing::PaddedIntermediate);
         loop {
             if !self.pending.is_empty() {
                 let (used, status) = self.transport.decode(&self.pending)?;
                 let frame = match status {
+                    Status::Complete(Frame::Payload { data, .. }) if padded => {
+                        Some(Ok(transport::strip_padding(data).to_vec()))
+                    }
                     Status::Complete(Frame::Payload { data, .. }) => Some(Ok(data.to_vec())),
                     Status::Complete(Frame::TransportError(code)) => {
                         Some(Err(format!("transport error {code}")))
@@ -70,7 +96,7 @@ impl Conn {
                 };
                 self.pending.drain(..used);
                 if let Some(frame) = frame {
-                    return Ok(frame?);
+                    return Ok(Some(frame?));
                 }
                 if !self.pending.is_empty() {
                     continue;
@@ -78,20 +104,36 @@ impl Conn {
             }
             let n = self.stream.read(&mut buf)?;
             if n == 0 {
-                return Err("connection closed".into());
+                return Ok(None);
             }
             self.pending.extend_from_slice(&buf[..n]);
         }
     }
 }
 
-/// Message ids for the few encrypted messages of the demo: `unixtime * 2^32` plus a counter,
-/// client ids divisible by 4, server ids ≡ 1 (mod 4) (`mtproto_description.md`, "Message
-/// Identifier"). The session layer will own this.
-fn msg_id(time_offset: i64, counter: &mut u64, server: bool) -> u64 {
+/// Message ids for the few encrypted messages of the demo client: `unixtime * 2^32` plus a
+/// counter, client ids divisible by 4 (`mtproto_description.md`, "Message Identifier"). The
+/// session layer will own this.
+fn msg_id(time_offset: i64, counter: &mut u64) -> u64 {
     let secs = UnixTime::now().as_secs() as i64 + time_offset;
     *counter += 1;
-    ((secs as u64) << 32) | (*counter << 2) | u64::from(server)
+    ((secs as u64) << 32) | (*counter << 2)
+}
+
+/// Server message ids (`mtproto_description.md`, "Message Identifier"): time-based (the
+/// fraction of the second in the low 32 bits, as clients do), ≡ 1 (mod 4) for responses, and
+/// strictly increasing on the connection even if the clock stalls or steps back.
+#[derive(Default)]
+struct ServerMsgIds {
+    last: u64,
+}
+
+impl ServerMsgIds {
+    fn next(&mut self) -> u64 {
+        let from_clock = plain::msg_id_from_time(UnixTime::now()) as u64 | 1;
+        self.last = from_clock.max(self.last + 4);
+        self.last
+    }
 }
 
 fn encrypt(
@@ -111,34 +153,69 @@ fn constructor(body: &[u8]) -> Option<u32> {
 // ---------------------------------------------------------------------------------------------
 // The built-in server.
 
+/// What a served connection did, for the log line.
+struct Served {
+    auth_key_id: u64,
+    transport: String,
+    requests: usize,
+}
+
 fn serve(listener: TcpListener, secret: ProxySecret, mut rng: ChaCha20Rng) -> Res<()> {
     let (stream, _) = listener.accept()?;
+    let config = transport::ServerConfig {
+        secrets: vec![secret],
+        ..transport::ServerConfig::default()
+    };
+    serve_connection(stream, config, ServerConfig::demo(), &mut rng, |_| {})?;
+    Ok(())
+}
+
+/// One connection: transport detection, the server handshake, then encrypted requests until
+/// the client hangs up. `on_key` sees each finished handshake before the encrypted part.
+fn serve_connection(
+    stream: TcpStream,
+    transports: transport::ServerConfig,
+    handshake: ServerConfig,
+    rng: &mut ChaCha20Rng,
+    on_key: impl FnOnce(&Served),
+) -> Res<Served> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut conn = accept_transport(stream, secret, &mut rng)?;
+    stream.set_nodelay(true)?;
+    let (mut conn, transport) = accept_transport(stream, transports, rng)?;
+    let mut ids = ServerMsgIds::default();
 
     // Handshake, server side.
-    let mut hs = ServerHandshake::new(ServerConfig::demo());
-    let mut counter = 0;
+    let mut hs = ServerHandshake::new(handshake);
     let key = loop {
         let frame = conn.recv()?;
         let (_, body) = plain::unwrap(&frame)?;
-        let id = msg_id(0, &mut counter, true) as i64;
-        match hs.handle(UnixTime::now(), body, &mut rng)? {
-            ServerStep::Send(reply) => conn.send(&plain::wrap(id, &reply), &mut rng)?,
+        let id = ids.next() as i64;
+        match hs.handle(UnixTime::now(), body, rng)? {
+            ServerStep::Send(reply) => conn.send(&plain::wrap(id, &reply), rng)?,
             ServerStep::Done { reply, key } => {
-                conn.send(&plain::wrap(id, &reply), &mut rng)?;
+                conn.send(&plain::wrap(id, &reply), rng)?;
                 break key;
             }
         }
     };
+    let mut served = Served {
+        auth_key_id: key.auth_key.id(),
+        transport,
+        requests: 0,
+    };
+    on_key(&served);
 
-    // Encrypted requests until the client hangs up: ping → pong, anything else is echoed back.
+    // Encrypted messages until the client hangs up: ping → pong, any other content-related
+    // message is echoed back in an rpc_result; non-content-related ones (acks) get no answer.
     let mut seq = 0u32;
-    while let Ok(mut frame) = conn.recv() {
+    while let Some(mut frame) = conn.recv_or_eof()? {
         let (reply, header) = {
             let msg: DecryptedMessage<'_> =
                 decrypt_message(&key.auth_key, Side::Client, &mut frame)
                     .map_err(|e| format!("server: {e}"))?;
+            if msg.seq_no.is_multiple_of(2) {
+                continue;
+            }
             let req_msg_id = msg.msg_id as i64;
             let reply = if constructor(msg.body) == Some(functions::Ping::CONSTRUCTOR_ID) {
                 let ping = functions::Ping::from_bytes(msg.body)?;
@@ -156,29 +233,28 @@ fn serve(listener: TcpListener, secret: ProxySecret, mut rng: ChaCha20Rng) -> Re
             };
             seq += 1;
             let header = MessageHeader {
-                salt: msg.salt,
+                salt: key.server_salt,
                 session_id: msg.session_id,
-                msg_id: msg_id(0, &mut counter, true),
+                msg_id: ids.next(),
                 seq_no: seq * 2 - 1, // content-related
             };
             (reply, header)
         };
-        let sealed = encrypt(&key.auth_key, Side::Server, &header, &reply, &mut rng)?;
-        conn.send(&sealed, &mut rng)?;
+        let sealed = encrypt(&key.auth_key, Side::Server, &header, &reply, rng)?;
+        conn.send(&sealed, rng)?;
+        served.requests += 1;
     }
-    Ok(())
+    Ok(served)
 }
 
-/// Reads the first bytes until the detector knows the client's transport.
+/// Reads the first bytes until the detector knows the client's transport. Returns the
+/// connection and a label such as `obfuscated/abridged` or `mtproxy-dd/padded_intermediate`.
 fn accept_transport(
     mut stream: TcpStream,
-    secret: ProxySecret,
+    config: transport::ServerConfig,
     rng: &mut ChaCha20Rng,
-) -> Res<Conn> {
-    let config = transport::ServerConfig {
-        secrets: vec![secret],
-        ..transport::ServerConfig::default()
-    };
+) -> Res<(Conn, String)> {
+    let secrets = config.secrets.clone();
     let mut detector = Detector::new(config);
     let mut buf = [0u8; 4096];
     let mut input = Vec::new();
@@ -192,14 +268,144 @@ fn accept_transport(
         input.drain(..used);
         if let Status::Complete(found) = status {
             stream.write_all(&found.reply)?;
-            return Ok(Conn {
+            let secret = found.secret_index.and_then(|i| secrets.get(i));
+            let layer = match (&found.transport, secret.map(ProxySecret::kind)) {
+                (Transport::Plain(_), _) => "plain",
+                (Transport::Obfuscated(_), None) => "obfuscated",
+                (Transport::Obfuscated(_), Some(SecretKind::Plain)) => "mtproxy",
+                (Transport::Obfuscated(_), Some(SecretKind::Padded)) => "mtproxy-dd",
+                (Transport::Obfuscated(_), Some(_)) => "mtproxy-ee",
+            };
+            let framing = match found.transport.framing() {
+                Some(Framing::Abridged) => "abridged",
+                Some(Framing::Intermediate) => "intermediate",
+                Some(Framing::PaddedIntermediate) => "padded_intermediate",
+                Some(Framing::Full) => "full",
+                None => "unknown",
+            };
+            let conn = Conn {
                 stream,
                 transport: found.transport,
                 pending: input,
                 out: Vec::new(),
-            });
+            };
+            return Ok((conn, format!("{layer}/{framing}")));
         }
     }
+}
+
+/// Options of the `--serve` mode.
+struct ServeOptions {
+    addr: String,
+    legacy_rsa: bool,
+    secrets: Vec<ProxySecret>,
+    max_conns: Option<usize>,
+    seed: Option<u64>,
+}
+
+impl ServeOptions {
+    /// `None` if `--serve` is absent.
+    fn parse(args: &[String]) -> Res<Option<Self>> {
+        if !args.iter().any(|a| a == "--serve") {
+            return Ok(None);
+        }
+        let mut opts = ServeOptions {
+            addr: String::new(),
+            legacy_rsa: false,
+            secrets: Vec::new(),
+            max_conns: None,
+            seed: None,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--serve" => opts.addr = value()?.clone(),
+                "--legacy-rsa" => opts.legacy_rsa = true,
+                "--secret" => opts.secrets.push(ProxySecret::parse(value()?)?),
+                "--max-conns" => opts.max_conns = Some(value()?.parse()?),
+                "--seed" => opts.seed = Some(value()?.parse()?),
+                other => return Err(format!("unknown argument {other}").into()),
+            }
+        }
+        Ok(Some(opts))
+    }
+}
+
+/// `--serve`: accept connections (one thread each) until `--max-conns` have been handled.
+fn serve_forever(opts: ServeOptions) -> Res<()> {
+    let listener = TcpListener::bind(&opts.addr)?;
+    let handshake = ServerConfig {
+        accept_legacy_padding: opts.legacy_rsa,
+        ..ServerConfig::demo()
+    };
+    let transports = transport::ServerConfig {
+        secrets: opts.secrets,
+        ..transport::ServerConfig::default()
+    };
+    // The public half of the demo key, for clients that need it (its private half is public
+    // too: `RsaPrivateKey::demo`).
+    let public = mtproto::core::handshake::RsaPrivateKey::demo()
+        .public_key()
+        .clone();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    println!(
+        "rsa: fingerprint={:016x} n={} e=010001",
+        public.fingerprint(),
+        hex(&public.modulus_be())
+    );
+    println!(
+        "serving on {} (legacy RSA padding {}, {} MTProxy secret(s))",
+        listener.local_addr()?,
+        if opts.legacy_rsa { "on" } else { "off" },
+        transports.secrets.len()
+    );
+
+    let mut workers = Vec::new();
+    let mut index = 0u64;
+    while opts.max_conns.is_none_or(|max| workers.len() < max) {
+        let (stream, peer) = listener.accept()?;
+        let mut rng = match opts.seed {
+            Some(s) => ChaCha20Rng::seed_from_u64(s.wrapping_add(index)),
+            None => ChaCha20Rng::from_os_rng(),
+        };
+        index += 1;
+        let (transports, handshake) = (transports.clone(), handshake.clone());
+        let worker = thread::spawn(move || {
+            let outcome = serve_connection(stream, transports, handshake, &mut rng, |s| {
+                println!(
+                    "handshake: auth_key_id={:016x} transport={} peer={peer}",
+                    s.auth_key_id, s.transport
+                );
+            });
+            match outcome {
+                Ok(s) => {
+                    println!(
+                        "closed: auth_key_id={:016x} requests={}",
+                        s.auth_key_id, s.requests
+                    );
+                    true
+                }
+                Err(e) => {
+                    eprintln!("connection from {peer} failed: {e}");
+                    false
+                }
+            }
+        });
+        if opts.max_conns.is_some() {
+            workers.push(worker);
+        }
+    }
+    let failed = workers
+        .into_iter()
+        .map(|w| w.join())
+        .filter(|outcome| !matches!(outcome, Ok(true)))
+        .count();
+    if failed > 0 {
+        return Err(format!("{failed} connection(s) failed").into());
+    }
+    println!("served: ok");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,7 +456,7 @@ fn run_client(addr: std::net::SocketAddr, secret: &ProxySecret, mut rng: ChaCha2
         let header = MessageHeader {
             salt: result.server_salt,
             session_id,
-            msg_id: msg_id(result.time_offset, &mut counter, false),
+            msg_id: msg_id(result.time_offset, &mut counter),
             seq_no: seq * 2 - 1,
         };
         conn.send(
@@ -298,6 +504,10 @@ fn run_client(addr: std::net::SocketAddr, secret: &ProxySecret, mut rng: ChaCha2
 }
 
 fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(opts) = ServeOptions::parse(&args)? {
+        return serve_forever(opts);
+    }
     let seed = std::env::args()
         .skip_while(|a| a != "--seed")
         .nth(1)
