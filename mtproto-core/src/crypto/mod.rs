@@ -4,14 +4,16 @@
 //! Everything here is a pure function of its inputs (randomness comes from the caller's
 //! [`rand_core::CryptoRng`]); nothing allocates on the message hot path.
 //!
-//! No panics from the wire: indexing, unchecked arithmetic and truncating casts are denied here
+//! No panics from the wire: indexing, unchecked arithmetic and lossy casts are denied here
 //! (tests excepted); every length from a peer or a caller goes through `get`/`checked_*`.
 #![cfg_attr(
     not(test),
     deny(
         clippy::indexing_slicing,
         clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
     )
 )]
 

@@ -36,14 +36,16 @@
 //! [`detect::Detector`] is the server-side entry point: it recognises the client's transport from
 //! its first bytes and hands back the matching [`Transport`].
 //!
-//! No panics from the wire: indexing, unchecked arithmetic and truncating casts are denied in
+//! No panics from the wire: indexing, unchecked arithmetic and lossy casts are denied in
 //! this module (tests excepted); lengths from the peer go through `get`/`checked_*`/`try_from`.
 #![cfg_attr(
     not(test),
     deny(
         clippy::indexing_slicing,
         clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
     )
 )]
 
