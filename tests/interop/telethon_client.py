@@ -13,6 +13,11 @@ For each Telethon connection class (plain TCP framings, obfuscated2, MTProxy wit
   3. prints `KEY <auth_key_id> <transport label>` so the harness can compare the key id Telethon
      derived with the one the server logged, and the transport the server detected.
 
+`--mode reject` / `--mode legacy-off` run negative cases instead: an unknown MTProxy secret, a
+flipped ciphertext bit, a flipped msg_key bit, a wrong auth_key_id (each after a working ping),
+and Telethon's legacy RSA padding against a server without `--legacy-rsa`: the server must
+close the connection (or send a transport error), never answer or hang.
+
 Exit status is non-zero if any case fails. Everything is bounded: loopback only, a fixed list of
 connections, a timeout on every network step. Run by tests/interop/run.sh.
 """
@@ -27,6 +32,7 @@ import sys
 import rsa as pyrsa
 import telethon
 from telethon.crypto import rsa as telethon_rsa
+from telethon.errors import InvalidBufferError
 from telethon.network import connection as conns
 from telethon.network.authenticator import do_authentication
 from telethon.network.mtprotoplainsender import MTProtoPlainSender
@@ -157,6 +163,105 @@ async def run_case(cls, proxy, label, port, loggers):
         await conn.disconnect()
 
 
+# ---------------------------------------------------------------------------------------------
+# Negative cases: the server must refuse, and refuse by closing the connection (or with a
+# transport error), never by answering.
+
+
+async def expect_refusal(awaitable, what):
+    """`awaitable` must fail because the server closed the connection or sent a 4-byte
+    transport error; a reply or a timeout (the server hanging) is a failure."""
+    try:
+        data = await asyncio.wait_for(awaitable, STEP_TIMEOUT)
+    except (ConnectionError, asyncio.IncompleteReadError, InvalidBufferError) as e:
+        return type(e).__name__
+    if isinstance(data, bytes) and len(data) == 4 and struct.unpack("<i", data)[0] < 0:
+        return f"transport error {struct.unpack('<i', data)[0]}"
+    raise AssertionError(f"the server answered {what}")
+
+
+async def handshake_and_ping(port, loggers):
+    conn = conns.ConnectionTcpIntermediate("127.0.0.1", port, DC_ID, loggers=loggers)
+    await asyncio.wait_for(conn.connect(timeout=STEP_TIMEOUT), STEP_TIMEOUT + 5)
+    sender = MTProtoPlainSender(conn, loggers=loggers)
+    auth_key, time_offset = await asyncio.wait_for(do_authentication(sender), STEP_TIMEOUT)
+    state = MTProtoState(auth_key, loggers=loggers)
+    state.time_offset = time_offset
+    # The connection works before we tamper with anything.
+    _, message = await call(conn, state, bytes(PingRequest(7)))
+    check(isinstance(message.obj, Pong), "no pong before tampering")
+    return conn, state
+
+
+async def reject_tampered(port, loggers, at, mask):
+    """A valid ping/pong, then a ping with byte `at` of the encrypted packet XORed with `mask`."""
+    conn, state = await handshake_and_ping(port, loggers)
+    try:
+        buf = io.BytesIO()
+        state.write_data_as_message(buf, bytes(PingRequest(8)), content_related=True)
+        packet = bytearray(state.encrypt_message_data(buf.getvalue()))
+        packet[at] ^= mask
+        await asyncio.wait_for(conn.send(bytes(packet)), STEP_TIMEOUT)
+        return await expect_refusal(conn.recv(), "a tampered message")
+    finally:
+        await conn.disconnect()
+
+
+async def reject_wrong_secret(port, loggers):
+    """MTProxy init made with a secret the server does not know."""
+    wrong = os.urandom(16).hex()
+    conn = conns.ConnectionTcpMTProxyIntermediate(
+        "127.0.0.1", port, DC_ID, loggers=loggers, proxy=("127.0.0.1", port, wrong))
+    try:
+        return await expect_refusal(conn.connect(timeout=STEP_TIMEOUT), "an unknown secret")
+    finally:
+        await conn.disconnect()
+
+
+async def reject_legacy_rsa(port, loggers):
+    """Telethon's handshake (legacy RSA padding) against a server that only accepts RSA_PAD."""
+    conn = conns.ConnectionTcpIntermediate("127.0.0.1", port, DC_ID, loggers=loggers)
+    await asyncio.wait_for(conn.connect(timeout=STEP_TIMEOUT), STEP_TIMEOUT + 5)
+    try:
+        sender = MTProtoPlainSender(conn, loggers=loggers)
+        return await expect_refusal(do_authentication(sender), "legacy RSA padding")
+    finally:
+        await conn.disconnect()
+
+
+def negative_cases(mode):
+    if mode == "reject":  # server with --legacy-rsa and a plain secret
+        return [
+            ("unknown MTProxy secret", reject_wrong_secret),
+            ("flipped ciphertext bit", lambda p, l: reject_tampered(p, l, 40, 0x01)),
+            ("flipped msg_key bit", lambda p, l: reject_tampered(p, l, 8, 0x80)),
+            ("wrong auth_key_id", lambda p, l: reject_tampered(p, l, 0, 0x01)),
+        ]
+    if mode == "legacy-off":  # server without --legacy-rsa
+        return [("legacy RSA padding refused", reject_legacy_rsa)]
+    raise ValueError(mode)
+
+
+async def run_negative(mode, port, loggers):
+    failures = 0
+    for name, case in negative_cases(mode):
+        try:
+            how = await asyncio.wait_for(case(port, loggers), CASE_TIMEOUT)
+        except Exception as e:
+            failures += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+            continue
+        print(f"ok   {name}: refused ({how})")
+        print(f"REFUSED {name}")
+    print(f"telethon negative ({mode}): {len(negative_cases(mode)) - failures} ok, "
+          f"{failures} failed")
+    return 1 if failures else 0
+
+
+def case_count(mode):
+    return len(cases("", "")) if mode == "interop" else len(negative_cases(mode))
+
+
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int)
@@ -164,10 +269,13 @@ async def main():
     parser.add_argument("--fingerprint", help="the server's key fingerprint, hex u64")
     parser.add_argument("--secret", help="plain 16-byte MTProxy secret, hex")
     parser.add_argument("--dd-secret", help="16-byte key of the server's dd secret, hex")
+    parser.add_argument("--mode", choices=["interop", "reject", "legacy-off"], default="interop",
+                        help="interop: every transport must work; reject / legacy-off: "
+                        "negative cases the server must refuse")
     parser.add_argument("--count", action="store_true", help="print the number of connections")
     args = parser.parse_args()
     if args.count:
-        print(len(cases("", "")))
+        print(case_count(args.mode))
         return 0
 
     logging.basicConfig(level=logging.WARNING, format="telethon %(name)s: %(message)s")
@@ -183,6 +291,8 @@ async def main():
         print(f"FAIL fingerprint: telethon {theirs:016x}, server {args.fingerprint}")
         return 1
     print(f"ok   rsa fingerprint {theirs:016x} agrees")
+    if args.mode != "interop":
+        return await run_negative(args.mode, args.port, loggers)
 
     failures = 0
     for cls, proxy, label in cases(args.secret, args.dd_secret):
