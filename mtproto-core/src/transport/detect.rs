@@ -13,7 +13,7 @@ use super::faketls::{build_server_hello, check_client_hello, record_len};
 use super::framing::Codec;
 use super::obfuscated::{INIT_LEN, ObfuscatedCodec};
 use super::secret::ProxySecret;
-use super::{DEFAULT_MAX_FRAME_LEN, Framing, Role, Status, Transport, TransportError};
+use super::{DEFAULT_MAX_FRAME_LEN, Framing, Role, Status, Transport, TransportError, fill_to};
 use crate::time::UnixTime;
 
 /// Largest ClientHello record accepted (2^14 payload + 5 header bytes).
@@ -116,14 +116,9 @@ impl Detector {
                     return Ok((consumed, Status::Complete(d)));
                 }
             };
-            let rest = input.get(consumed..).unwrap_or_default();
-            let take = need.saturating_sub(self.buf.len()).min(rest.len());
-            if take == 0 {
+            if fill_to(&mut self.buf, need, input, &mut consumed).is_empty() {
                 return Ok((consumed, Status::Partial));
             }
-            self.buf
-                .extend_from_slice(rest.get(..take).unwrap_or_default());
-            consumed = consumed.saturating_add(take); // <= input.len()
         }
     }
 

@@ -23,7 +23,7 @@ use zeroize::Zeroize;
 use super::framing::push_random;
 use super::obfuscated::ObfuscatedCodec;
 use super::secret::ProxySecret;
-use super::{EncodeError, Framing, Status, TransportError};
+use super::{EncodeError, Framing, Status, TransportError, fill_to};
 use crate::time::UnixTime;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -488,14 +488,9 @@ impl FakeTlsClient {
             if self.buf.len() >= need {
                 break;
             }
-            let rest = input.get(consumed..).unwrap_or_default();
-            let take = need.saturating_sub(self.buf.len()).min(rest.len());
-            if take == 0 {
+            if fill_to(&mut self.buf, need, input, &mut consumed).is_empty() {
                 return Ok((consumed, Status::Partial));
             }
-            self.buf
-                .extend_from_slice(rest.get(..take).unwrap_or_default());
-            consumed = consumed.saturating_add(take); // <= input.len()
         }
         let got: [u8; 32] = self
             .buf

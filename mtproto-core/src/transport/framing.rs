@@ -4,7 +4,8 @@
 use alloc::vec::Vec;
 
 use super::{
-    DEFAULT_MAX_FRAME_LEN, EncodeError, Frame, Framing, QuickAckToken, Role, Status, TransportError,
+    DEFAULT_MAX_FRAME_LEN, EncodeError, Frame, Framing, QuickAckToken, Role, Status,
+    TransportError, fill_to,
 };
 
 /// Largest payload the abridged length field can describe: 2^24 - 1 words.
@@ -171,19 +172,11 @@ impl Codec {
                     return Ok((consumed, true));
                 }
                 Ok(Step::Need(total)) => {
-                    let missing = total.saturating_sub(self.buf.len());
-                    let rest = input.get(consumed..).unwrap_or_default();
-                    let take = missing.min(rest.len());
-                    if take == 0 {
+                    let fresh = fill_to(&mut self.buf, total, input, &mut consumed);
+                    if fresh.is_empty() {
                         return Ok((consumed, false));
                     }
-                    let start = self.buf.len();
-                    self.buf
-                        .extend_from_slice(rest.get(..take).unwrap_or_default());
-                    if let Some(fresh) = self.buf.get_mut(start..) {
-                        transform(fresh);
-                    }
-                    consumed = consumed.saturating_add(take);
+                    transform(fresh);
                 }
             }
         }

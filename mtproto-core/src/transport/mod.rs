@@ -286,6 +286,24 @@ impl fmt::Display for EncodeError {
 
 impl core::error::Error for EncodeError {}
 
+/// Moves bytes from `input[*consumed..]` to the end of `buf` until `buf` holds `need` bytes or the
+/// input runs out, advancing `consumed` (never past `input.len()`). Returns the bytes just appended:
+/// empty means the input is exhausted and the decoder answers [`Status::Partial`]. The one buffering
+/// step of every incremental decoder here, so none can buffer past what its header asked for.
+pub(crate) fn fill_to<'b>(
+    buf: &'b mut Vec<u8>,
+    need: usize,
+    input: &[u8],
+    consumed: &mut usize,
+) -> &'b mut [u8] {
+    let rest = input.get(*consumed..).unwrap_or_default();
+    let take = need.saturating_sub(buf.len()).min(rest.len());
+    let start = buf.len();
+    buf.extend_from_slice(rest.get(..take).unwrap_or_default());
+    *consumed = consumed.saturating_add(take); // <= input.len()
+    buf.get_mut(start..).unwrap_or_default()
+}
+
 /// Removes the 0..=15 random bytes the padded intermediate framing appends to a payload, using
 /// the length the MTProto message itself declares (`mtproto_description.md`, message layouts):
 /// - unencrypted (`auth_key_id == 0`): `8 + 8 + 4 + message_data_length` bytes;
