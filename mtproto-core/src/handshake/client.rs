@@ -425,7 +425,7 @@ fn client_dh<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Vec<u8>, HandshakeError> {
     let (b, g_b) = dh_keypair(st.g, &st.p, rng)?;
-    st.auth_key = AuthKey::from_bytes(*dh_shared(&st.g_a, &b, &st.p));
+    st.auth_key = AuthKey::from_bytes(*dh_shared(&st.g_a, &b, &st.p)?);
     let g_b = to_256_be(&g_b);
     let data = SecretVec(
         types::ClientDhInnerData {

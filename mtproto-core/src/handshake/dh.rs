@@ -5,9 +5,10 @@
 use core::fmt;
 
 use num_bigint_dig::BigUint;
-use num_traits::One;
+use num_traits::{One, Zero};
 use rand_core::CryptoRng;
 
+use super::bn;
 use super::prime::is_probable_prime;
 
 /// Telegram's current 2048-bit safe prime, big-endian (`mtproto_auth_key.md` step 6,
@@ -37,25 +38,43 @@ pub(crate) const fn hex256(s: &[u8]) -> [u8; 256] {
 }
 
 /// Decodes exactly `2 * N` hex digits (whitespace and line continuations ignored) at compile time.
+/// A wrong digit count is an `assert!`, i.e. a build error for the `const` items that use it.
 pub(crate) const fn hex_array<const N: usize>(s: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
-    let mut i = 0;
-    let mut n = 0;
-    while i < s.len() {
-        let c = s[i];
-        i += 1;
-        let v = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
+    let mut dst: &mut [u8] = &mut out;
+    let mut src = s;
+    let mut high: Option<u8> = None;
+    let mut too_many = false;
+    while let [c, rest @ ..] = src {
+        src = rest;
+        // Each arm's subtraction stays within the matched range: no wrap.
+        let v = match *c {
+            b'0'..=b'9' => c.wrapping_sub(b'0'),
+            b'a'..=b'f' => c.wrapping_sub(b'a' - 10),
+            b'A'..=b'F' => c.wrapping_sub(b'A' - 10),
             _ => continue,
         };
-        if n / 2 < N {
-            out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
+        match high {
+            None => high = Some(v << 4),
+            Some(h) => {
+                high = None;
+                // `mem::take` is not `const`.
+                #[allow(clippy::mem_replace_with_default)]
+                let dst_now = core::mem::replace(&mut dst, &mut []);
+                match dst_now.split_first_mut() {
+                    Some((slot, tail)) => {
+                        *slot = h | v;
+                        dst = tail;
+                    }
+                    None => too_many = true,
+                }
+            }
         }
-        n += 1;
     }
-    assert!(n == 2 * N, "hex_array: wrong number of hex digits");
+    assert!(
+        !too_many && high.is_none() && dst.is_empty(),
+        "hex_array: wrong number of hex digits"
+    );
     out
 }
 
@@ -98,9 +117,9 @@ pub fn telegram_dh_prime() -> BigUint {
     BigUint::from_bytes_be(&TELEGRAM_DH_PRIME)
 }
 
+/// `p mod m` for the small constant moduli of [`check_generator`] (0 for `m == 0`, never used).
 fn rem_u32(p: &BigUint, m: u32) -> u32 {
-    let r = p % BigUint::from(m);
-    r.to_u32_digits_lossy()
+    bn::rem(p, &BigUint::from(m)).map_or(0, |r| r.to_u32_digits_lossy())
 }
 
 trait ToU32 {
@@ -157,7 +176,9 @@ pub fn check_prime<R: CryptoRng + ?Sized>(
     if !is_probable_prime(p, rounds, rng) {
         return Err(DhError::PrimeNotPrime);
     }
-    let half = (p - BigUint::one()) >> 1usize;
+    // p has 2048 bits here, so p - 1 cannot underflow.
+    let p_minus_1 = bn::sub(p, &BigUint::one()).ok_or(DhError::PrimeBitLength)?;
+    let half = bn::shr(&p_minus_1, 1);
     if !is_probable_prime(&half, rounds, rng) {
         return Err(DhError::PrimeNotSafe);
     }
@@ -180,16 +201,21 @@ pub fn check_params<R: CryptoRng + ?Sized>(
     check_prime(p, known_good, rounds, rng)
 }
 
+/// `2048 - 64`: public values must lie in `(2^DH_RANGE_BITS, p - 2^DH_RANGE_BITS)`.
+const DH_RANGE_BITS: usize = 2048 - 64;
+
 /// Checks a DH public value (`g_a` or `g_b`): `1 < v < p - 1` and
 /// `2^(2048-64) < v < p - 2^(2048-64)`.
 pub fn check_public_value(v: &BigUint, p: &BigUint) -> Result<(), DhError> {
     let one = BigUint::one();
-    let bound = BigUint::one() << (2048usize - 64);
-    if p <= &bound || v <= &one {
+    let bound = bn::pow2(DH_RANGE_BITS);
+    // `p <= bound` (a zero or short p) fails here rather than underflowing below.
+    let (Some(p_minus_1), Some(upper)) = (bn::sub(p, &one), bn::sub(p, &bound)) else {
+        return Err(DhError::PublicValueOutOfRange);
+    };
+    if upper.is_zero() || v <= &one {
         return Err(DhError::PublicValueOutOfRange);
     }
-    let p_minus_1 = p - &one;
-    let upper = p - &bound;
     if v >= &p_minus_1 || v <= &bound || v >= &upper {
         return Err(DhError::PublicValueOutOfRange);
     }
@@ -198,14 +224,15 @@ pub fn check_public_value(v: &BigUint, p: &BigUint) -> Result<(), DhError> {
 
 /// Serializes a value below a 2048-bit modulus as exactly 256 big-endian bytes (leading zeros
 /// kept). Values wider than 256 bytes keep their low 256 bytes (never happens for `x < p`).
+/// The intermediate byte vector is wiped (this also serializes `g_ab`).
 pub fn to_256_be(v: &BigUint) -> [u8; 256] {
-    let b = v.to_bytes_be();
+    let mut b = v.to_bytes_be();
     let mut out = [0u8; 256];
-    let n = b.len().min(256);
-    let src = b.get(b.len() - n..).unwrap_or(&[]);
-    if let Some(dst) = out.get_mut(256 - n..) {
-        dst.copy_from_slice(src);
+    // Right-align: walk both from the end; extra high bytes of a too-wide `v` are dropped.
+    for (d, s) in out.iter_mut().rev().zip(b.iter().rev()) {
+        *d = *s;
     }
+    zeroize::Zeroize::zeroize(b.as_mut_slice());
     out
 }
 
@@ -328,6 +355,20 @@ mod tests {
         }
         for good in [&bound + &one, &p - &bound - &one, &p >> 1usize] {
             assert_eq!(check_public_value(&good, &p), Ok(()));
+        }
+    }
+
+    #[test]
+    fn hex_array_decodes_and_counts_digits() {
+        // Independent of the decoder: the digits' values by hand.
+        assert_eq!(hex_array::<3>(b"0a Ff\n 19"), [0x0a, 0xff, 0x19]);
+        assert_eq!(hex_array::<0>(b" -- "), []);
+        // Too few, too many, odd: refused (an `assert!`, a build error in `const` items).
+        for bad in [&b""[..], b"0a1b", b"0", b"0a1"] {
+            assert!(
+                std::panic::catch_unwind(|| hex_array::<1>(bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

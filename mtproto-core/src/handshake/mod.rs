@@ -55,14 +55,50 @@
 //! The server ([`server::ServerHandshake`], feature `server`) is driven the same way with the
 //! client's messages.
 //!
+//! # Secrets, wiping and side channels
+//!
+//! The DH secrets `a`/`b` are kept as zeroized byte arrays; every big-integer form of them, the
+//! shared `g_ab`, the RSA private components (`p`, `q`, CRT exponents, `q^-1`) and the RSA
+//! plaintexts (`key_aes_encrypted`, the decrypted block) are held in
+//! [`zeroize::Zeroizing<BigUint>`](zeroize::Zeroizing) (num-bigint-dig's `zeroize` feature)
+//! and wiped on drop, as are the byte vectors they are serialized through.
+//!
+//! Known limitations (not fixed here):
+//! - **`modpow` is not constant time.** num-bigint-dig's modular exponentiation (used for
+//!   `g^x`, `g_ab` and RSA decryption) has secret-dependent timing and memory access. The
+//!   exposure is one exponentiation per handshake with a fresh exponent on the client, but a
+//!   server decrypts attacker-chosen RSA ciphertexts with a long-lived key.
+//! - **Library temporaries are not wiped.** Intermediates allocated inside num-bigint-dig
+//!   (Montgomery buffers and products in `modpow`, the remainder/multiplication results of the
+//!   CRT before we wrap them, old buffers freed when a `BigUint` grows) are released without
+//!   being zeroized; the crate offers no hook for that. Values copied by move (e.g. the 256-byte
+//!   key handed to [`AuthKey`](crate::crypto::AuthKey)) may leave stack copies behind.
+//!
+//! # No panics from the wire
+//!
+//! This module denies `clippy::indexing_slicing`, `clippy::arithmetic_side_effects` and
+//! `clippy::cast_possible_truncation` outside tests. Big-integer arithmetic goes through a small
+//! internal helper whose subtraction, remainder and `modpow` return `None` instead of panicking
+//! (num-bigint-dig panics on underflow and on a zero modulus).
+//!
 //! Modules: [`pq`] (factorization), [`prime`] (Miller–Rabin), [`dh`] (DH parameter checks),
 //! [`rsa`] (keys, RSA_PAD), [`plain`] (the unencrypted envelope), [`client`], [`server`],
 //! [`pfs`] (binding a temporary key to a permanent one).
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation
+    )
+)]
 
 use core::fmt;
 
 use crate::tl::TlError;
 
+mod bn;
 pub mod client;
 pub mod dh;
 pub mod pfs;
@@ -217,8 +253,8 @@ pub(crate) mod common {
     use rand_core::CryptoRng;
     use zeroize::Zeroizing;
 
-    use super::HandshakeError;
     use super::dh::{check_public_value, to_256_be};
+    use super::{HandshakeError, bn};
     use crate::crypto::{ct_eq, ige, sha1};
     use crate::tl::{Deserialize, Reader, TlError};
 
@@ -227,6 +263,8 @@ pub(crate) mod common {
     pub(crate) const MAX_SECRET_DRAWS: usize = 8;
 
     /// Draws a 2048-bit secret `x` and returns `(x, g^x mod p)` with `g^x` in the allowed range.
+    /// `p` must be a checked 2048-bit prime (a zero or short `p` only ever gives
+    /// [`HandshakeError::KeyGeneration`]).
     pub(crate) fn dh_keypair<R: CryptoRng + ?Sized>(
         g: u32,
         p: &BigUint,
@@ -236,7 +274,8 @@ pub(crate) mod common {
         for _ in 0..MAX_SECRET_DRAWS {
             let mut x = Zeroizing::new([0u8; 256]);
             rng.fill_bytes(x.as_mut());
-            let gx = g.modpow(&BigUint::from_bytes_be(x.as_ref()), p);
+            let exp = Zeroizing::new(BigUint::from_bytes_be(x.as_ref()));
+            let gx = bn::modpow(&g, &exp, p).ok_or(HandshakeError::KeyGeneration)?;
             if check_public_value(&gx, p).is_ok() {
                 return Ok((x, gx));
             }
@@ -244,9 +283,16 @@ pub(crate) mod common {
         Err(HandshakeError::KeyGeneration)
     }
 
-    /// `peer^x mod p` as 256 bytes.
-    pub(crate) fn dh_shared(peer: &BigUint, x: &[u8; 256], p: &BigUint) -> Zeroizing<[u8; 256]> {
-        Zeroizing::new(to_256_be(&peer.modpow(&BigUint::from_bytes_be(x), p)))
+    /// `peer^x mod p` as 256 bytes (`p` nonzero: checked by the caller's `check_public_value`).
+    pub(crate) fn dh_shared(
+        peer: &BigUint,
+        x: &[u8; 256],
+        p: &BigUint,
+    ) -> Result<Zeroizing<[u8; 256]>, HandshakeError> {
+        let exp = Zeroizing::new(BigUint::from_bytes_be(x));
+        let shared =
+            Zeroizing::new(bn::modpow(peer, &exp, p).ok_or(HandshakeError::KeyGeneration)?);
+        Ok(Zeroizing::new(to_256_be(&shared)))
     }
 
     /// `SHA1(data) + data + (0..15 random bytes)` to a multiple of 16, AES-256-IGE encrypted.
@@ -256,8 +302,15 @@ pub(crate) mod common {
         iv: &[u8; 32],
         rng: &mut R,
     ) -> Result<Vec<u8>, HandshakeError> {
-        let len = 20 + data.len();
-        let padded = len.div_ceil(16) * 16;
+        // Only our own TL bodies come here (a few hundred bytes); the checks keep an absurd length
+        // an error rather than a wrapped size.
+        let len = data
+            .len()
+            .checked_add(20)
+            .ok_or(HandshakeError::EncryptedLength)?;
+        let padded = len
+            .checked_next_multiple_of(16)
+            .ok_or(HandshakeError::EncryptedLength)?;
         let mut buf = Vec::with_capacity(padded);
         buf.extend_from_slice(&sha1(&[data]));
         buf.extend_from_slice(data);

@@ -49,7 +49,8 @@ impl Identifiable for BindTempAuthKey<'_> {
 
 impl Serialize for BindTempAuthKey<'_> {
     fn serialized_len(&self) -> usize {
-        4 + 8 + 8 + 4 + bytes_len(self.encrypted_message.len())
+        // Saturating like the generated TL types: an impossible size is refused by `to_vec`.
+        bytes_len(self.encrypted_message.len()).saturating_add(4 + 8 + 8 + 4)
     }
     fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
         w.write_u32(Self::CONSTRUCTOR_ID)?;

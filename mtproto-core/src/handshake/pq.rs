@@ -54,14 +54,14 @@ impl core::error::Error for PqError {}
 pub fn factorize_be(pq: &[u8]) -> Result<(u64, u64), PqError> {
     let start = pq.iter().position(|&b| b != 0).unwrap_or(pq.len());
     let digits = pq.get(start..).unwrap_or(&[]);
-    if digits.len() > 8 {
-        return Err(PqError::TooLarge);
-    }
     let mut buf = [0u8; 8];
-    let off = 8 - digits.len();
-    if let Some(dst) = buf.get_mut(off..) {
-        dst.copy_from_slice(digits);
-    }
+    let off = buf
+        .len()
+        .checked_sub(digits.len())
+        .ok_or(PqError::TooLarge)?;
+    buf.get_mut(off..)
+        .ok_or(PqError::TooLarge)?
+        .copy_from_slice(digits);
     factorize(u64::from_be_bytes(buf))
 }
 
@@ -79,7 +79,8 @@ pub fn factorize(pq: u64) -> Result<(u64, u64), PqError> {
     let d = small_factor(pq)
         .or_else(|| pollard_brent(pq))
         .ok_or(PqError::Unfactorable)?;
-    let other = pq / d;
+    // d > 1 (a proper factor), so the division is exact and defined.
+    let other = pq.checked_div(d).ok_or(PqError::Unfactorable)?;
     let (p, q) = if d < other { (d, other) } else { (other, d) };
     // p == q (a square) or a composite factor: not what the protocol promises.
     if p == q || !is_prime_u64(p) || !is_prime_u64(q) {
@@ -90,32 +91,33 @@ pub fn factorize(pq: u64) -> Result<(u64, u64), PqError> {
 
 /// Trial division by small odd numbers: Pollard's rho is slow to find tiny factors reliably.
 fn small_factor(n: u64) -> Option<u64> {
-    let mut d = 3u64;
-    while d < 1024 {
-        if n.is_multiple_of(d) && n != d {
-            return Some(d);
-        }
-        d += 2;
-    }
-    None
+    (3u64..1024)
+        .step_by(2)
+        .find(|&d| n.is_multiple_of(d) && n != d)
 }
 
+/// `a * b mod m` (0 for `m == 0`, which no caller passes).
 fn mul_mod(a: u64, b: u64, m: u64) -> u64 {
-    // m > 0 at every call site; `checked_rem` keeps this panic-free regardless.
-    let r = (u128::from(a) * u128::from(b)).checked_rem(u128::from(m));
+    // (2^64 - 1)^2 < 2^128: the u128 product never wraps.
+    let r = u128::from(a)
+        .wrapping_mul(u128::from(b))
+        .checked_rem(u128::from(m));
     r.and_then(|r| u64::try_from(r).ok()).unwrap_or(0)
 }
 
+/// One Pollard step `y^2 + c mod n`.
 fn step(y: u64, c: u64, n: u64) -> u64 {
     let sq = mul_mod(y, y, n);
-    // sq < n and c < n, so the sum fits in u128 and the result in u64.
-    let s = (u128::from(sq) + u128::from(c)) % u128::from(n);
-    u64::try_from(s).unwrap_or(0)
+    // sq, c < 2^64, so the u128 sum never wraps; the result is below n, so it fits in u64.
+    let s = u128::from(sq)
+        .wrapping_add(u128::from(c))
+        .checked_rem(u128::from(n));
+    s.and_then(|s| u64::try_from(s).ok()).unwrap_or(0)
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        let t = a % b;
+    // `checked_rem` is `None` exactly when b == 0, the loop's end.
+    while let Some(t) = a.checked_rem(b) {
         a = b;
         b = t;
     }
@@ -126,8 +128,9 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 fn pollard_brent(n: u64) -> Option<u64> {
     let mut budget = MAX_ITERATIONS;
     for attempt in 1..=MAX_ATTEMPTS {
-        let c = attempt % n;
-        let x0 = (attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % n;
+        // n >= 15 (checked by `factorize`); `?` only guards the impossible n == 0.
+        let c = attempt.checked_rem(n)?;
+        let x0 = attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15).checked_rem(n)?;
         match brent_once(n, c, x0, &mut budget) {
             Some(d) => return Some(d),
             None if budget == 0 => return None,
@@ -153,14 +156,15 @@ fn brent_once(n: u64, c: u64, x0: u64, budget: &mut u64) -> Option<u64> {
         let mut k = 0;
         while k < r && g == 1 {
             ys = y;
-            let m = BATCH.min(r - k);
+            // k < r by the loop condition.
+            let m = BATCH.min(r.saturating_sub(k));
             for _ in 0..m {
                 y = step(y, c, n);
                 q = mul_mod(q, x.abs_diff(y), n);
             }
             *budget = budget.saturating_sub(m);
             g = gcd(q, n);
-            k += m;
+            k = k.saturating_add(m);
         }
         if *budget == 0 && g == 1 {
             return None;

@@ -15,6 +15,8 @@ use num_integer::Integer;
 use num_traits::{One, Zero};
 use rand_core::CryptoRng;
 
+use super::bn;
+
 /// Odd primes used for trial division before Miller–Rabin.
 const SMALL_PRIMES: [u32; 53] = [
     3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
@@ -26,8 +28,12 @@ const SMALL_PRIMES: [u32; 53] = [
 /// hence for every `u64`.
 const U64_BASES: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
 
+/// `a * b mod m` (0 for `m == 0`, which no caller passes).
 fn mul_mod(a: u64, b: u64, m: u64) -> u64 {
-    let r = (u128::from(a) * u128::from(b)).checked_rem(u128::from(m));
+    // (2^64 - 1)^2 < 2^128: the u128 product never wraps.
+    let r = u128::from(a)
+        .wrapping_mul(u128::from(b))
+        .checked_rem(u128::from(m));
     r.and_then(|r| u64::try_from(r).ok()).unwrap_or(0)
 }
 
@@ -57,16 +63,19 @@ pub fn is_prime_u64(n: u64) -> bool {
             return false;
         }
     }
-    let s = (n - 1).trailing_zeros();
-    let d = (n - 1) >> s;
+    // n > 37 here.
+    let n_minus_1 = n.saturating_sub(1);
+    let s = n_minus_1.trailing_zeros();
+    // n - 1 is even and nonzero, so 1 <= s <= 63.
+    let d = n_minus_1.checked_shr(s).unwrap_or(0);
     'bases: for &a in &U64_BASES {
         let mut x = pow_mod(a, d, n);
-        if x == 1 || x == n - 1 {
+        if x == 1 || x == n_minus_1 {
             continue;
         }
         for _ in 1..s {
             x = mul_mod(x, x, n);
-            if x == n - 1 {
+            if x == n_minus_1 {
                 continue 'bases;
             }
         }
@@ -82,16 +91,17 @@ pub(crate) fn random_below<R: CryptoRng + ?Sized>(
     low: &BigUint,
     high: &BigUint,
 ) -> BigUint {
-    if high <= low {
-        return low.clone();
-    }
-    let span = high - low;
-    let len = span.bits().div_ceil(8) + 8;
+    let span = match bn::sub(high, low) {
+        Some(span) if !span.is_zero() => span,
+        _ => return low.clone(),
+    };
+    // `bits()` of a value in memory is far below usize::MAX; saturating is harmless.
+    let len = span.bits().div_ceil(8).saturating_add(8);
     let mut buf = alloc::vec![0u8; len];
     rng.fill_bytes(&mut buf);
-    let r = BigUint::from_bytes_be(&buf) % &span;
+    let r = bn::rem(&BigUint::from_bytes_be(&buf), &span).unwrap_or_default();
     zeroize::Zeroize::zeroize(buf.as_mut_slice());
-    low + r
+    bn::add(low, &r)
 }
 
 /// Probabilistic primality of `n`: trial division, then `rounds` Miller–Rabin rounds with bases
@@ -110,23 +120,30 @@ pub fn is_probable_prime<R: CryptoRng + ?Sized>(n: &BigUint, rounds: u32, rng: &
         if n == &p {
             return true;
         }
-        if (n % &p).is_zero() {
+        if bn::rem(n, &p).is_some_and(|r| r.is_zero()) {
             return false;
         }
     }
     // n is odd and > 251 here.
     let one = BigUint::one();
-    let n_minus_1 = n - &one;
+    let Some(n_minus_1) = bn::sub(n, &one) else {
+        return false;
+    };
     let s = n_minus_1.trailing_zeros().unwrap_or(0);
-    let d = &n_minus_1 >> s;
+    let d = bn::shr(&n_minus_1, s);
     'rounds: for _ in 0..rounds {
         let a = random_below(rng, &two, &n_minus_1);
-        let mut x = a.modpow(&d, n);
+        let Some(mut x) = bn::modpow(&a, &d, n) else {
+            return false;
+        };
         if x == one || x == n_minus_1 {
             continue;
         }
         for _ in 1..s {
-            x = (&x * &x) % n;
+            let Some(sq) = bn::rem(&bn::mul(&x, &x), n) else {
+                return false;
+            };
+            x = sq;
             if x == n_minus_1 {
                 continue 'rounds;
             }
@@ -149,11 +166,13 @@ pub fn random_prime_u64<R: CryptoRng + ?Sized>(bits: u32, rng: &mut R) -> Option
     if !(2..=63).contains(&bits) {
         return None;
     }
-    let top = 1u64 << (bits - 1);
+    // 1 <= bits - 1 <= 62: the shift is in range and top >= 2.
+    let top = 1u64.checked_shl(bits.saturating_sub(1))?;
+    let mask = top.saturating_sub(1);
     for _ in 0..MAX_PRIME_DRAWS {
         let mut b = [0u8; 8];
         rng.fill_bytes(&mut b);
-        let cand = (u64::from_le_bytes(b) & (top - 1)) | top | 1;
+        let cand = (u64::from_le_bytes(b) & mask) | top | 1;
         if is_prime_u64(cand) {
             return Some(cand);
         }

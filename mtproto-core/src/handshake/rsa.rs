@@ -5,10 +5,12 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use num_bigint_dig::BigUint;
-use num_traits::{One, Zero};
+use num_integer::Integer;
+use num_traits::One;
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::bn;
 use super::dh::hex_array;
 use crate::crypto::{ct_eq, ige, sha1, sha256};
 use crate::tl::Writer;
@@ -62,13 +64,19 @@ impl fmt::Display for RsaError {
 
 impl core::error::Error for RsaError {}
 
-/// `v` as exactly 256 big-endian bytes; `None` if it does not fit.
+/// `v` as exactly 256 big-endian bytes; `None` if it does not fit. The intermediate byte vector
+/// is wiped (decrypted RSA blocks go through here).
 fn to_256(v: &BigUint) -> Option<[u8; 256]> {
-    let b = v.to_bytes_be();
+    let mut b = v.to_bytes_be();
     let mut out = [0u8; 256];
-    let off = 256usize.checked_sub(b.len())?;
-    out.get_mut(off..)?.copy_from_slice(&b);
-    Some(out)
+    let fits = out
+        .len()
+        .checked_sub(b.len())
+        .and_then(|off| out.get_mut(off..))
+        .map(|dst| dst.copy_from_slice(&b))
+        .is_some();
+    b.zeroize();
+    fits.then_some(out)
 }
 
 /// A server RSA public key `(n, e)` with its fingerprint.
@@ -124,7 +132,7 @@ impl RsaPublicKey {
         if n.bits() != 2048 {
             return Err(RsaError::ModulusSize);
         }
-        if e < BigUint::from(3u32) || (&e % 2u32).is_zero() || e >= n {
+        if e < BigUint::from(3u32) || e.is_even() || e >= n {
             return Err(RsaError::BadExponent);
         }
         let fingerprint = compute_fingerprint(&n, &e);
@@ -207,11 +215,12 @@ impl RsaPublicKey {
             for ((d, k), x) in key_part.iter_mut().zip(temp_key.iter()).zip(h.iter()) {
                 *d = k ^ x;
             }
-            let m = BigUint::from_bytes_be(key_aes_encrypted.as_ref());
-            if m >= self.n {
+            // The RSA plaintext reveals temp_key and data: wiped after use.
+            let m = Zeroizing::new(BigUint::from_bytes_be(key_aes_encrypted.as_ref()));
+            if *m >= self.n {
                 continue;
             }
-            let c = m.modpow(&self.e, &self.n);
+            let c = bn::modpow(&m, &self.e, &self.n).ok_or(RsaError::ModulusSize)?;
             return to_256(&c).ok_or(RsaError::ModulusSize);
         }
         Err(RsaError::PadRetriesExhausted)
@@ -228,28 +237,31 @@ mod pem {
         if !lines.next()?.starts_with("-----BEGIN ") {
             return None;
         }
-        let mut out = Vec::with_capacity(text.len() * 3 / 4);
+        let mut out = Vec::with_capacity((text.len() / 4).saturating_mul(3));
+        // `acc` collects 6-bit groups; only its low `bits + 8 <= 14` bits are ever read, so the
+        // high bits it shifts out are irrelevant. `bits` stays in 0..8 between characters.
         let (mut acc, mut bits) = (0u32, 0u32);
         for line in lines {
             if line.starts_with("-----END ") {
                 return Some(out);
             }
             for c in line.bytes() {
+                // Each arm's arithmetic stays within the matched range: no wrap.
                 let v = match c {
-                    b'A'..=b'Z' => c - b'A',
-                    b'a'..=b'z' => c - b'a' + 26,
-                    b'0'..=b'9' => c - b'0' + 52,
+                    b'A'..=b'Z' => c.wrapping_sub(b'A'),
+                    b'a'..=b'z' => c.wrapping_sub(b'a' - 26),
+                    b'0'..=b'9' => c.wrapping_add(52 - b'0'),
                     b'+' => 62,
                     b'/' => 63,
                     b'=' => continue,
                     _ => return None,
                 };
-                acc = (acc << 6) | u32::from(v);
-                bits += 6;
-                if bits >= 8 {
-                    bits -= 8;
-                    out.push((acc >> bits) as u8);
-                    acc &= (1 << bits) - 1;
+                acc = acc.wrapping_shl(6) | u32::from(v);
+                bits = bits.saturating_add(6);
+                if let Some(rest) = bits.checked_sub(8) {
+                    bits = rest;
+                    let [byte, ..] = acc.wrapping_shr(bits).to_le_bytes();
+                    out.push(byte);
                 }
             }
         }
@@ -268,9 +280,9 @@ mod pem {
                 return None;
             }
             let (len_bytes, rest) = rest.split_at_checked(n)?;
-            let len = len_bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            let len = len_bytes.iter().try_fold(0usize, |acc, &b| {
+                acc.checked_mul(256)?.checked_add(usize::from(b))
+            })?;
             (len, rest)
         };
         let (contents, rest) = rest.split_at_checked(len)?;
@@ -397,16 +409,17 @@ impl RsaKeySet {
 
 /// A server's RSA private key (CRT form). `Debug` shows only the fingerprint.
 ///
-/// Note: the big integers inside are not wiped on drop (num-bigint-dig's `zeroize` feature is
-/// not enabled); byte buffers derived from them are.
+/// The private components (`p`, `q`, `d mod (p-1)`, `d mod (q-1)`, `q^-1 mod p`) and the
+/// decryption intermediates are wiped on drop ([`Zeroizing`]). Not wiped: temporaries inside
+/// num-bigint-dig (see [`handshake`](super) docs). Decryption (`modpow`) is not constant time.
 #[derive(Clone)]
 pub struct RsaPrivateKey {
     public: RsaPublicKey,
-    p: BigUint,
-    q: BigUint,
-    dp: BigUint,
-    dq: BigUint,
-    qinv: BigUint,
+    p: Zeroizing<BigUint>,
+    q: Zeroizing<BigUint>,
+    dp: Zeroizing<BigUint>,
+    dq: Zeroizing<BigUint>,
+    qinv: Zeroizing<BigUint>,
 }
 
 impl fmt::Debug for RsaPrivateKey {
@@ -445,18 +458,23 @@ impl RsaPrivateKey {
     /// A private key from big-endian `n`, `e`, `d`, `p`, `q`. Checks `p * q == n` and that `d`
     /// inverts `e` on a test value.
     pub fn from_be(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8]) -> Result<Self, RsaError> {
+        const BAD: RsaError = RsaError::InconsistentPrivateKey;
         let public = RsaPublicKey::from_be(n, e)?;
-        let d = BigUint::from_bytes_be(d);
-        let p = BigUint::from_bytes_be(p);
-        let q = BigUint::from_bytes_be(q);
+        let d = Zeroizing::new(BigUint::from_bytes_be(d));
+        let p = Zeroizing::new(BigUint::from_bytes_be(p));
+        let q = Zeroizing::new(BigUint::from_bytes_be(q));
         let one = BigUint::one();
-        if p <= one || q <= one || &p * &q != public.n {
-            return Err(RsaError::InconsistentPrivateKey);
+        if *p <= one || *q <= one || bn::mul(&p, &q) != public.n {
+            return Err(BAD);
         }
-        let dp = &d % (&p - &one);
-        let dq = &d % (&q - &one);
-        // q^-1 mod p by Fermat (p is prime).
-        let qinv = q.modpow(&(&p - BigUint::from(2u32)), &p);
+        // p, q > 1: the subtractions and moduli below are defined (the `ok_or`s cannot fire).
+        let p_minus_1 = Zeroizing::new(bn::sub(&p, &one).ok_or(BAD)?);
+        let q_minus_1 = Zeroizing::new(bn::sub(&q, &one).ok_or(BAD)?);
+        let dp = Zeroizing::new(bn::rem(&d, &p_minus_1).ok_or(BAD)?);
+        let dq = Zeroizing::new(bn::rem(&d, &q_minus_1).ok_or(BAD)?);
+        // q^-1 mod p by Fermat (p is prime; a composite p fails the probe below).
+        let p_minus_2 = Zeroizing::new(bn::sub(&p_minus_1, &one).ok_or(BAD)?);
+        let qinv = Zeroizing::new(bn::modpow(&q, &p_minus_2, &p).ok_or(BAD)?);
         let key = Self {
             public,
             p,
@@ -466,8 +484,9 @@ impl RsaPrivateKey {
             qinv,
         };
         let probe = BigUint::from(0x1234_5678u32);
-        if key.raw_decrypt(&probe.modpow(&key.public.e, &key.public.n)) != probe {
-            return Err(RsaError::InconsistentPrivateKey);
+        let c = bn::modpow(&probe, &key.public.e, &key.public.n).ok_or(BAD)?;
+        if key.raw_decrypt(&c).as_deref() != Some(&probe) {
+            return Err(BAD);
         }
         Ok(key)
     }
@@ -480,11 +499,11 @@ impl RsaPrivateKey {
             // Unreachable: the constants are checked by a unit test.
             Err(_) => Self {
                 public: RsaPublicKey::from_known(&DEMO_N),
-                p: BigUint::one(),
-                q: BigUint::one(),
-                dp: BigUint::one(),
-                dq: BigUint::one(),
-                qinv: BigUint::one(),
+                p: Zeroizing::new(BigUint::one()),
+                q: Zeroizing::new(BigUint::one()),
+                dp: Zeroizing::new(BigUint::one()),
+                dq: Zeroizing::new(BigUint::one()),
+                qinv: Zeroizing::new(BigUint::one()),
             },
         }
     }
@@ -494,19 +513,22 @@ impl RsaPrivateKey {
         &self.public
     }
 
-    /// c^d mod n with the CRT.
-    fn raw_decrypt(&self, c: &BigUint) -> BigUint {
-        let m1 = c.modpow(&self.dp, &self.p);
-        let m2 = c.modpow(&self.dq, &self.q);
-        // h = qinv * (m1 - m2) mod p
-        let m2p = &m2 % &self.p;
-        let diff = if m1 >= m2p {
-            m1 - m2p
-        } else {
-            &m1 + &self.p - m2p
-        };
-        let h = (&self.qinv * diff) % &self.p;
-        m2 + h * &self.q
+    /// c^d mod n with the CRT (Garner). Every intermediate is secret and wiped. `None` is
+    /// impossible for a key from [`RsaPrivateKey::from_be`] (`p, q > 1`, so no zero modulus);
+    /// the `Option` keeps the arithmetic panic-free rather than asserting that.
+    fn raw_decrypt(&self, c: &BigUint) -> Option<Zeroizing<BigUint>> {
+        let (p, q) = (&*self.p, &*self.q);
+        let m1 = Zeroizing::new(bn::modpow(c, &self.dp, p)?);
+        let m2 = Zeroizing::new(bn::modpow(c, &self.dq, q)?);
+        // h = qinv * (m1 - m2) mod p, with m1 - m2 taken mod p (m1 < p, m2 mod p < p).
+        let m2p = Zeroizing::new(bn::rem(&m2, p)?);
+        let diff = Zeroizing::new(match bn::sub(&m1, &m2p) {
+            Some(d) => d,
+            None => bn::sub(&Zeroizing::new(bn::add(&m1, p)), &m2p)?,
+        });
+        let h = Zeroizing::new(bn::rem(&Zeroizing::new(bn::mul(&self.qinv, &diff)), p)?);
+        let hq = Zeroizing::new(bn::mul(&h, q));
+        Some(Zeroizing::new(bn::add(&m2, &hq)))
     }
 
     fn decrypt_block(&self, ciphertext: &[u8]) -> Result<Zeroizing<[u8; 256]>, RsaError> {
@@ -517,7 +539,7 @@ impl RsaPrivateKey {
         if c >= self.public.n {
             return Err(RsaError::BadCiphertext);
         }
-        let m = self.raw_decrypt(&c);
+        let m = self.raw_decrypt(&c).ok_or(RsaError::BadCiphertext)?;
         to_256(&m)
             .map(Zeroizing::new)
             .ok_or(RsaError::BadCiphertext)
@@ -583,8 +605,9 @@ impl RsaPrivateKey {
         hash.copy_from_slice(&sha1(&[data]));
         head.copy_from_slice(data);
         rng.fill_bytes(pad);
-        let m = BigUint::from_bytes_be(block.as_ref());
-        to_256(&m.modpow(&public.e, &public.n)).ok_or(RsaError::ModulusSize)
+        let m = Zeroizing::new(BigUint::from_bytes_be(block.as_ref()));
+        let c = bn::modpow(&m, &public.e, &public.n).ok_or(RsaError::ModulusSize)?;
+        to_256(&c).ok_or(RsaError::ModulusSize)
     }
 }
 

@@ -473,7 +473,7 @@ impl ServerHandshake {
         }
         let g_b = BigUint::from_bytes_be(inner.g_b);
         check_public_value(&g_b, &st.p)?;
-        let auth_key = AuthKey::from_bytes(*dh_shared(&g_b, &st.a, &st.p));
+        let auth_key = AuthKey::from_bytes(*dh_shared(&g_b, &st.a, &st.p)?);
         if is_taken(auth_key.id()) {
             st.retries = st.retries.saturating_add(1);
             let (nonce, server_nonce) = (st.nonce, st.server_nonce);

@@ -1073,3 +1073,23 @@ fn debug_output_hides_secrets() {
     assert!(!alloc::format!("{server:?}").contains("33333333"));
     let _ = KeyKind::Permanent;
 }
+
+/// Regression (lint audit): a server configured with a zero `dh_prime` and `g = 4` (the one
+/// generator without a residue condition) reached `BigUint::modpow` with a zero modulus, which
+/// panics ("divide by zero"). It is now a typed error; the same holds for a short prime.
+#[test]
+fn server_with_a_degenerate_dh_prime_errors_instead_of_panicking() {
+    for dh_prime in [[0u8; 256], {
+        let mut one = [0u8; 256];
+        one[255] = 1;
+        one
+    }] {
+        let mut cfg = ServerConfig::demo();
+        cfg.dh_prime = dh_prime;
+        cfg.g = 4;
+        assert_eq!(
+            req_dh_error(cfg, |fc| fc.req_dh(&fc.inner())),
+            HandshakeError::KeyGeneration
+        );
+    }
+}
