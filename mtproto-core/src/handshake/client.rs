@@ -224,7 +224,7 @@ impl ClientHandshake {
         let offered: Vec<u64> = res
             .server_public_key_fingerprints
             .iter()
-            .map(|&f| f as u64)
+            .map(|&f| f.cast_unsigned())
             .collect();
         let key = self
             .config
@@ -265,7 +265,7 @@ impl ClientHandshake {
             server_nonce: &server_nonce,
             p: &p,
             q: &q,
-            public_key_fingerprint: key.fingerprint() as i64,
+            public_key_fingerprint: key.fingerprint().cast_signed(),
             encrypted_data: &encrypted,
         }
         .to_vec()?;
@@ -431,7 +431,7 @@ fn client_dh<R: CryptoRng + ?Sized>(
         types::ClientDhInnerData {
             nonce: &st.nonce,
             server_nonce: &st.server_nonce,
-            retry_id: retry_id as i64,
+            retry_id: retry_id.cast_signed(),
             g_b: &g_b,
         }
         .to_vec()?,

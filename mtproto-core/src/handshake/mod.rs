@@ -76,10 +76,11 @@
 //!
 //! # No panics from the wire
 //!
-//! This module denies `clippy::indexing_slicing`, `clippy::arithmetic_side_effects` and
-//! `clippy::cast_possible_truncation` outside tests. Big-integer arithmetic goes through a small
-//! internal helper whose subtraction, remainder and `modpow` return `None` instead of panicking
-//! (num-bigint-dig panics on underflow and on a zero modulus).
+//! This module denies `clippy::indexing_slicing`, `clippy::arithmetic_side_effects` and the
+//! truncating / sign-changing `as` casts outside tests. Big-integer arithmetic goes through a
+//! small internal helper whose subtraction, remainder and `modpow` return `None` instead of
+//! panicking (num-bigint-dig panics on underflow and on a zero modulus). TL `long` ids and
+//! fingerprints are reinterpreted with `cast_signed` / `cast_unsigned` (same bits).
 //!
 //! Modules: [`pq`] (factorization), [`prime`] (Miller–Rabin), [`dh`] (DH parameter checks),
 //! [`rsa`] (keys, RSA_PAD), [`plain`] (the unencrypted envelope), [`client`], [`server`],
@@ -90,7 +91,9 @@
     deny(
         clippy::indexing_slicing,
         clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
     )
 )]
 

@@ -57,7 +57,7 @@ pub fn msg_id_from_time(now: UnixTime) -> i64 {
     // subsec_nanos < 10^9 < 2^30: the shifted value is below 2^62; the quotient is below 2^32.
     let frac = (u64::from(now.subsec_nanos()) << 32) / 1_000_000_000;
     let id = (secs << 32) | (frac & 0xFFFF_FFFC);
-    i64::from_le_bytes(id.to_le_bytes())
+    id.cast_signed()
 }
 
 /// `message_data_length` for a body of `len` bytes.

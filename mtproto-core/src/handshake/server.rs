@@ -310,7 +310,7 @@ impl ServerHandshake {
                 .config
                 .keys
                 .iter()
-                .map(|k| k.public_key().fingerprint() as i64)
+                .map(|k| k.public_key().fingerprint().cast_signed())
                 .collect(),
         }
         .to_vec()?;
@@ -373,7 +373,7 @@ impl ServerHandshake {
         if be_u64(req.p) != Some(p) || be_u64(req.q) != Some(q) {
             return Err(HandshakeError::PqMismatch);
         }
-        let fp = req.public_key_fingerprint as u64;
+        let fp = req.public_key_fingerprint.cast_unsigned();
         let key = self
             .config
             .keys
@@ -468,7 +468,7 @@ impl ServerHandshake {
         if !same16(inner.server_nonce, &st.server_nonce) {
             return Err(HandshakeError::ServerNonceMismatch);
         }
-        if inner.retry_id as u64 != st.prev_aux_hash.unwrap_or(0) {
+        if inner.retry_id.cast_unsigned() != st.prev_aux_hash.unwrap_or(0) {
             return Err(HandshakeError::RetryIdMismatch);
         }
         let g_b = BigUint::from_bytes_be(inner.g_b);
