@@ -431,7 +431,14 @@ impl Codec {
                 out.extend_from_slice(payload);
             }
             Framing::PaddedIntermediate => {
-                let pad = rng.next_u32() % 16;
+                // The spec allows 0..=15 padding bytes (`mtproto_mtproto-transports.md`, "Padded
+                // intermediate"), and clients send that many (tdlib). A server sends 0..=3, as
+                // the official MTProxy does (`lrand48() & 3`): its clients (Telethon, GramJS)
+                // drop only `len % 4` bytes and fail on more (found by tests/interop).
+                let pad = match self.role {
+                    Role::Client => rng.next_u32() % 16,
+                    Role::Server => rng.next_u32() % 4,
+                };
                 // len <= INTERMEDIATE_MAX - 15 (checked above): never saturates.
                 out.extend_from_slice(&(len32.saturating_add(pad) | qa_bit).to_le_bytes());
                 out.extend_from_slice(payload);

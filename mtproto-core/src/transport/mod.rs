@@ -93,7 +93,8 @@ pub enum Framing {
     Abridged,
     /// Intermediate: tag `0xeeeeeeee`, 4-byte little-endian length.
     Intermediate,
-    /// Padded intermediate: tag `0xdddddddd`, 4-byte length, 0..=15 random padding bytes.
+    /// Padded intermediate: tag `0xdddddddd`, 4-byte length, 0..=15 random padding bytes (our
+    /// server role sends 0..=3, like MTProxy, for clients that only drop `len % 4` bytes).
     PaddedIntermediate,
     /// Full: length, TCP sequence number, payload, CRC32; no tag.
     Full,
