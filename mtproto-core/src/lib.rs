@@ -14,9 +14,20 @@
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// No panics from the wire: outside tests, nothing may unwrap, index, overflow or truncate
+// silently. Every such operation is checked, saturating or wrapping by intent (see each module).
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
+    )
 )]
 
 extern crate alloc;

@@ -86,17 +86,6 @@
 //! [`rsa`] (keys, RSA_PAD), [`plain`] (the unencrypted envelope), [`client`], [`server`],
 //! [`pfs`] (binding a temporary key to a permanent one).
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_possible_wrap
-    )
-)]
-
 use core::fmt;
 
 use crate::tl::TlError;
