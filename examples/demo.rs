@@ -80,14 +80,10 @@ impl Conn {
     /// Padded-intermediate payloads come back without their padding.
     fn recv_or_eof(&mut self) -> Res<Option<Vec<u8>>> {
         let mut buf = [0u8; 4096];
-        let padded = self.transport.framing() == Some(Framing::PaddedIntermediate);
         loop {
             if !self.pending.is_empty() {
                 let (used, status) = self.transport.decode(&self.pending)?;
                 let frame = match status {
-                    Status::Complete(Frame::Payload { data, .. }) if padded => {
-                        Some(Ok(transport::strip_padding(data).to_vec()))
-                    }
                     Status::Complete(Frame::Payload { data, .. }) => Some(Ok(data.to_vec())),
                     Status::Complete(Frame::TransportError(code)) => {
                         Some(Err(format!("transport error {code}")))
@@ -96,7 +92,14 @@ impl Conn {
                 };
                 self.pending.drain(..used);
                 if let Some(frame) = frame {
-                    return Ok(Some(frame?));
+                    let mut frame = frame?;
+                    // Asked per frame: behind fake TLS the framing is only known once the
+                    // obfuscation init (inside the first TLS record) has been decoded.
+                    if self.transport.framing() == Some(Framing::PaddedIntermediate) {
+                        let keep = transport::strip_padding(&frame).len();
+                        frame.truncate(keep);
+                    }
+                    return Ok(Some(frame));
                 }
                 if !self.pending.is_empty() {
                     continue;
@@ -181,7 +184,7 @@ fn serve_connection(
 ) -> Res<Served> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_nodelay(true)?;
-    let (mut conn, transport) = accept_transport(stream, transports, rng)?;
+    let (mut conn, layer) = accept_transport(stream, transports, rng)?;
     let mut ids = ServerMsgIds::default();
 
     // Handshake, server side.
@@ -198,9 +201,17 @@ fn serve_connection(
             }
         }
     };
+    // Behind fake TLS the framing is only known after the first frames: label it now.
+    let framing = match conn.transport.framing() {
+        Some(Framing::Abridged) => "abridged",
+        Some(Framing::Intermediate) => "intermediate",
+        Some(Framing::PaddedIntermediate) => "padded_intermediate",
+        Some(Framing::Full) => "full",
+        None => "unknown",
+    };
     let mut served = Served {
         auth_key_id: key.auth_key.id(),
-        transport,
+        transport: format!("{layer}/{framing}"),
         requests: 0,
     };
     on_key(&served);
@@ -248,12 +259,13 @@ fn serve_connection(
 }
 
 /// Reads the first bytes until the detector knows the client's transport. Returns the
-/// connection and a label such as `obfuscated/abridged` or `mtproxy-dd/padded_intermediate`.
+/// connection and the transport's outer layer: `plain`, `obfuscated`, `mtproxy` (plain secret),
+/// `mtproxy-dd` or `mtproxy-ee` (fake TLS).
 fn accept_transport(
     mut stream: TcpStream,
     config: transport::ServerConfig,
     rng: &mut ChaCha20Rng,
-) -> Res<(Conn, String)> {
+) -> Res<(Conn, &'static str)> {
     let secrets = config.secrets.clone();
     let mut detector = Detector::new(config);
     let mut buf = [0u8; 4096];
@@ -276,20 +288,13 @@ fn accept_transport(
                 (Transport::Obfuscated(_), Some(SecretKind::Padded)) => "mtproxy-dd",
                 (Transport::Obfuscated(_), Some(_)) => "mtproxy-ee",
             };
-            let framing = match found.transport.framing() {
-                Some(Framing::Abridged) => "abridged",
-                Some(Framing::Intermediate) => "intermediate",
-                Some(Framing::PaddedIntermediate) => "padded_intermediate",
-                Some(Framing::Full) => "full",
-                None => "unknown",
-            };
             let conn = Conn {
                 stream,
                 transport: found.transport,
                 pending: input,
                 out: Vec::new(),
             };
-            return Ok((conn, format!("{layer}/{framing}")));
+            return Ok((conn, layer));
         }
     }
 }

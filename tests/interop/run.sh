@@ -4,7 +4,8 @@
 # Builds examples/demo.rs, installs Telethon in a venv under target/ if it is missing, then runs
 # three phases, each against a fresh server (`demo --serve 127.0.0.1:0`, the server prints the
 # port it got, and exits after --max-conns connections):
-#   1. interop: tests/interop/telethon_client.py over every Telethon transport; every
+#   1. interop: tests/interop/telethon_client.py over every Telethon transport (and fake TLS
+#      through the TelethonFakeTLS add-on); every
 #      auth_key_id Telethon derived must have been logged by the server, with the transport the
 #      client used; the server must report no failed connection;
 #   2. reject: unknown MTProxy secret, tampered messages: Telethon must see the connection
@@ -18,15 +19,19 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 TELETHON_VERSION=1.42.0
+# Fake-TLS (ee secret) add-on for Telethon, an independent ClientHello / ServerHello / record
+# implementation (pulls `cryptography`).
+FAKETLS_VERSION=2022.4.4.16.37.38.728726
 venv=target/interop-venv
 py="$venv/bin/python"
 client=tests/interop/telethon_client.py
 
-if ! "$py" -c "import sys, telethon; sys.exit(telethon.__version__ != '$TELETHON_VERSION')" \
-  >/dev/null 2>&1; then
-  echo "installing telethon==$TELETHON_VERSION into $venv"
+if ! "$py" -c "import sys, telethon, TelethonFakeTLS
+sys.exit(telethon.__version__ != '$TELETHON_VERSION')" >/dev/null 2>&1; then
+  echo "installing telethon==$TELETHON_VERSION and TelethonFakeTLS==$FAKETLS_VERSION into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "telethon==$TELETHON_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "telethon==$TELETHON_VERSION" \
+    "TelethonFakeTLS==$FAKETLS_VERSION"
 fi
 
 cargo build --quiet --example demo
@@ -43,6 +48,7 @@ trap cleanup EXIT
 hex16() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 secret=$(hex16)
 dd_key=$(hex16)
+ee_secret=$(hex16)$(printf 'interop.example' | od -An -tx1 | tr -d ' \n') # key + domain
 status=0
 fail() {
   echo "interop FAILED: $*"
@@ -95,7 +101,7 @@ stop_server() {
 run_client() {
   client_status=0
   timeout 600 "$py" "$client" --mode "$1" --port "$port" --rsa-n "$rsa_n" \
-    --fingerprint "$fingerprint" --secret "$secret" --dd-secret "$dd_key" \
+    --fingerprint "$fingerprint" --secret "$secret" --dd-secret "$dd_key" --ee-secret "$ee_secret" \
     | tee "$2" || client_status=$?
 }
 
@@ -105,7 +111,7 @@ count() { grep -c -- "$1" "$2" || true; }
 echo "== interop phase 1: every Telethon transport must work"
 conns=$("$py" "$client" --mode interop --count)
 start_server "$tmp/server1.log" --legacy-rsa --secret "$secret" --secret "dd$dd_key" \
-  --max-conns "$conns"
+  --secret "ee$ee_secret" --max-conns "$conns"
 run_client interop "$tmp/client1.log"
 stop_server "$tmp/server1.log"
 [ "$client_status" -eq 0 ] || fail "Telethon client exited with status $client_status"

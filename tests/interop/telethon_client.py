@@ -2,7 +2,8 @@
 """Interop: Telethon, an independent MTProto implementation, against our demo server.
 
 For each Telethon connection class (plain TCP framings, obfuscated2, MTProxy with a plain and a
-`dd` secret) this script connects to `cargo run --example demo -- --serve ...` over loopback and:
+`dd` secret, and fake TLS with an `ee` secret through the TelethonFakeTLS add-on) this script
+connects to `cargo run --example demo -- --serve ...` over loopback and:
   1. runs Telethon's own auth-key handshake (`telethon.network.authenticator.do_authentication`
      through `MTProtoPlainSender`): req_pq_multi, req_DH_params with p_q_inner_data encrypted
      the legacy way (SHA1 + data + padding, hence the server's `--legacy-rsa`),
@@ -42,6 +43,7 @@ from telethon.tl.functions import PingRequest
 from telethon.tl.functions.help import GetCountriesListRequest
 from telethon.tl.functions.upload import SaveFilePartRequest
 from telethon.tl.types import Pong
+from TelethonFakeTLS import ConnectionTcpMTProxyFakeTLS
 
 STEP_TIMEOUT = 20  # seconds, for each network step
 CASE_TIMEOUT = 90  # seconds, for a whole connection
@@ -57,10 +59,12 @@ class Loggers(dict):
         return logger
 
 
-def cases(secret_hex, dd_secret_hex):
+def cases(secret_hex, dd_secret_hex, ee_secret_hex):
     """(Telethon connection class, proxy argument, label the server should log)."""
     mtproxy = ("127.0.0.1", None, secret_hex)
     mtproxy_dd = ("127.0.0.1", None, "dd" + dd_secret_hex)
+    # TelethonFakeTLS takes the secret without its `ee` prefix: key, then domain.
+    mtproxy_ee = ("127.0.0.1", None, ee_secret_hex)
     return [
         (conns.ConnectionTcpFull, None, "plain/full"),
         (conns.ConnectionTcpIntermediate, None, "plain/intermediate"),
@@ -73,6 +77,9 @@ def cases(secret_hex, dd_secret_hex):
         # Telethon abort in OpenSSL's IGE. Regression test: tests/interop_regressions.rs.
         (conns.ConnectionTcpMTProxyRandomizedIntermediate, mtproxy_dd,
          "mtproxy-dd/padded_intermediate"),
+        # Fake TLS: a third-party add-on (PyPI TelethonFakeTLS, its own ClientHello builder,
+        # ServerHello HMAC check and TLS record layer) around Telethon's dd connection.
+        (ConnectionTcpMTProxyFakeTLS, mtproxy_ee, "mtproxy-ee/padded_intermediate"),
     ]
 
 
@@ -237,7 +244,7 @@ async def run_negative(mode, port, loggers):
 
 
 def case_count(mode):
-    return len(cases("", "")) if mode == "interop" else len(negative_cases(mode))
+    return len(cases("", "", "")) if mode == "interop" else len(negative_cases(mode))
 
 
 async def main():
@@ -247,6 +254,7 @@ async def main():
     parser.add_argument("--fingerprint", help="the server's key fingerprint, hex u64")
     parser.add_argument("--secret", help="plain 16-byte MTProxy secret, hex")
     parser.add_argument("--dd-secret", help="16-byte key of the server's dd secret, hex")
+    parser.add_argument("--ee-secret", help="the server's ee secret without 'ee': key + domain, hex")
     parser.add_argument("--mode", choices=["interop", "reject", "legacy-off"], default="interop",
                         help="interop: every transport must work; reject / legacy-off: "
                         "negative cases the server must refuse")
@@ -273,7 +281,7 @@ async def main():
         return await run_negative(args.mode, args.port, loggers)
 
     failures = 0
-    for cls, proxy, label in cases(args.secret, args.dd_secret):
+    for cls, proxy, label in cases(args.secret, args.dd_secret, args.ee_secret):
         try:
             key_id, offset = await asyncio.wait_for(
                 run_case(cls, proxy, label, args.port, loggers), CASE_TIMEOUT)
@@ -284,7 +292,7 @@ async def main():
         print(f"ok   {cls.__name__}: handshake, ping/pong, echo 2x, ping/pong "
               f"(auth_key_id {key_id:016x}, time offset {offset} s)")
         print(f"KEY {key_id:016x} {label}")
-    print(f"telethon interop: {len(cases('', '')) - failures} ok, {failures} failed")
+    print(f"telethon interop: {case_count('interop') - failures} ok, {failures} failed")
     return 1 if failures else 0
 
 
