@@ -5,11 +5,11 @@
 # three phases, each against a fresh server (`demo --serve 127.0.0.1:0`, the server prints the
 # port it got, and exits after --max-conns connections):
 #   1. interop: tests/interop/telethon_client.py over every Telethon transport (and fake TLS
-#      through the TelethonFakeTLS add-on); every
-#      auth_key_id Telethon derived must have been logged by the server, with the transport the
-#      client used; the server must report no failed connection;
-#   2. reject: unknown MTProxy secret, tampered messages: Telethon must see the connection
-#      refused, and the server must log exactly those failures, with the expected reasons;
+#      through the TelethonFakeTLS add-on); every auth_key_id Telethon derived must have been
+#      logged by the server, with the transport the client used; no failed connection;
+#   2. reject: unknown MTProxy secret, forged fake-TLS ClientHello, tampered messages: the
+#      client must see the connection refused, and the server must log exactly those failures,
+#      with the expected reasons;
 #   3. legacy-off: without --legacy-rsa the server must refuse Telethon's legacy RSA padding.
 # Exits non-zero on any failure.
 #
@@ -127,7 +127,8 @@ fi
 
 echo "== interop phase 2: the server must refuse an unknown secret and tampered messages"
 conns=$("$py" "$client" --mode reject --count)
-start_server "$tmp/server2.log" --legacy-rsa --secret "$secret" --max-conns "$conns"
+start_server "$tmp/server2.log" --legacy-rsa --secret "$secret" --secret "ee$ee_secret" \
+  --max-conns "$conns"
 run_client reject "$tmp/client2.log"
 stop_server "$tmp/server2.log"
 [ "$client_status" -eq 0 ] || fail "Telethon client exited with status $client_status"
@@ -136,6 +137,8 @@ stop_server "$tmp/server2.log"
 [ "$(count ' failed: ' "$tmp/server2.log")" -eq "$conns" ] || fail "server failure count"
 [ "$(count 'failed: invalid obfuscation init\|failed: unrecognised transport' "$tmp/server2.log")" \
   -eq 1 ] || fail "unknown secret: expected one transport-detection failure"
+[ "$(count 'failed: fake-TLS ClientHello digest mismatch' "$tmp/server2.log")" -eq 1 ] \
+  || fail "forged ClientHello: expected one digest failure"
 [ "$(count 'failed: server: encrypted message rejected' "$tmp/server2.log")" -eq 2 ] \
   || fail "tampered ciphertext / msg_key: expected two msg_key rejections"
 [ "$(count 'failed: server: encrypted message for another auth_key_id' "$tmp/server2.log")" \

@@ -15,7 +15,7 @@ connects to `cargo run --example demo -- --serve ...` over loopback and:
      derived with the one the server logged, and the transport the server detected.
 
 `--mode reject` / `--mode legacy-off` run negative cases instead: an unknown MTProxy secret, a
-flipped ciphertext bit, a flipped msg_key bit, a wrong auth_key_id (each after a working ping),
+fake-TLS ClientHello made with an unknown secret, a flipped ciphertext bit, a flipped msg_key bit, a wrong auth_key_id (each after a working ping),
 and Telethon's legacy RSA padding against a server without `--legacy-rsa`: the server must
 close the connection (or send a transport error), never answer or hang.
 
@@ -230,6 +230,17 @@ async def reject_wrong_secret(port, loggers):
         await conn.disconnect()
 
 
+async def reject_wrong_fake_tls_secret(port, loggers):
+    """A fake-TLS ClientHello whose HMAC was made with a key the server does not know."""
+    wrong = os.urandom(16).hex() + b"interop.example".hex()
+    conn = ConnectionTcpMTProxyFakeTLS(
+        "127.0.0.1", port, DC_ID, loggers=loggers, proxy=("127.0.0.1", port, wrong))
+    try:
+        return await expect_refusal(conn.connect(timeout=STEP_TIMEOUT), "a forged ClientHello")
+    finally:
+        await conn.disconnect()
+
+
 async def reject_legacy_rsa(port, loggers):
     """Telethon's handshake (legacy RSA padding) against a server that only accepts RSA_PAD."""
     conn = conns.ConnectionTcpIntermediate("127.0.0.1", port, DC_ID, loggers=loggers)
@@ -242,9 +253,10 @@ async def reject_legacy_rsa(port, loggers):
 
 
 def negative_cases(mode):
-    if mode == "reject":  # server with --legacy-rsa and a plain secret
+    if mode == "reject":  # server with --legacy-rsa, a plain and an ee secret
         return [
             ("unknown MTProxy secret", reject_wrong_secret),
+            ("fake-TLS ClientHello with an unknown secret", reject_wrong_fake_tls_secret),
             ("flipped ciphertext bit", lambda p, l: reject_tampered(p, l, 40, 0x01)),
             ("flipped msg_key bit", lambda p, l: reject_tampered(p, l, 8, 0x80)),
             ("wrong auth_key_id", lambda p, l: reject_tampered(p, l, 0, 0x01)),
