@@ -6,6 +6,9 @@
 //! `auth_key[i] = (i * 7 + 3) & 0xff`, body = bytes 0..40, salt 0x1122334455667788,
 //! session_id 0x0102030405060708, padding bytes as given below.
 
+mod common;
+
+use common::hex as unhex;
 use mtproto::core::crypto::message::{
     self, DecryptError, EncryptError, MessageHeader, PaddingPolicy, decrypt_message,
     encrypt_message, encrypt_message_to_vec,
@@ -13,13 +16,6 @@ use mtproto::core::crypto::message::{
 use mtproto::core::crypto::{AuthKey, Side, ige, sha256};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn test_key() -> AuthKey {
     let mut k = [0u8; 256];

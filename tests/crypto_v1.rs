@@ -2,17 +2,13 @@
 //! written straight from `mtproto_description_v1.md` and `method_auth.bindTempAuthKey.md`
 //! (hashlib + pycryptodome, IGE chain spelled out; `auth_key[i] = (i * 13 + 5) & 0xff`).
 
+mod common;
+
+use common::hex as unhex;
 use mtproto::core::crypto::message::DecryptError;
 use mtproto::core::crypto::{AuthKey, Side, v1};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn test_key() -> AuthKey {
     let mut k = [0u8; 256];

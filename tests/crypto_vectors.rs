@@ -2,15 +2,10 @@
 //! (`mtproto_samples-auth_key.md`, recomputed there by `verify_samples_auth_key.py`), never from
 //! our own output.
 
-use mtproto::core::crypto::{self, AuthKey, handshake, ige};
+mod common;
 
-fn unhex(parts: &[&str]) -> Vec<u8> {
-    let s: String = parts.concat();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use common::hex_parts as unhex;
+use mtproto::core::crypto::{self, AuthKey, handshake, ige};
 
 fn arr<const N: usize>(s: &str) -> [u8; N] {
     unhex(&[s]).try_into().unwrap()

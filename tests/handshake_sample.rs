@@ -8,8 +8,11 @@
 //! `encrypted_data` with the demo private key to check that the RSA_PAD input is the sample's
 //! `data` followed by the sample's `random_padding_bytes`.
 
+mod common;
+
 use std::collections::VecDeque;
 
+use common::hex;
 use mtproto::core::handshake::plain;
 use mtproto::core::handshake::{
     ClientConfig, ClientHandshake, ClientStep, RsaKeySet, RsaPrivateKey,
@@ -119,13 +122,6 @@ const AUTH_KEY: &str = concat!(
 
 /// 32 bytes.
 const NEW_NONCE: &str = "264F835B0B7BDFF9C6ED6CF819FD6DF5DCD17E90D67ADD2C2C1E3775C7A6A0AC";
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 /// Serves scripted chunks in order: a request whose length equals the next chunk's gets that
 /// chunk; any other request (here only RSA_PAD's unpublished `temp_key`) gets ChaCha bytes.

@@ -3,16 +3,11 @@
 //! examples of `mtproto_serialize.md` / `mtproto_TL.md`. Hex strings are copied verbatim from
 //! the spec files; nothing here comes from our own output.
 
+mod common;
+
+use common::hex;
 use mtproto::core::tl::schema::{Object, enums, functions, types};
 use mtproto::core::tl::{Deserialize, Reader, Serialize, TlError, Writer, bytes_len};
-
-fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2));
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 /// The TL payload of a plain-text message dump: after auth_key_id (8), msg_id (8) and length (4).
 fn plain_body(dump: &str) -> Vec<u8> {

@@ -2,38 +2,13 @@
 //! `zlib.crc32`), round trips split at every byte offset and at random chunk sizes, quick acks,
 //! transport errors, and hostile input.
 
+mod common;
+
+use common::{Ev, hex, own, rng};
 use mtproto::core::transport::{
-    Codec, EncodeError, Frame, Framing, QuickAckToken, Role, Status, TransportError,
+    Codec, EncodeError, Framing, QuickAckToken, Role, Status, TransportError,
 };
 use proptest::prelude::*;
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn rng(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ev {
-    Payload(Vec<u8>, bool),
-    Ack(u32),
-    Err(i32),
-}
-
-fn own(f: Frame<'_>) -> Ev {
-    match f {
-        Frame::Payload { data, quick_ack } => Ev::Payload(data.to_vec(), quick_ack),
-        Frame::QuickAck(t) => Ev::Ack(t.get()),
-        Frame::TransportError(c) => Ev::Err(c),
-    }
-}
 
 /// Feeds `chunks` to `codec`, collecting every event.
 fn decode_chunks<'a>(

@@ -2,6 +2,9 @@
 //! SHA-256) from the spec's pseudocode, client <-> server round trips with every kind of secret,
 //! DC ids, forbidden init prefixes, and server-side detection.
 
+mod common;
+
+use common::{Ev, hex, own, rng};
 use mtproto::core::time::UnixTime;
 use mtproto::core::transport::obfuscated::{INIT_LEN, generate_init, is_forbidden_init};
 use mtproto::core::transport::{
@@ -10,18 +13,7 @@ use mtproto::core::transport::{
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn rng(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
+use rand_core::{CryptoRng, RngCore};
 
 /// A predictable byte source for vectors: byte k is (7k + 3) mod 256 (replayed in Python).
 struct Scripted(u64);
@@ -63,21 +55,6 @@ impl RngCore for Replay {
     }
 }
 impl CryptoRng for Replay {}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ev {
-    Payload(Vec<u8>, bool),
-    Ack(u32),
-    Err(i32),
-}
-
-fn own(f: Frame<'_>) -> Ev {
-    match f {
-        Frame::Payload { data, quick_ack } => Ev::Payload(data.to_vec(), quick_ack),
-        Frame::QuickAck(t) => Ev::Ack(t.get()),
-        Frame::TransportError(c) => Ev::Err(c),
-    }
-}
 
 fn drain(t: &mut Transport, chunks: &[&[u8]]) -> Result<Vec<Ev>, TransportError> {
     let mut evs = Vec::new();
