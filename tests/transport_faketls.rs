@@ -330,3 +330,28 @@ proptest! {
         let _ = c.decode(&tail);
     }
 }
+
+#[test]
+fn detector_buffers_at_most_one_hello_record() {
+    // A ClientHello starts `16 03 01 02 xx` (the prefix obfuscation inits avoid), so its record is
+    // at most 0x2ff bytes. Streamed garbage after the largest such header: the detector holds at
+    // most that one record, then rejects it as malformed and drops its buffer.
+    let mut det = Detector::new(config(vec![secret()]));
+    let mut stream = vec![0x16, 0x03, 0x01, 0x02, 0xff];
+    stream.extend(std::iter::repeat_n(0xA5, 20_000));
+    let mut outcome = None;
+    for piece in stream.chunks(100) {
+        match det.decode(piece, UnixTime::from_secs(NOW), &mut rng(0)) {
+            Ok((n, Status::Partial)) => {
+                assert_eq!(n, piece.len());
+                assert!(det.buffered() <= 5 + 0x2ff, "{}", det.buffered());
+            }
+            other => {
+                outcome = Some(other.map(|(n, _)| n));
+                break;
+            }
+        }
+    }
+    assert_eq!(outcome, Some(Err(TransportError::BadTlsRecord)));
+    assert_eq!(det.buffered(), 0);
+}

@@ -81,6 +81,12 @@ impl Detector {
         }
     }
 
+    /// Bytes buffered while the transport is not known yet: never more than the detection needs
+    /// (at most one ClientHello record of 16 KiB + 5 bytes, or 64 bytes of obfuscation init).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Consumes the first bytes of the connection (never more than the detection needs) until
     /// the transport is known. `now` checks fake-TLS timestamps; `rng` draws the fake-TLS answer.
     pub fn decode<R: rand_core::CryptoRng>(

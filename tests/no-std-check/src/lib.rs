@@ -42,21 +42,71 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+/// A deterministic toy RNG (an LCG): enough to drive the code paths, never for real keys.
+struct ToyRng(u64);
+
+impl rand_core::RngCore for ToyRng {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for b in dst {
+            *b = (self.next_u64() >> 33) as u8;
+        }
+    }
+}
+
+impl rand_core::CryptoRng for ToyRng {}
+
 /// Exercises the time types.
 #[unsafe(no_mangle)]
 pub extern "C" fn mtproto_check_time(secs: u64) -> u64 {
     mtproto_core::time::UnixTime::from_secs(secs).as_nanos()
 }
 
-/// Exercises the crypto layer: AES-256-IGE and the auth_key_id.
+/// Exercises the crypto layer: AES-256-IGE, the auth_key_id, an MTProto 2.0 message encrypted
+/// and decrypted, and a v1 (PFS bind) encryption.
 #[unsafe(no_mangle)]
 pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
-    use mtproto_core::crypto::{AuthKey, ige};
+    use mtproto_core::crypto::message::{
+        MessageHeader, PaddingPolicy, decrypt_message, encrypt_message_to_vec,
+    };
+    use mtproto_core::crypto::{AuthKey, Side, ige, v1};
     let mut buf = [seed; 64];
     if ige::aes256_ige_encrypt(&[seed; 32], &[seed; 32], &mut buf).is_err() {
         return 0;
     }
-    AuthKey::from_bytes([buf[0]; 256]).id()
+    let key = AuthKey::from_bytes([buf[0]; 256]);
+    let mut rng = ToyRng(u64::from(seed));
+    // An MTProto 2.0 message both ways, and a v1 (PFS bind) encryption.
+    let header = MessageHeader {
+        salt: 1,
+        session_id: 2,
+        msg_id: 4,
+        seq_no: 1,
+    };
+    let mut acc = key.id();
+    if let Ok(mut sealed) = encrypt_message_to_vec(
+        &key,
+        Side::Client,
+        &header,
+        &[seed; 16],
+        &PaddingPolicy::default(),
+        &mut rng,
+    ) && let Ok(msg) = decrypt_message(&key, Side::Client, &mut sealed.bytes)
+    {
+        acc ^= msg.msg_id;
+    }
+    let bound =
+        v1::encrypt_bind_auth_key_inner(&key, 4, &[seed; v1::BIND_AUTH_KEY_INNER_LEN], &mut rng);
+    acc ^ bound.len() as u64
 }
 
 /// Exercises the handshake layer: pq factorization, the built-in RSA keys, and the first
@@ -68,31 +118,12 @@ pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
         ServerStep,
     };
     use mtproto_core::time::UnixTime;
-    struct Toy(u64);
-    impl rand_core::RngCore for Toy {
-        fn next_u32(&mut self) -> u32 {
-            self.next_u64() as u32
-        }
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0
-        }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
-            for b in dst {
-                *b = (self.next_u64() >> 33) as u8;
-            }
-        }
-    }
-    impl rand_core::CryptoRng for Toy {}
     let fp = mtproto_core::handshake::rsa::RsaPublicKey::telegram_production().fingerprint();
     let mut acc = match mtproto_core::handshake::pq::factorize(pq) {
         Ok((p, _)) => p ^ fp,
         Err(_) => fp,
     };
-    let mut rng = Toy(pq);
+    let mut rng = ToyRng(pq);
     let now = UnixTime::from_secs(pq >> 32);
     let server_cfg = ServerConfig::demo();
     let keys = RsaKeySet::new().with(server_cfg.keys[0].public_key().clone());
@@ -123,27 +154,16 @@ pub extern "C" fn mtproto_check_tl(seed: u8) -> u32 {
     }
 }
 
-/// Exercises the transports: abridged encode + decode, and an obfuscated client init.
+/// Exercises the transports: abridged encode + decode, an obfuscated client init, and a fake-TLS
+/// ClientHello through the server-side detector.
 #[unsafe(no_mangle)]
 pub extern "C" fn mtproto_check_transport(seed: u64) -> usize {
-    use mtproto_core::transport::{Codec, Framing, ObfuscatedCodec, Role, Status};
-    struct Lcg(u64);
-    impl rand_core::RngCore for Lcg {
-        fn next_u32(&mut self) -> u32 {
-            self.next_u64() as u32
-        }
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
-            self.0
-        }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
-            for b in dst {
-                *b = (self.next_u64() >> 33) as u8;
-            }
-        }
-    }
-    impl rand_core::CryptoRng for Lcg {}
-    let mut rng = Lcg(seed);
+    use mtproto_core::time::UnixTime;
+    use mtproto_core::transport::{
+        Codec, Detector, FakeTlsClient, Framing, ObfuscatedCodec, ProxySecret, Role, ServerConfig,
+        Status,
+    };
+    let mut rng = ToyRng(seed);
     let mut out = alloc::vec::Vec::new();
     let mut c = Codec::new(Framing::Abridged, Role::Client);
     if c.encode(&[1, 2, 3, 4], true, &mut rng, &mut out).is_err() {
@@ -154,11 +174,28 @@ pub extern "C" fn mtproto_check_transport(seed: u64) -> usize {
         Ok((_, Status::Complete(_))) => 1,
         _ => 0,
     };
-    match ObfuscatedCodec::client(Framing::Intermediate, Some(2), None, &mut rng) {
+    let obfuscated = match ObfuscatedCodec::client(Framing::Intermediate, Some(2), None, &mut rng) {
         Ok(mut o) => {
             let _ = o.encode(&[0; 8], false, &mut rng, &mut out);
             decoded + out.len()
         }
         Err(_) => decoded,
+    };
+    // An MTProxy fake-TLS ClientHello, fed to the server-side detector.
+    let Ok(secret) = ProxySecret::fake_tls([seed as u8; 16], b"example.com") else {
+        return obfuscated;
+    };
+    let now = UnixTime::from_secs(seed >> 32);
+    let mut hello = alloc::vec::Vec::new();
+    if FakeTlsClient::new(&secret, now, &mut rng, &mut hello).is_err() {
+        return obfuscated;
+    }
+    let config = ServerConfig {
+        secrets: alloc::vec![secret],
+        ..ServerConfig::default()
+    };
+    match Detector::new(config).decode(&hello, now, &mut rng) {
+        Ok((_, Status::Complete(found))) => obfuscated + found.reply.len(),
+        _ => obfuscated,
     }
 }
