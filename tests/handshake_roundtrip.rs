@@ -2,13 +2,16 @@
 //! sides agreeing on key, salt, time offset and expiry; then the PFS binding of the temporary
 //! key to the permanent one verifies on the server side.
 
-use mtproto::core::handshake::pfs::{BindError, bind_temp_auth_key, verify_bind};
+use mtproto::core::crypto::{AuthKey, Side, v1};
+use mtproto::core::handshake::pfs::{BindError, BindTempAuthKey, bind_temp_auth_key, verify_bind};
 use mtproto::core::handshake::plain;
 use mtproto::core::handshake::{
     AuthKeyResult, ClientConfig, ClientHandshake, ClientStep, HandshakeError, KeyKind, RsaKeySet,
     ServerAuthKey, ServerConfig, ServerHandshake, ServerStep,
 };
 use mtproto::core::time::UnixTime;
+use mtproto::core::tl::Serialize;
+use mtproto::core::tl::schema::types::BindAuthKeyInner;
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -99,6 +102,45 @@ proptest! {
         let o = exchange(kind, seed, skew, |_| false).unwrap();
         prop_assert_eq!(o.messages, 6);
         check_agreement(&o, kind, skew);
+        if temp {
+            // PFS: one more exchange for a permanent key, then bind the temporary key to it
+            // (client side) and verify the binding on the server side.
+            let perm = exchange(KeyKind::Permanent, seed ^ 0x5a5a_5a5a_5a5a_5a5a, skew, |_| false)
+                .unwrap();
+            check_agreement(&perm, KeyKind::Permanent, skew);
+            prop_assert_ne!(perm.client.auth_key.id(), o.client.auth_key.id());
+            let expires_at = i32::try_from(o.client.expires_at.unwrap()).unwrap();
+            let session_id = seed.rotate_left(17) | 1;
+            let client_now = UnixTime::from_secs(1_700_000_000);
+            let msg_id = plain::msg_id_from_time(client_now);
+            let mut rng = ChaCha20Rng::seed_from_u64(seed.wrapping_add(1));
+            let request = bind_temp_auth_key(
+                &perm.client.auth_key,
+                &o.client.auth_key,
+                session_id,
+                expires_at,
+                msg_id,
+                &mut rng,
+            )
+            .unwrap();
+            let server_now = 1_700_000_000 + skew;
+            let binding = verify_bind(
+                &perm.server.auth_key,
+                o.server.auth_key.id(),
+                session_id,
+                msg_id,
+                server_now,
+                &request,
+            );
+            prop_assert_eq!(
+                binding,
+                Ok(mtproto::core::handshake::pfs::Binding {
+                    perm_auth_key_id: perm.server.auth_key.id(),
+                    temp_auth_key_id: o.server.auth_key.id(),
+                    expires_at,
+                })
+            );
+        }
     }
 }
 
@@ -186,6 +228,154 @@ fn too_many_retries_is_an_error() {
     // dh_gen_fail (correct new_nonce_hash3), which the client reports.
     let r = exchange(KeyKind::Permanent, 10, 0, |_| true);
     assert_eq!(r.err(), Some(HandshakeError::DhGenFail));
+}
+
+/// The fields of one `auth.bindTempAuthKey` built by hand, so each can be tampered with.
+struct BindParts {
+    perm: i64,
+    temp: i64,
+    session: i64,
+    nonce: i64,
+    expires_at: i32,
+}
+
+/// Builds an `auth.bindTempAuthKey` body whose request fields are `req` and whose encrypted
+/// `bind_auth_key_inner` holds `inner`. With `extra = None` this goes through
+/// `v1::encrypt_bind_auth_key_inner`; with `Some(bytes)` the same v1 layout is built by hand
+/// (`random ‖ msg_id ‖ seqno 0 ‖ msg_len ‖ data`, `method_auth.bindTempAuthKey.md`) with
+/// `bytes` appended to the inner message (`msg_len = 40 + bytes.len()`).
+fn bind_request(
+    perm_key: &AuthKey,
+    msg_id: i64,
+    req: &BindParts,
+    inner: &BindParts,
+    extra: Option<&[u8]>,
+    seed: u64,
+) -> Vec<u8> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut buf = [0u8; v1::BIND_AUTH_KEY_INNER_LEN];
+    let n = BindAuthKeyInner {
+        nonce: inner.nonce,
+        temp_auth_key_id: inner.temp,
+        perm_auth_key_id: inner.perm,
+        temp_session_id: inner.session,
+        expires_at: inner.expires_at,
+    }
+    .serialize_into(&mut buf)
+    .unwrap();
+    assert_eq!(n, v1::BIND_AUTH_KEY_INNER_LEN);
+    let encrypted = if let Some(extra) = extra {
+        let mut plaintext = vec![0x77u8; 16];
+        plaintext.extend_from_slice(&msg_id.to_le_bytes());
+        plaintext.extend_from_slice(&0u32.to_le_bytes());
+        let len = u32::try_from(buf.len() + extra.len()).unwrap();
+        plaintext.extend_from_slice(&len.to_le_bytes());
+        plaintext.extend_from_slice(&buf);
+        plaintext.extend_from_slice(extra);
+        v1::encrypt(perm_key, Side::Client, &plaintext, &mut rng)
+    } else {
+        v1::encrypt_bind_auth_key_inner(perm_key, msg_id.cast_unsigned(), &buf, &mut rng)
+    };
+    BindTempAuthKey {
+        perm_auth_key_id: req.perm,
+        nonce: req.nonce,
+        expires_at: req.expires_at,
+        encrypted_message: &encrypted,
+    }
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn pfs_binding_inner_mismatches_are_refused() {
+    let perm = exchange(KeyKind::Permanent, 21, 0, |_| false).unwrap();
+    let temp = exchange(KeyKind::Temporary { expires_in: 600 }, 22, 0, |_| false).unwrap();
+    let perm_key = &perm.server.auth_key;
+    let temp_id = temp.server.auth_key.id();
+    let session_id = 0x0102_0304_0506_0708u64;
+    let msg_id = plain::msg_id_from_time(UnixTime::from_secs(1_700_000_000));
+    let now = 1_700_000_000;
+    let good = || BindParts {
+        perm: perm_key.id().cast_signed(),
+        temp: temp_id.cast_signed(),
+        session: session_id.cast_signed(),
+        nonce: 0x1234_5678_9abc_def0,
+        expires_at: 1_700_000_600,
+    };
+    let verify = |req: &[u8]| verify_bind(perm_key, temp_id, session_id, msg_id, now, req);
+
+    // The hand-built request with matching fields verifies: each case below changes one thing.
+    let ok = verify(&bind_request(perm_key, msg_id, &good(), &good(), None, 1));
+    assert_eq!(
+        ok,
+        Ok(mtproto::core::handshake::pfs::Binding {
+            perm_auth_key_id: perm_key.id(),
+            temp_auth_key_id: temp_id,
+            expires_at: 1_700_000_600,
+        })
+    );
+    // The hand-built v1 layout with no extra bytes is accepted too (so the InnerLength case
+    // below fails only on its length).
+    assert_eq!(
+        verify(&bind_request(
+            perm_key,
+            msg_id,
+            &good(),
+            &good(),
+            Some(&[]),
+            2
+        )),
+        ok
+    );
+
+    let inner = BindParts {
+        nonce: good().nonce ^ 1,
+        ..good()
+    };
+    assert_eq!(
+        verify(&bind_request(perm_key, msg_id, &good(), &inner, None, 3)),
+        Err(BindError::NonceMismatch)
+    );
+    let inner = BindParts {
+        perm: good().perm ^ 0x100,
+        ..good()
+    };
+    assert_eq!(
+        verify(&bind_request(perm_key, msg_id, &good(), &inner, None, 4)),
+        Err(BindError::InnerPermKeyIdMismatch)
+    );
+    let inner = BindParts {
+        expires_at: good().expires_at + 1,
+        ..good()
+    };
+    assert_eq!(
+        verify(&bind_request(perm_key, msg_id, &good(), &inner, None, 5)),
+        Err(BindError::ExpiresAtMismatch)
+    );
+    // Also when only the outer expires_at changes (e.g. a longer-lived binding than signed).
+    let req = BindParts {
+        expires_at: good().expires_at + 3600,
+        ..good()
+    };
+    assert_eq!(
+        verify(&bind_request(perm_key, msg_id, &req, &good(), None, 6)),
+        Err(BindError::ExpiresAtMismatch)
+    );
+    // The inner message is 4 bytes longer than bind_auth_key_inner (msg_len = 44, valid
+    // msg_key): refused on its length, whatever the 4 bytes are.
+    for extra in [[0u8; 4], [0xff; 4]] {
+        assert_eq!(
+            verify(&bind_request(
+                perm_key,
+                msg_id,
+                &good(),
+                &good(),
+                Some(&extra),
+                7
+            )),
+            Err(BindError::InnerLength)
+        );
+    }
 }
 
 #[test]

@@ -299,6 +299,99 @@ mod tests {
         assert_eq!(check_params(2, &p, &[], 8, &mut rng()), Ok(()));
     }
 
+    /// Euler's criterion: `g` is a quadratic residue mod the odd prime `p` iff
+    /// `g^((p-1)/2) = 1 (mod p)`. Independent of the `p mod 4g` table under test.
+    fn euler_is_residue(g: u64, p: u64) -> bool {
+        let (mut base, mut exp, mut acc) = (g % p, (p - 1) / 2, 1u64);
+        while exp > 0 {
+            if exp & 1 == 1 {
+                acc = acc * base % p;
+            }
+            base = base * base % p;
+            exp >>= 1;
+        }
+        acc == 1
+    }
+
+    #[test]
+    fn g3_and_g7_residue_conditions() {
+        // mtproto_auth_key.md: g = 3 needs p mod 3 = 2; g = 7 needs p mod 7 in {3, 5, 6}.
+        // Both are "g is a quadratic residue mod p" for primes p = 3 (mod 4), which every safe
+        // prime is; check the table against Euler's criterion on all such small primes.
+        let (mut neg3, mut neg7) = (0, 0);
+        for p in (11u64..20_000).filter(|&p| p % 4 == 3 && crate::handshake::prime::is_prime_u64(p))
+        {
+            let big = BigUint::from(p);
+            for g in [3u32, 7] {
+                let expect = euler_is_residue(u64::from(g), p);
+                let got = check_generator(g, &big);
+                if expect {
+                    assert_eq!(got, Ok(()), "g = {g}, p = {p}");
+                } else {
+                    assert_eq!(
+                        got,
+                        Err(DhError::GeneratorNotQuadraticResidue),
+                        "g = {g}, p = {p}"
+                    );
+                    if g == 3 {
+                        neg3 += 1;
+                    } else {
+                        neg7 += 1;
+                    }
+                }
+            }
+        }
+        assert!(neg3 > 100 && neg7 > 100, "{neg3} {neg7}");
+        // Named small cases: 19 = 1 (mod 3) and 19 = 5 (mod 7); 23 = 2 (mod 3) and 2 (mod 7);
+        // 43 = 1 (mod 3) and 1 (mod 7); 47 = 2 (mod 3) and 5 (mod 7).
+        let r = |g: u32, p: u32| check_generator(g, &BigUint::from(p));
+        let bad = Err(DhError::GeneratorNotQuadraticResidue);
+        assert_eq!(r(3, 19), bad);
+        assert_eq!(r(7, 19), Ok(()));
+        assert_eq!(r(3, 23), Ok(()));
+        assert_eq!(r(7, 23), bad);
+        assert_eq!(r(3, 43), bad);
+        assert_eq!(r(7, 43), bad);
+        assert_eq!(r(3, 47), Ok(()));
+        assert_eq!(r(7, 47), Ok(()));
+        // Every residue class: exactly the spec's sets pass.
+        for n in 0u32..84 {
+            assert_eq!(r(3, n).is_ok(), n % 3 == 2, "g = 3, n = {n}");
+            assert_eq!(
+                r(7, n).is_ok(),
+                matches!(n % 7, 3 | 5 | 6),
+                "g = 7, n = {n}"
+            );
+        }
+        // 2048-bit: Telegram's p (p mod 3 = 2, p mod 7 = 6) passes for both; p + 1 (0 mod 3 and
+        // mod 7) fails the residue check in check_params before any primality work, and p + 3
+        // (p + 3 = 2 mod 3, 2 mod 7) fails for g = 7 only.
+        let p = telegram_dh_prime();
+        assert_eq!(check_generator(3, &p), Ok(()));
+        assert_eq!(check_generator(7, &p), Ok(()));
+        let p1 = &p + BigUint::one();
+        for g in [3, 7] {
+            assert_eq!(
+                check_params(g, &p1, &[], 8, &mut rng()),
+                Err(DhError::GeneratorNotQuadraticResidue)
+            );
+        }
+        let p3 = &p + BigUint::from(3u32);
+        assert_eq!(check_generator(3, &p3), Ok(()));
+        assert_eq!(
+            check_generator(7, &p3),
+            Err(DhError::GeneratorNotQuadraticResidue)
+        );
+        // RFC 3526's safe prime: 2 mod 3 and 5 mod 7, so both generators are residues, which
+        // Euler's criterion on the 2048-bit number confirms.
+        let q = BigUint::from_bytes_be(&RFC3526_2048);
+        let half = (&q - BigUint::one()) >> 1usize;
+        for g in [3u32, 7] {
+            assert!(BigUint::from(g).modpow(&half, &q).is_one());
+            assert_eq!(check_generator(g, &q), Ok(()));
+        }
+    }
+
     #[test]
     fn rejects_wrong_bit_length() {
         let p = telegram_dh_prime();

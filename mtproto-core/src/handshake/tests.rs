@@ -715,9 +715,22 @@ impl FakeClient {
     }
 
     fn set_dh(&self, nonce: [u8; 16], retry_id: i64, g_b: &[u8], tamper: Tamper) -> Vec<u8> {
+        self.set_dh_with(nonce, self.server_nonce, retry_id, g_b, tamper)
+    }
+
+    /// Like [`Self::set_dh`], with `inner_server_nonce` inside the encrypted
+    /// `client_DH_inner_data` (the outer one and the tmp AES key still use the real one).
+    fn set_dh_with(
+        &self,
+        nonce: [u8; 16],
+        inner_server_nonce: [u8; 16],
+        retry_id: i64,
+        g_b: &[u8],
+        tamper: Tamper,
+    ) -> Vec<u8> {
         let data = types::ClientDhInnerData {
             nonce: &nonce,
-            server_nonce: &self.server_nonce,
+            server_nonce: &inner_server_nonce,
             retry_id,
             g_b,
         }
@@ -1002,6 +1015,26 @@ fn server_set_client_dh_params_checks() {
         run(&|fc| fc.set_dh(bad, 0, &g_b, Tamper::None)),
         HandshakeError::NonceMismatch
     );
+    // Inner server_nonce (inside the encrypted client_DH_inner_data, valid SHA-1; the outer
+    // server_nonce and the tmp AES key are the real ones, so only the inner check can fire).
+    assert_eq!(
+        run(&|fc| {
+            let mut sn = fc.server_nonce;
+            sn[15] ^= 0x80;
+            fc.set_dh_with(fc.nonce, sn, 0, &g_b, Tamper::None)
+        }),
+        HandshakeError::ServerNonceMismatch
+    );
+    // The same builder with the real server_nonce is accepted (the case above differs only
+    // in that field).
+    {
+        let (mut s, mut srng, fc, _) = server_after_dh_params();
+        let m = fc.set_dh_with(fc.nonce, fc.server_nonce, 0, &g_b, Tamper::None);
+        assert!(matches!(
+            s.handle(now(), &m, &mut srng),
+            Ok(ServerStep::Done { .. })
+        ));
+    }
     // SHA-1, padding, block alignment.
     assert_eq!(
         run(&|fc| fc.set_dh(fc.nonce, 0, &g_b, Tamper::Hash)),
