@@ -167,16 +167,7 @@ impl FakeServer {
         }
         .to_vec()
         .unwrap();
-        let mut buf = sha1(&[&inner]).to_vec();
-        buf.extend_from_slice(&inner);
-        while !buf.len().is_multiple_of(16) {
-            buf.push(0xAB);
-        }
-        match tamper {
-            Tamper::None | Tamper::Unaligned => {}
-            Tamper::Hash => buf[3] ^= 1,
-            Tamper::Pad16 => buf.extend_from_slice(&[0xCD; 16]),
-        }
+        let mut buf = hashed_and_padded(&inner, 0xAB, 3, tamper);
         ige::aes256_ige_encrypt(&self.key, &self.iv, &mut buf).unwrap();
         if tamper == Tamper::Unaligned {
             buf.truncate(buf.len() - 1);
@@ -736,16 +727,7 @@ impl FakeClient {
         }
         .to_vec()
         .unwrap();
-        let mut buf = sha1(&[&data]).to_vec();
-        buf.extend_from_slice(&data);
-        while !buf.len().is_multiple_of(16) {
-            buf.push(0);
-        }
-        match tamper {
-            Tamper::None | Tamper::Unaligned => {}
-            Tamper::Hash => buf[25] ^= 1,
-            Tamper::Pad16 => buf.extend_from_slice(&[0; 16]),
-        }
+        let mut buf = hashed_and_padded(&data, 0, 25, tamper);
         let (key, iv) = self.keys();
         ige::aes256_ige_encrypt(&key, &iv, &mut buf).unwrap();
         if tamper == Tamper::Unaligned {
@@ -1125,4 +1107,21 @@ fn server_with_a_degenerate_dh_prime_errors_instead_of_panicking() {
             HandshakeError::KeyGeneration
         );
     }
+}
+
+/// `SHA1(data) ‖ data ‖ padding` (padding bytes `pad`, to a multiple of 16) as both sides encrypt
+/// it during the handshake, then `tamper`: flip a bit at `hash_at` (inside the SHA-1) or append 16
+/// more padding bytes.
+fn hashed_and_padded(data: &[u8], pad: u8, hash_at: usize, tamper: Tamper) -> Vec<u8> {
+    let mut buf = sha1(&[data]).to_vec();
+    buf.extend_from_slice(data);
+    while !buf.len().is_multiple_of(16) {
+        buf.push(pad);
+    }
+    match tamper {
+        Tamper::None | Tamper::Unaligned => {}
+        Tamper::Hash => buf[hash_at] ^= 1,
+        Tamper::Pad16 => buf.extend_from_slice(&[pad; 16]),
+    }
+    buf
 }
