@@ -11,6 +11,7 @@
 //! - [`tl`]: TL binary serialization and every type of the MTProto schema.
 //! - [`transport`]: abridged, intermediate, padded, full, obfuscated2/MTProxy framings.
 //! - [`handshake`]: auth key creation, client and server side, with PFS temporary keys.
+//! - [`session`]: msg_id/seq_no, containers, acks, salts, replay window, service messages.
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -36,6 +37,7 @@ extern crate std;
 
 pub mod crypto;
 pub mod handshake;
+pub mod session;
 pub mod time;
 pub mod tl;
 pub mod transport;
