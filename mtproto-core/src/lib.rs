@@ -12,6 +12,7 @@
 //! - [`transport`]: abridged, intermediate, padded, full, obfuscated2/MTProxy framings.
 //! - [`handshake`]: auth key creation, client and server side, with PFS temporary keys.
 //! - [`session`]: msg_id/seq_no, containers, acks, salts, replay window, service messages.
+//! - [`connection`]: the client (and server) state machines stacking every layer.
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod connection;
 pub mod crypto;
 pub mod handshake;
 pub mod session;

@@ -5,12 +5,17 @@
 //!
 //! [`crate::connection`] stacks them with the transport, the handshake and message encryption.
 
+pub mod client;
 pub mod container;
 pub mod gzip;
 pub mod msgid;
 pub mod replay;
 pub mod rpc_error;
 
+pub use client::{
+    ClientSession, CloseReason, Event, Incoming, InvokeError, OutHeader, RequestId, SavedSession,
+    SessionConfig, SessionStats,
+};
 pub use msgid::{MsgIdGen, SeqNo, ServerClock};
 pub use replay::{Replay, ReplayWindow};
 pub use rpc_error::RpcError;
