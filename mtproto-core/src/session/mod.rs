@@ -19,3 +19,6 @@ pub use client::{
 pub use msgid::{MsgIdGen, SeqNo, ServerClock};
 pub use replay::{Replay, ReplayWindow};
 pub use rpc_error::RpcError;
+
+#[cfg(test)]
+mod client_tests;

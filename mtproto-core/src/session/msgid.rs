@@ -69,9 +69,11 @@ impl ServerClock {
         self.offset_nanos
     }
 
-    /// The offset (server − local) in whole seconds, rounded toward zero.
+    /// The offset (server − local) in whole seconds, rounded to the nearest second.
     pub fn offset_secs(&self) -> i64 {
-        self.offset_nanos / 1_000_000_000
+        self.offset_nanos
+            .saturating_add(500_000_000)
+            .div_euclid(1_000_000_000)
     }
 
     /// Server time now, in nanoseconds since the epoch.
