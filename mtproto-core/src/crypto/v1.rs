@@ -48,15 +48,11 @@ fn put(dst: &mut [u8; 32], at: usize, src: &[u8; 20], from: usize, n: usize) {
     }
 }
 
-/// The MTProto 1.0 KDF: `(aes_key, aes_iv)` from `auth_key` and a v1 `msg_key`.
-pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
-    let (k, iv) = kdf_zeroizing(key, side, msg_key);
-    (*k, *iv)
-}
+/// `(aes_key, aes_iv)`, wiped when dropped.
+pub type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
 
-type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
-
-fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
+/// The MTProto 1.0 KDF: `(aes_key, aes_iv)` from `auth_key` and a v1 `msg_key`, wiped on drop.
+pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
     let a = Zeroizing::new(sha1(&[msg_key, key.substr_x(0, side, 32)]));
     let b = Zeroizing::new(sha1(&[
         key.substr_x(32, side, 16),
@@ -100,7 +96,7 @@ where
     if let Some(pad) = out.get_mut(pad_start..) {
         rng.fill_bytes(pad);
     }
-    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &mk);
+    let (aes_key, aes_iv) = kdf(key, side, &mk);
     if let Some(body) = out.get_mut(EXTERNAL_HEADER_LEN..) {
         // Length is a multiple of 16 by construction.
         let _ = ige::aes256_ige_encrypt(&aes_key, &aes_iv, body);
@@ -137,7 +133,7 @@ pub fn decrypt<'a>(key: &AuthKey, side: Side, buf: &'a mut [u8]) -> Result<&'a [
         .get(8..24)
         .and_then(|s| s.try_into().ok())
         .ok_or(DecryptError::TooShort)?;
-    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &mk);
+    let (aes_key, aes_iv) = kdf(key, side, &mk);
     ige::aes256_ige_decrypt(&aes_key, &aes_iv, plaintext)
         .map_err(|_| DecryptError::NotBlockAligned)?;
     let plaintext: &'a [u8] = plaintext;
