@@ -18,6 +18,7 @@
 use super::message::{DecryptError, EXTERNAL_HEADER_LEN, INTERNAL_HEADER_LEN, peek_auth_key_id};
 use super::{AuthKey, Side, ige, sha1};
 use alloc::vec::Vec;
+use core::fmt;
 use rand_core::{CryptoRng, RngCore};
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
@@ -225,7 +226,9 @@ where
 }
 
 /// A verified `auth.bindTempAuthKey` `encrypted_message` (server side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `Debug` shows the header fields and the length of `inner`, never its decrypted bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct BindMessage<'a> {
     /// The `msg_id` inside (must equal the id of the carrying request; the caller checks).
     pub msg_id: u64,
@@ -233,6 +236,16 @@ pub struct BindMessage<'a> {
     pub seq_no: u32,
     /// The serialized `bind_auth_key_inner` (not parsed here).
     pub inner: &'a [u8],
+}
+
+impl fmt::Debug for BindMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BindMessage")
+            .field("msg_id", &self.msg_id)
+            .field("seq_no", &self.seq_no)
+            .field("inner_len", &self.inner.len())
+            .finish()
+    }
 }
 
 /// Server side of [`encrypt_bind_auth_key_inner`]: decrypts with the permanent key (sender =
