@@ -91,7 +91,8 @@ fn claiming_vector(min_len: usize, body: &[u8]) -> Vec<u8> {
 fn hostile_vector_counts_reserve_within_the_bound() {
     // Unknown constructor ids: every claimed element fails to decode at the first one.
     let junk = vec![0xffu8; 1 << 18];
-    let cases: [(&str, Vec<u8>, fn(&[u8]) -> bool); 4] = [
+    type Case = (&'static str, Vec<u8>, fn(&[u8]) -> bool);
+    let cases: [Case; 4] = [
         (
             "Vec<Object>",
             claiming_vector(Object::MIN_SERIALIZED_LEN, &junk),
