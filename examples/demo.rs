@@ -38,9 +38,9 @@ use mtproto::core::crypto::message::{
 };
 use mtproto::core::crypto::{AuthKey, Side};
 use mtproto::core::handshake::{
-    ClientConfig, ClientHandshake, ClientStep, RsaKeySet, ServerConfig, ServerHandshake,
-    ServerStep, plain,
+    ClientConfig, ClientHandshake, ClientStep, RsaKeySet, ServerConfig, ServerHandshake, ServerStep,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use mtproto::core::tl::schema::{functions, types};
 use mtproto::core::tl::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 mod common;
 
 use common::hex_parts as unhex;
-use mtproto::core::crypto::{self, AuthKey, handshake, ige};
+use mtproto::core::crypto::{self, AuthKey, handshake_kdf, ige};
 
 fn arr<const N: usize>(s: &str) -> [u8; N] {
     unhex(&[s]).try_into().unwrap()
@@ -113,7 +113,7 @@ const AUTH_KEY: &[&str] = &[
 
 #[test]
 fn sample_tmp_aes_key_iv() {
-    let (key, iv) = handshake::tmp_aes_key_iv(&arr(NEW_NONCE), &arr(SERVER_NONCE));
+    let (key, iv) = handshake_kdf::tmp_aes_key_iv(&arr(NEW_NONCE), &arr(SERVER_NONCE));
     assert_eq!(key, arr::<32>(TMP_AES_KEY));
     assert_eq!(iv, arr::<32>(TMP_AES_IV));
 }
@@ -147,16 +147,16 @@ fn sample_auth_key_id_and_new_nonce_hash1() {
     let key = AuthKey::from_bytes(unhex(AUTH_KEY).try_into().unwrap());
     assert_eq!(key.id(), u64::from_le_bytes(arr(AUTH_KEY_ID_BYTES)));
     assert_eq!(
-        handshake::new_nonce_hash(&key, &arr(NEW_NONCE), 1),
+        handshake_kdf::new_nonce_hash(&key, &arr(NEW_NONCE), 1),
         arr::<16>(NEW_NONCE_HASH1)
     );
     // The other two numbers give different hashes (they exist to tell ok/retry/fail apart).
     assert_ne!(
-        handshake::new_nonce_hash(&key, &arr(NEW_NONCE), 2),
+        handshake_kdf::new_nonce_hash(&key, &arr(NEW_NONCE), 2),
         arr::<16>(NEW_NONCE_HASH1)
     );
     assert_ne!(
-        handshake::new_nonce_hash(&key, &arr(NEW_NONCE), 3),
+        handshake_kdf::new_nonce_hash(&key, &arr(NEW_NONCE), 3),
         arr::<16>(NEW_NONCE_HASH1)
     );
     // aux_hash = SHA1(auth_key)[0..8] little-endian (step 9 text), checked with an independent
@@ -171,7 +171,7 @@ fn sample_auth_key_id_and_new_nonce_hash1() {
 #[test]
 fn sample_initial_server_salt() {
     assert_eq!(
-        handshake::initial_server_salt(&arr(NEW_NONCE), &arr(SERVER_NONCE)),
+        handshake_kdf::initial_server_salt(&arr(NEW_NONCE), &arr(SERVER_NONCE)),
         u64::from_le_bytes(arr(SERVER_SALT_BYTES))
     );
 }

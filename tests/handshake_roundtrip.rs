@@ -4,11 +4,11 @@
 
 use mtproto::core::crypto::{AuthKey, Side, v1};
 use mtproto::core::handshake::pfs::{BindError, BindTempAuthKey, bind_temp_auth_key, verify_bind};
-use mtproto::core::handshake::plain;
 use mtproto::core::handshake::{
     AuthKeyResult, ClientConfig, ClientHandshake, ClientStep, HandshakeError, KeyKind, RsaKeySet,
     ServerAuthKey, ServerConfig, ServerHandshake, ServerStep,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use mtproto::core::tl::Serialize;
 use mtproto::core::tl::schema::types::BindAuthKeyInner;

@@ -13,10 +13,10 @@ mod common;
 use std::collections::VecDeque;
 
 use common::hex;
-use mtproto::core::handshake::plain;
 use mtproto::core::handshake::{
     ClientConfig, ClientHandshake, ClientStep, RsaKeySet, RsaPrivateKey,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};

@@ -9,8 +9,9 @@ use mtproto::core::crypto::message::{
 use mtproto::core::crypto::{AuthKey, Side};
 use mtproto::core::handshake::{
     AuthKeyResult, ClientConfig, ClientHandshake, ClientStep, RsaKeySet, RsaPrivateKey,
-    ServerAuthKey, ServerConfig, ServerHandshake, ServerStep, plain,
+    ServerAuthKey, ServerConfig, ServerHandshake, ServerStep,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use mtproto::core::tl::schema::{functions, types};
 use mtproto::core::tl::{Deserialize, Serialize};

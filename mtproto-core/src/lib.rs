@@ -7,10 +7,14 @@
 //!
 //! Layers (imports only point down):
 //! - [`crypto`]: AES-256-IGE, the MTProto 2.0 (and 1.0) KDFs, message encryption/decryption,
-//!   handshake key derivations, key material types.
+//!   the key derivations used while creating an auth key ([`crypto::handshake_kdf`]), key
+//!   material types.
 //! - [`tl`]: TL binary serialization and every type of the MTProto schema.
 //! - [`transport`]: abridged, intermediate, padded, full, obfuscated2/MTProxy framings.
+//! - [`plain`]: the unencrypted message envelope (`auth_key_id = 0`), used by the handshake and
+//!   the session layer.
 //! - [`handshake`]: auth key creation, client and server side, with PFS temporary keys.
+//! - session (coming): encrypted sessions over an auth key.
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -36,6 +40,7 @@ extern crate std;
 
 pub mod crypto;
 pub mod handshake;
+pub mod plain;
 pub mod time;
 pub mod tl;
 pub mod transport;

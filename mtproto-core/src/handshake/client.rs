@@ -24,7 +24,7 @@ use super::common::{
 use super::dh::{self, TELEGRAM_DH_PRIME, check_public_value, to_256_be};
 use super::{HandshakeError, KeyKind, pq, rsa::RsaKeySet};
 use crate::crypto::AuthKey;
-use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
 use crate::tl::{Deserialize, Serialize};

@@ -24,7 +24,7 @@ use super::dh::{TELEGRAM_DH_G, TELEGRAM_DH_PRIME, check_generator, check_public_
 use super::prime::random_prime_u64;
 use super::rsa::{RsaError, RsaPrivateKey};
 use super::{HandshakeError, KeyKind};
-use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ct_eq, sha256};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};

@@ -14,7 +14,7 @@ use super::dh::{DhError, TELEGRAM_DH_PRIME, telegram_dh_prime, to_256_be};
 use super::rsa::{RsaError, RsaKeySet, RsaPrivateKey};
 use super::server::{ServerConfig, ServerHandshake, ServerStep};
 use super::{ClientConfig, ClientHandshake, ClientStep, HandshakeError, KeyKind, pq};
-use crate::crypto::handshake::{new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::handshake_kdf::{new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ige, sha1};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
