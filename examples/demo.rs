@@ -48,7 +48,7 @@ use mtproto::core::transport::{
     self, Detector, Frame, Framing, ObfuscatedCodec, ProxySecret, SecretKind, Status, Transport,
 };
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -372,7 +372,7 @@ fn serve_forever(opts: ServeOptions) -> Res<()> {
         let (stream, peer) = listener.accept()?;
         let mut rng = match opts.seed {
             Some(s) => ChaCha20Rng::seed_from_u64(s.wrapping_add(index)),
-            None => ChaCha20Rng::from_os_rng(),
+            None => rand::make_rng::<ChaCha20Rng>(),
         };
         index += 1;
         let (transports, handshake) = (transports.clone(), handshake.clone());
@@ -523,7 +523,10 @@ fn main() -> Res<()> {
             ChaCha20Rng::seed_from_u64(s),
             ChaCha20Rng::seed_from_u64(!s),
         ),
-        None => (ChaCha20Rng::from_os_rng(), ChaCha20Rng::from_os_rng()),
+        None => (
+            rand::make_rng::<ChaCha20Rng>(),
+            rand::make_rng::<ChaCha20Rng>(),
+        ),
     };
     let mut key = [0u8; 16];
     client_rng.fill_bytes(&mut key);

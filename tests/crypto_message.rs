@@ -15,7 +15,7 @@ use mtproto::core::crypto::message::{
 };
 use mtproto::core::crypto::{AuthKey, Side, ige, sha256};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::SeedableRng;
 
 fn test_key() -> AuthKey {
     let mut k = [0u8; 256];
@@ -49,19 +49,21 @@ fn header(msg_id: u64, seq_no: u32) -> MessageHeader {
 /// An RNG that replays scripted values: `next_u32` yields 0 (so a one-choice policy picks its
 /// only length) and `fill_bytes` yields the given padding. Test-only.
 struct Scripted(Vec<u8>);
-impl RngCore for Scripted {
-    fn next_u32(&mut self) -> u32 {
-        0
+impl rand_core::TryRng for Scripted {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+        Ok(0)
     }
-    fn next_u64(&mut self) -> u64 {
-        0
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
+        Ok(0)
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         assert_eq!(dst.len(), self.0.len(), "unexpected padding length");
         dst.copy_from_slice(&self.0);
+        Ok(())
     }
 }
-impl CryptoRng for Scripted {}
+impl rand_core::TryCryptoRng for Scripted {}
 
 #[test]
 fn decrypts_python_reference_both_directions() {

@@ -8,7 +8,7 @@ use common::hex as unhex;
 use mtproto::core::crypto::message::DecryptError;
 use mtproto::core::crypto::{AuthKey, Side, v1};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 fn test_key() -> AuthKey {
     let mut k = [0u8; 256];
@@ -20,20 +20,22 @@ fn test_key() -> AuthKey {
 
 /// Serves bytes from a script, in order. Test-only.
 struct Stream(std::vec::IntoIter<u8>);
-impl RngCore for Stream {
-    fn next_u32(&mut self) -> u32 {
+impl rand_core::TryRng for Stream {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
         unimplemented!()
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
         unimplemented!()
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         for d in dst {
             *d = self.0.next().expect("script exhausted");
         }
+        Ok(())
     }
 }
-impl CryptoRng for Stream {}
+impl rand_core::TryCryptoRng for Stream {}
 
 #[test]
 fn v1_kdf_matches_reference_both_directions() {

@@ -20,7 +20,7 @@ use mtproto::core::transport::{
     Status, Transport, strip_padding,
 };
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 const NOW: u64 = 1_764_000_000;
 const DC: i16 = -4;

@@ -20,7 +20,7 @@
 use super::{AuthKey, Side, ct_eq, ige, sha256};
 use alloc::vec::Vec;
 use core::fmt;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::{CryptoRng, Rng};
 use zeroize::Zeroizing;
 
 /// Length of the external header: `auth_key_id` (8) + `msg_key` (16).
@@ -119,7 +119,7 @@ impl PaddingPolicy {
         self.range(body_len).map(|(_, hi)| hi)
     }
 
-    fn choose<R: RngCore + ?Sized>(&self, body_len: usize, rng: &mut R) -> Option<usize> {
+    fn choose<R: Rng + ?Sized>(&self, body_len: usize, rng: &mut R) -> Option<usize> {
         let (lo, hi) = self.range(body_len)?;
         // (hi - lo) / 16 + 1 <= 64 choices.
         let choices = u32::try_from(hi.checked_sub(lo)? / 16)
@@ -133,7 +133,7 @@ impl PaddingPolicy {
 /// Uniform in `0..n` (`n >= 1`) by rejection sampling, so no length is favoured. The loop is
 /// bounded so a degenerate RNG (e.g. a constant test stub) cannot hang us: with a real RNG and
 /// `n <= 64` the chance of 32 rejections in a row is below 2^-800.
-fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u32) -> u32 {
+fn uniform_below<R: Rng + ?Sized>(rng: &mut R, n: u32) -> u32 {
     if n <= 1 {
         return 0;
     }
@@ -310,7 +310,7 @@ pub fn encrypt_message<R>(
     rng: &mut R,
 ) -> Result<Encrypted, EncryptError>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     let length = check_body_len(body_len)?;
     if !msg_id_parity_ok(side, header.msg_id) {
@@ -381,7 +381,7 @@ pub fn encrypt_message_to_vec<R>(
     rng: &mut R,
 ) -> Result<EncryptedMessage, EncryptError>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     check_body_len(body.len())?;
     let cap = max_encrypted_len(body.len(), policy).ok_or(EncryptError::InvalidPolicy)?;
@@ -546,15 +546,17 @@ mod tests {
 
     /// An RNG stuck at one value (only for this test; not a CryptoRng).
     struct Stuck(u32);
-    impl RngCore for Stuck {
-        fn next_u32(&mut self) -> u32 {
-            self.0
+    impl rand_core::TryRng for Stuck {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+            Ok(self.0)
         }
-        fn next_u64(&mut self) -> u64 {
-            u64::from(self.0)
+        fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
+            Ok(u64::from(self.0))
         }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
             dst.fill(0);
+            Ok(())
         }
     }
 

@@ -18,7 +18,7 @@
 use super::message::{DecryptError, EXTERNAL_HEADER_LEN, INTERNAL_HEADER_LEN, peek_auth_key_id};
 use super::{AuthKey, Side, ct_eq, ige, sha1};
 use alloc::vec::Vec;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 /// Constructor id of `bind_auth_key_inner#75a3f765`.
@@ -81,7 +81,7 @@ fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
 /// `side` is the sender.
 pub fn encrypt<R>(key: &AuthKey, side: Side, plaintext: &[u8], rng: &mut R) -> Vec<u8>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     let mk = msg_key(plaintext);
     // 0..=15 bytes of padding up to a whole number of blocks.
@@ -168,7 +168,7 @@ pub fn encrypt_bind_auth_key_inner<R>(
     rng: &mut R,
 ) -> Vec<u8>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     let mut plaintext = [0u8; INTERNAL_HEADER_LEN + BIND_AUTH_KEY_INNER_LEN];
     let (random, rest) = plaintext.split_at_mut(16);

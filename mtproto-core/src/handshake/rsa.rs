@@ -649,7 +649,7 @@ mod tests {
     use super::*;
     use alloc::collections::VecDeque;
     use rand_chacha::ChaCha20Rng;
-    use rand_core::{RngCore, SeedableRng};
+    use rand_core::{Rng, SeedableRng};
 
     fn hex(s: &str) -> Vec<u8> {
         let s: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
@@ -660,24 +660,26 @@ mod tests {
 
     /// Hands out scripted bytes in order; panics if the code under test asks for more.
     struct Script(VecDeque<u8>);
-    impl RngCore for Script {
-        fn next_u32(&mut self) -> u32 {
+    impl rand_core::TryRng for Script {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
             let mut b = [0; 4];
             self.fill_bytes(&mut b);
-            u32::from_le_bytes(b)
+            Ok(u32::from_le_bytes(b))
         }
-        fn next_u64(&mut self) -> u64 {
+        fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
             let mut b = [0; 8];
             self.fill_bytes(&mut b);
-            u64::from_le_bytes(b)
+            Ok(u64::from_le_bytes(b))
         }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
             for d in dst {
                 *d = self.0.pop_front().expect("script exhausted");
             }
+            Ok(())
         }
     }
-    impl rand_core::CryptoRng for Script {}
+    impl rand_core::TryCryptoRng for Script {}
 
     #[test]
     fn telegram_fingerprints_match_the_spec() {

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use num_bigint_dig::BigUint;
 use num_traits::One;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use super::dh::{DhError, TELEGRAM_DH_PRIME, telegram_dh_prime, to_256_be};
 use super::rsa::{RsaError, RsaKeySet, RsaPrivateKey};

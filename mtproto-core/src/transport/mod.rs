@@ -352,7 +352,7 @@ impl Transport {
     }
 
     /// Encodes one payload (client: optionally requesting a quick ack) into `out`.
-    pub fn encode<R: rand_core::CryptoRng>(
+    pub fn encode<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         payload: &[u8],
         quick_ack: bool,
@@ -366,7 +366,7 @@ impl Transport {
     }
 
     /// Server: encodes a quick-ack token into `out`.
-    pub fn encode_quick_ack<R: rand_core::CryptoRng>(
+    pub fn encode_quick_ack<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         token: QuickAckToken,
         rng: &mut R,
@@ -379,7 +379,7 @@ impl Transport {
     }
 
     /// Server: encodes a transport error (a negative code such as -404) into `out`.
-    pub fn encode_transport_error<R: rand_core::CryptoRng>(
+    pub fn encode_transport_error<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         code: i32,
         rng: &mut R,

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 use core::alloc::{GlobalAlloc, Layout};
+use rand_core::Rng;
 
 /// A bump allocator over a static arena: enough to link and exercise `alloc`.
 struct Bump;
@@ -45,25 +46,27 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 /// A deterministic toy RNG (an LCG): enough to drive the code paths, never for real keys.
 struct ToyRng(u64);
 
-impl rand_core::RngCore for ToyRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
+impl rand_core::TryRng for ToyRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+        Ok(self.next_u64() as u32)
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        self.0
+        Ok(self.0)
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         for b in dst {
             *b = (self.next_u64() >> 33) as u8;
         }
+        Ok(())
     }
 }
 
-impl rand_core::CryptoRng for ToyRng {}
+impl rand_core::TryCryptoRng for ToyRng {}
 
 /// Exercises the time types.
 #[unsafe(no_mangle)]
