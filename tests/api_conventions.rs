@@ -1,8 +1,16 @@
 //! API conventions that hold across layers, checked at the type level (issue 9, items 10-11):
 //! these tests fail to compile if a layer drifts from the shared convention.
 
-use mtproto::core::handshake::{ClientConfig, ClientHandshake, RsaKeySet};
+use mtproto::core::crypto::message::{
+    MessageHeader, PaddingPolicy, decrypt_message, encrypt_message_to_vec, peek_auth_key_id,
+};
+use mtproto::core::crypto::{AuthKey, Side, handshake_kdf, v1};
+use mtproto::core::handshake::pfs::bind_temp_auth_key;
+use mtproto::core::handshake::{ClientConfig, ClientHandshake, RsaKeySet, RsaPublicKey};
+use mtproto::core::plain;
 use mtproto::core::rand_core::CryptoRng;
+use mtproto::core::time::UnixTime;
+use mtproto::core::tl::schema::types;
 use mtproto::core::transport::{Codec, Framing, ObfuscatedCodec, Role, Transport};
 
 fn client() -> ClientHandshake {
@@ -59,4 +67,68 @@ fn rand_0_10_os_seeded_rngs_fit() {
 fn biguint_is_reexported() {
     let n = mtproto::core::BigUint::from_bytes_be(&[1, 0]);
     assert_eq!(n.to_bytes_be(), [1, 0]);
+}
+
+/// TL `long` protocol fields (msg_id, salt, session_id, auth_key_id, RSA fingerprints) are
+/// `i64` and TL `int` seq_no is `i32` in every layer: values flow between the plain envelope,
+/// the handshake derivations, the crypto layer and TL types without a single cast.
+#[test]
+fn protocol_ids_are_tl_long_and_int_everywhere() {
+    let now = UnixTime::from_secs(1_700_000_000);
+    let msg_id = plain::msg_id_from_time(now);
+    let salt = handshake_kdf::initial_server_salt(&[0x11; 32], &[0x22; 16]);
+    let key = AuthKey::from_bytes([7; 256]);
+    let bad = types::BadMsgNotification {
+        bad_msg_id: msg_id,
+        bad_msg_seqno: 3,
+        error_code: 48,
+    };
+    let header = MessageHeader {
+        salt,
+        session_id: key.id(),
+        msg_id: bad.bad_msg_id,
+        seq_no: bad.bad_msg_seqno,
+    };
+    let mut rng = rand::rng();
+    let mut sealed = encrypt_message_to_vec(
+        &key,
+        Side::Client,
+        &header,
+        &[0; 16],
+        &PaddingPolicy::default(),
+        &mut rng,
+    )
+    .unwrap()
+    .bytes;
+    assert_eq!(peek_auth_key_id(&sealed), Some(key.id()));
+    let msg = decrypt_message(&key, Side::Client, &mut sealed).unwrap();
+    let pong = types::Pong {
+        msg_id: msg.msg_id,
+        ping_id: msg.session_id,
+    };
+    assert_eq!((pong.msg_id, msg.seq_no, msg.salt), (msg_id, 3, salt));
+    // 0x11 ^ 0x22 in every byte: a TL `long` with the top bit clear.
+    assert_eq!(salt, 0x3333_3333_3333_3333);
+
+    // RSA fingerprints as resPQ carries them (Vector<long>).
+    let res_pq_fingerprints: Vec<i64> = vec![RsaPublicKey::telegram_production().fingerprint()];
+    let set = RsaKeySet::telegram_production();
+    assert!(set.select(&res_pq_fingerprints).is_some());
+    // rsa_keys_and_dh_prime.md: wire bytes 85FD64DE851D9DD0 (a negative `long`).
+    assert_eq!(res_pq_fingerprints[0], -3414540481677951611);
+
+    // The PFS bind takes the same msg_id and session id, and v1 reports them back as i64/i32.
+    let temp = AuthKey::from_bytes([9; 256]);
+    let body = bind_temp_auth_key(
+        &key,
+        &temp,
+        header.session_id,
+        1_700_086_400,
+        msg_id,
+        &mut rng,
+    );
+    assert!(body.is_ok());
+    let mut v1_msg = v1::encrypt_bind_auth_key_inner(&key, msg_id, &[0; 40], &mut rng);
+    let opened = v1::decrypt_bind_auth_key_inner(&key, &mut v1_msg).unwrap();
+    assert_eq!((opened.msg_id, opened.seq_no), (bad.bad_msg_id, 0));
 }

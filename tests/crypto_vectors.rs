@@ -145,7 +145,7 @@ fn sample_client_dh_inner_data_encrypts_to_encrypted_data() {
 #[test]
 fn sample_auth_key_id_and_new_nonce_hash1() {
     let key = AuthKey::from_bytes(unhex(AUTH_KEY).try_into().unwrap());
-    assert_eq!(key.id(), u64::from_le_bytes(arr(AUTH_KEY_ID_BYTES)));
+    assert_eq!(key.id(), i64::from_le_bytes(arr(AUTH_KEY_ID_BYTES)));
     assert_eq!(
         handshake_kdf::new_nonce_hash(&key, &arr(NEW_NONCE), 1),
         arr::<16>(NEW_NONCE_HASH1)
@@ -164,7 +164,7 @@ fn sample_auth_key_id_and_new_nonce_hash1() {
     let h = crypto::sha1(&[&unhex(AUTH_KEY)]);
     assert_eq!(
         key.aux_hash(),
-        u64::from_le_bytes(h[..8].try_into().unwrap())
+        i64::from_le_bytes(h[..8].try_into().unwrap())
     );
 }
 
@@ -172,6 +172,6 @@ fn sample_auth_key_id_and_new_nonce_hash1() {
 fn sample_initial_server_salt() {
     assert_eq!(
         handshake_kdf::initial_server_salt(&arr(NEW_NONCE), &arr(SERVER_NONCE)),
-        u64::from_le_bytes(arr(SERVER_SALT_BYTES))
+        i64::from_le_bytes(arr(SERVER_SALT_BYTES))
     );
 }

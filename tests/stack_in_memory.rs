@@ -159,7 +159,7 @@ fn pong(key: &AuthKey, mut frame: Vec<u8>, rng: &mut ChaCha20Rng) -> Vec<u8> {
     let msg = decrypt_message(key, Side::Client, &mut frame).expect("server decrypts");
     let ping = functions::Ping::from_bytes(msg.body).expect("a ping");
     let body = types::Pong {
-        msg_id: msg.msg_id as i64,
+        msg_id: msg.msg_id,
         ping_id: ping.ping_id,
     }
     .to_vec()
@@ -244,8 +244,8 @@ fn run(kind: Client, seed: u64) {
     let ping_id = rng.next_u64() as i64;
     let header = MessageHeader {
         salt: result.server_salt,
-        session_id: rng.next_u64(),
-        msg_id: (NOW << 32) | 4,
+        session_id: rng.next_u64().cast_signed(),
+        msg_id: ((NOW << 32) | 4).cast_signed(),
         seq_no: 1,
     };
     let ping = functions::Ping { ping_id }.to_vec().unwrap();
@@ -266,7 +266,7 @@ fn run(kind: Client, seed: u64) {
     let pong = types::Pong::from_bytes(msg.body).unwrap();
     assert_eq!(
         (pong.msg_id, pong.ping_id),
-        (header.msg_id as i64, ping_id),
+        (header.msg_id, ping_id),
         "{kind:?}"
     );
 

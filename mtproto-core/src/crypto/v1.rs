@@ -163,7 +163,7 @@ pub fn decrypt<'a>(key: &AuthKey, side: Side, buf: &'a mut [u8]) -> Result<&'a [
 /// id of the request that carries it; `bind_auth_key_inner` is its 40-byte serialization.
 pub fn encrypt_bind_auth_key_inner<R>(
     perm_key: &AuthKey,
-    msg_id: u64,
+    msg_id: i64,
     bind_auth_key_inner: &[u8; BIND_AUTH_KEY_INNER_LEN],
     rng: &mut R,
 ) -> Vec<u8>
@@ -176,7 +176,7 @@ where
     let (id, rest) = rest.split_at_mut(8);
     id.copy_from_slice(&msg_id.to_le_bytes());
     let (seqno, rest) = rest.split_at_mut(4);
-    seqno.copy_from_slice(&0u32.to_le_bytes());
+    seqno.copy_from_slice(&0i32.to_le_bytes());
     let (len, inner) = rest.split_at_mut(4);
     len.copy_from_slice(&BIND_AUTH_KEY_INNER_LEN_FIELD.to_le_bytes());
     inner.copy_from_slice(bind_auth_key_inner);
@@ -189,9 +189,9 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BindMessage<'a> {
     /// The `msg_id` inside (must equal the id of the carrying request; the caller checks).
-    pub msg_id: u64,
+    pub msg_id: i64,
     /// The `seqno` inside (the spec says 0).
-    pub seq_no: u32,
+    pub seq_no: i32,
     /// The serialized `bind_auth_key_inner` (not parsed here).
     pub inner: &'a [u8],
 }
@@ -209,12 +209,12 @@ pub fn decrypt_bind_auth_key_inner<'a>(
     let msg_id = header
         .get(16..24)
         .and_then(|s| s.try_into().ok())
-        .map(u64::from_le_bytes)
+        .map(i64::from_le_bytes)
         .ok_or(DecryptError::Rejected)?;
     let seq_no = header
         .get(24..28)
         .and_then(|s| s.try_into().ok())
-        .map(u32::from_le_bytes)
+        .map(i32::from_le_bytes)
         .ok_or(DecryptError::Rejected)?;
     Ok(BindMessage {
         msg_id,

@@ -80,8 +80,8 @@
 //! This module denies `clippy::indexing_slicing`, `clippy::arithmetic_side_effects` and the
 //! truncating / sign-changing `as` casts outside tests. Big-integer arithmetic goes through a
 //! small internal helper whose subtraction, remainder and `modpow` return `None` instead of
-//! panicking (num-bigint-dig panics on underflow and on a zero modulus). TL `long` ids and
-//! fingerprints are reinterpreted with `cast_signed` / `cast_unsigned` (same bits).
+//! panicking (num-bigint-dig panics on underflow and on a zero modulus). TL `long` ids, salts
+//! and fingerprints are `i64` throughout, as on the wire (no reinterpreting casts).
 //!
 //! Modules: [`pq`] (factorization), [`prime`] (Miller–Rabin), [`dh`] (DH parameter checks),
 //! [`rsa`] (keys, RSA_PAD), [`client`], [`server`], [`pfs`] (binding a temporary key to a permanent one).

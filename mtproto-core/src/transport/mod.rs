@@ -116,7 +116,9 @@ impl Framing {
 /// A quick-ack token: a little-endian `u32` whose most significant bit is set.
 ///
 /// The token itself is computed by the crypto layer (the first 32 bits of the msg_key SHA-256,
-/// `mtproto_mtproto-transports.md`, "Quick ack"); transports only carry it.
+/// `mtproto_mtproto-transports.md`, "Quick ack"); transports only carry it. It stays `u32`
+/// (unlike the TL `long`/`int` protocol fields, which are `i64`/`i32`): it is 32 hash bits with
+/// a flag bit, never a TL integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QuickAckToken(u32);
 

@@ -77,7 +77,7 @@ pub extern "C" fn mtproto_check_time(secs: u64) -> u64 {
 /// Exercises the crypto layer: AES-256-IGE, the auth_key_id, an MTProto 2.0 message encrypted
 /// and decrypted, and a v1 (PFS bind) encryption.
 #[unsafe(no_mangle)]
-pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
+pub extern "C" fn mtproto_check_crypto(seed: u8) -> i64 {
     use mtproto_core::crypto::message::{
         MessageHeader, PaddingPolicy, decrypt_message, encrypt_message_to_vec,
     };
@@ -109,13 +109,13 @@ pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
     }
     let bound =
         v1::encrypt_bind_auth_key_inner(&key, 4, &[seed; v1::BIND_AUTH_KEY_INNER_LEN], &mut rng);
-    acc ^ bound.len() as u64
+    acc ^ bound.len() as i64
 }
 
 /// Exercises the handshake layer: pq factorization, the built-in RSA keys, and the first
 /// client -> server -> client round (req_pq_multi, resPQ, RSA_PAD'd req_DH_params).
 #[unsafe(no_mangle)]
-pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
+pub extern "C" fn mtproto_check_handshake(pq: u64) -> i64 {
     use mtproto_core::handshake::{
         ClientConfig, ClientHandshake, ClientStep, RsaKeySet, ServerConfig, ServerHandshake,
         ServerStep,
@@ -123,7 +123,7 @@ pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
     use mtproto_core::time::UnixTime;
     let fp = mtproto_core::handshake::rsa::RsaPublicKey::telegram_production().fingerprint();
     let mut acc = match mtproto_core::handshake::pq::factorize(pq) {
-        Ok((p, _)) => p ^ fp,
+        Ok((p, _)) => p.cast_signed() ^ fp,
         Err(_) => fp,
     };
     let mut rng = ToyRng(pq);
@@ -136,7 +136,7 @@ pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
         && let Ok(ServerStep::Send(res_pq)) = server.handle(now, &req, &mut rng)
         && let Ok(ClientStep::Send(req_dh)) = client.handle(now, &res_pq, &mut rng)
     {
-        acc ^= req_dh.len() as u64;
+        acc ^= req_dh.len() as i64;
     }
     acc
 }
