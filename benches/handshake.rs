@@ -15,7 +15,7 @@ use rand_core::SeedableRng;
 use std::hint::black_box;
 
 /// One complete exchange; returns the auth key id so nothing is optimised away.
-fn full_handshake(kind: KeyKind, seed: u64) -> u64 {
+fn full_handshake(kind: KeyKind, seed: u64) -> i64 {
     let now = UnixTime::from_secs(1_700_000_000);
     let mut crng = ChaCha20Rng::seed_from_u64(seed);
     let mut srng = ChaCha20Rng::seed_from_u64(!seed);

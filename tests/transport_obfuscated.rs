@@ -13,49 +13,53 @@ use mtproto::core::transport::{
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::Rng;
 use zeroize::Zeroizing;
 
 /// A predictable byte source for vectors: byte k is (7k + 3) mod 256 (replayed in Python).
 struct Scripted(u64);
-impl RngCore for Scripted {
-    fn next_u32(&mut self) -> u32 {
+impl rand_core::TryRng for Scripted {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
         let mut b = [0; 4];
         self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
+        Ok(u32::from_le_bytes(b))
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
         let mut b = [0; 8];
         self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
+        Ok(u64::from_le_bytes(b))
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         for d in dst {
             *d = (self.0.wrapping_mul(7).wrapping_add(3)) as u8;
             self.0 += 1;
         }
+        Ok(())
     }
 }
-impl CryptoRng for Scripted {}
+impl rand_core::TryCryptoRng for Scripted {}
 
 /// Returns a fixed list of 64-byte blocks, then a good one forever.
 struct Replay(Vec<[u8; 64]>, ChaCha20Rng);
-impl RngCore for Replay {
-    fn next_u32(&mut self) -> u32 {
-        self.1.next_u32()
+impl rand_core::TryRng for Replay {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+        Ok(self.1.next_u32())
     }
-    fn next_u64(&mut self) -> u64 {
-        self.1.next_u64()
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
+        Ok(self.1.next_u64())
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         if dst.len() == 64 && !self.0.is_empty() {
             dst.copy_from_slice(&self.0.remove(0));
         } else {
             self.1.fill_bytes(dst)
         }
+        Ok(())
     }
 }
-impl CryptoRng for Replay {}
+impl rand_core::TryCryptoRng for Replay {}
 
 fn drain(t: &mut Transport, chunks: &[&[u8]]) -> Result<Vec<Ev>, TransportError> {
     let mut evs = Vec::new();
@@ -279,18 +283,20 @@ fn forbidden_inits_are_redrawn() {
     assert_eq!(init[56..62], [0xdd, 0xdd, 0xdd, 0xdd, 2, 0]);
     // A broken RNG (all zeros) fails instead of looping.
     struct Zero;
-    impl RngCore for Zero {
-        fn next_u32(&mut self) -> u32 {
-            0
+    impl rand_core::TryRng for Zero {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+            Ok(0)
         }
-        fn next_u64(&mut self) -> u64 {
-            0
+        fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
+            Ok(0)
         }
-        fn fill_bytes(&mut self, d: &mut [u8]) {
-            d.fill(0)
+        fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), core::convert::Infallible> {
+            d.fill(0);
+            Ok(())
         }
     }
-    impl CryptoRng for Zero {}
+    impl rand_core::TryCryptoRng for Zero {}
     assert_eq!(
         generate_init(&mut Zero, [0xee; 4], None).unwrap_err(),
         EncodeError::RngFailure

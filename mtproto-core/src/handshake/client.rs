@@ -24,7 +24,7 @@ use super::common::{
 use super::dh::{self, TELEGRAM_DH_PRIME, check_public_value, to_256_be};
 use super::{HandshakeError, KeyKind, pq, rsa::RsaKeySet};
 use crate::crypto::AuthKey;
-use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
 use crate::tl::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub struct AuthKeyResult {
     /// The 2048-bit auth key (its id is `auth_key.id()`).
     pub auth_key: AuthKey,
     /// The first server salt: `new_nonce[0..8] XOR server_nonce[0..8]`, as a little-endian long.
-    pub server_salt: u64,
+    pub server_salt: i64,
     /// `server_time - local time` in seconds, measured when `server_DH_params_ok` arrived.
     pub time_offset: i64,
     /// Permanent or temporary.
@@ -221,15 +221,10 @@ impl ClientHandshake {
             return Err(HandshakeError::NonceMismatch);
         }
         let server_nonce = *res.server_nonce;
-        let offered: Vec<u64> = res
-            .server_public_key_fingerprints
-            .iter()
-            .map(|&f| f.cast_unsigned())
-            .collect();
         let key = self
             .config
             .keys
-            .select(&offered)
+            .select(&res.server_public_key_fingerprints)
             .ok_or(HandshakeError::UnknownFingerprint)?;
         let (p, q) = pq::factorize_be(res.pq)?;
         let (p, q) = (u64_be_min(p), u64_be_min(q));
@@ -265,7 +260,7 @@ impl ClientHandshake {
             server_nonce: &server_nonce,
             p: &p,
             q: &q,
-            public_key_fingerprint: key.fingerprint().cast_signed(),
+            public_key_fingerprint: key.fingerprint(),
             encrypted_data: &encrypted,
         }
         .to_vec()?;
@@ -420,7 +415,7 @@ impl ClientHandshake {
 /// Step 7–8: draws `b`, computes `g_b` and the auth key, returns the `set_client_DH_params` body.
 fn client_dh<R: CryptoRng + ?Sized>(
     st: &mut DhGenState,
-    retry_id: u64,
+    retry_id: i64,
     rng: &mut R,
 ) -> Result<Vec<u8>, HandshakeError> {
     let (b, g_b) = dh_keypair(st.g, &st.p, rng)?;
@@ -430,7 +425,7 @@ fn client_dh<R: CryptoRng + ?Sized>(
         types::ClientDhInnerData {
             nonce: &st.nonce,
             server_nonce: &st.server_nonce,
-            retry_id: retry_id.cast_signed(),
+            retry_id,
             g_b: &g_b,
         }
         .to_vec()?,

@@ -8,15 +8,16 @@
 //!
 //! # The client loop
 //!
-//! A driver sends each body in an unencrypted message ([`plain::wrap`]), unwraps the answer and
+//! A driver sends each body in an unencrypted message ([`plain::wrap`](crate::plain::wrap)), unwraps the answer and
 //! feeds it back until [`ClientStep::Done`]. Here our own server (with its demo key) stands in
 //! for the network:
 //!
 //! ```
 //! use mtproto_core::handshake::{
 //!     ClientConfig, ClientHandshake, ClientStep, HandshakeError, RsaKeySet, ServerConfig,
-//!     ServerHandshake, ServerStep, plain,
+//!     ServerHandshake, ServerStep,
 //! };
+//! use mtproto_core::plain;
 //! use mtproto_core::time::UnixTime;
 //! # use rand_core::SeedableRng;
 //! # fn main() -> Result<(), HandshakeError> {
@@ -79,12 +80,11 @@
 //! This module denies `clippy::indexing_slicing`, `clippy::arithmetic_side_effects` and the
 //! truncating / sign-changing `as` casts outside tests. Big-integer arithmetic goes through a
 //! small internal helper whose subtraction, remainder and `modpow` return `None` instead of
-//! panicking (num-bigint-dig panics on underflow and on a zero modulus). TL `long` ids and
-//! fingerprints are reinterpreted with `cast_signed` / `cast_unsigned` (same bits).
+//! panicking (num-bigint-dig panics on underflow and on a zero modulus). TL `long` ids, salts
+//! and fingerprints are `i64` throughout, as on the wire (no reinterpreting casts).
 //!
 //! Modules: [`pq`] (factorization), [`prime`] (Miller–Rabin), [`dh`] (DH parameter checks),
-//! [`rsa`] (keys, RSA_PAD), [`plain`] (the unencrypted envelope), [`client`], [`server`],
-//! [`pfs`] (binding a temporary key to a permanent one).
+//! [`rsa`] (keys, RSA_PAD), [`client`], [`server`], [`pfs`] (binding a temporary key to a permanent one).
 
 use core::fmt;
 
@@ -94,7 +94,6 @@ mod bn;
 pub mod client;
 pub mod dh;
 pub mod pfs;
-pub mod plain;
 pub mod pq;
 pub mod prime;
 pub mod rsa;

@@ -84,7 +84,7 @@ fn to_256(v: &BigUint) -> Option<[u8; 256]> {
 pub struct RsaPublicKey {
     n: BigUint,
     e: BigUint,
-    fingerprint: u64,
+    fingerprint: i64,
 }
 
 impl fmt::Debug for RsaPublicKey {
@@ -168,7 +168,7 @@ impl RsaPublicKey {
     /// The fingerprint: the low 64 bits of SHA-1 over the TL serialization of
     /// `rsa_public_key n:string e:string`, i.e. the last 8 bytes of the digest read as a
     /// little-endian `long` (exactly how it travels in `resPQ` and `req_DH_params`).
-    pub fn fingerprint(&self) -> u64 {
+    pub fn fingerprint(&self) -> i64 {
         self.fingerprint
     }
 
@@ -325,7 +325,7 @@ mod pem {
     }
 }
 
-fn compute_fingerprint(n: &BigUint, e: &BigUint) -> u64 {
+fn compute_fingerprint(n: &BigUint, e: &BigUint) -> i64 {
     // SHA1 over the bare `rsa_public_key n:string e:string` (mtproto_auth_key.md step 2).
     let (n, e) = (n.to_bytes_be(), e.to_bytes_be());
     let key = types::RsaPublicKey { n: &n, e: &e };
@@ -339,7 +339,7 @@ fn compute_fingerprint(n: &BigUint, e: &BigUint) -> u64 {
     let digest = sha1(&[written]);
     let mut low = [0u8; 8];
     low.copy_from_slice(digest.get(12..20).unwrap_or(&[0; 8]));
-    u64::from_le_bytes(low)
+    i64::from_le_bytes(low)
 }
 
 /// The set of server public keys a client trusts, looked up by fingerprint. Starts empty
@@ -382,12 +382,12 @@ impl RsaKeySet {
     }
 
     /// The key with this fingerprint.
-    pub fn get(&self, fingerprint: u64) -> Option<&RsaPublicKey> {
+    pub fn get(&self, fingerprint: i64) -> Option<&RsaPublicKey> {
         self.keys.iter().find(|k| k.fingerprint == fingerprint)
     }
 
     /// The first fingerprint offered by the server (in the server's order) that we know.
-    pub fn select(&self, offered: &[u64]) -> Option<&RsaPublicKey> {
+    pub fn select(&self, offered: &[i64]) -> Option<&RsaPublicKey> {
         offered.iter().find_map(|&f| self.get(f))
     }
 
@@ -649,7 +649,7 @@ mod tests {
     use super::*;
     use alloc::collections::VecDeque;
     use rand_chacha::ChaCha20Rng;
-    use rand_core::{RngCore, SeedableRng};
+    use rand_core::{Rng, SeedableRng};
 
     fn hex(s: &str) -> Vec<u8> {
         let s: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
@@ -660,34 +660,36 @@ mod tests {
 
     /// Hands out scripted bytes in order; panics if the code under test asks for more.
     struct Script(VecDeque<u8>);
-    impl RngCore for Script {
-        fn next_u32(&mut self) -> u32 {
+    impl rand_core::TryRng for Script {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
             let mut b = [0; 4];
             self.fill_bytes(&mut b);
-            u32::from_le_bytes(b)
+            Ok(u32::from_le_bytes(b))
         }
-        fn next_u64(&mut self) -> u64 {
+        fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
             let mut b = [0; 8];
             self.fill_bytes(&mut b);
-            u64::from_le_bytes(b)
+            Ok(u64::from_le_bytes(b))
         }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
             for d in dst {
                 *d = self.0.pop_front().expect("script exhausted");
             }
+            Ok(())
         }
     }
-    impl rand_core::CryptoRng for Script {}
+    impl rand_core::TryCryptoRng for Script {}
 
     #[test]
     fn telegram_fingerprints_match_the_spec() {
         // rsa_keys_and_dh_prime.md: wire bytes 85FD64DE851D9DD0 / 03268D20DF9858B2.
         let prod = RsaPublicKey::telegram_production();
         assert_eq!(prod.fingerprint().to_le_bytes(), *hex("85FD64DE851D9DD0"));
-        assert_eq!(prod.fingerprint() as i64, -3414540481677951611);
+        assert_eq!(prod.fingerprint(), -3414540481677951611);
         let test = RsaPublicKey::telegram_test();
         assert_eq!(test.fingerprint().to_le_bytes(), *hex("03268D20DF9858B2"));
-        assert_eq!(test.fingerprint() as i64, -5595554452916591101);
+        assert_eq!(test.fingerprint(), -5595554452916591101);
         // The decimal moduli from the spec agree with our hex constants.
         let dec = "29379598170669337022986177149456128565388431120058863768162556424047512191330847455146576344487764408661701890505066208632169112269581063774293102577308490531282748465986139880977280302242772832972539403531316010870401287642763009136156734339538042419388722777357134487746169093539093850251243897188928735903389451772730245253062963384108812842079887538976360465290946139638691491496062099570836476454855996319192747663615955633778034897140982517446405334423701359108810182097749467210509584293428076654573384828809574217079944388301239431309115013843331317877374435868468779972014486325557807783825502498215169806323";
         assert_eq!(
@@ -774,9 +776,9 @@ hebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs5+bfo3Nhmcyvk5ftB0WkJ9z6bNZ7yxrP
         assert_eq!(set.len(), 2);
         // The official sample's resPQ offers these three; only the first is ours.
         let offered = [
-            u64::from_le_bytes(hex("85FD64DE851D9DD0").try_into().unwrap()),
-            u64::from_le_bytes(hex("A5B7F709355FC30B").try_into().unwrap()),
-            u64::from_le_bytes(hex("216BE86C022BB4C3").try_into().unwrap()),
+            i64::from_le_bytes(hex("85FD64DE851D9DD0").try_into().unwrap()),
+            i64::from_le_bytes(hex("A5B7F709355FC30B").try_into().unwrap()),
+            i64::from_le_bytes(hex("216BE86C022BB4C3").try_into().unwrap()),
         ];
         let k = set.select(&offered).unwrap();
         assert_eq!(k, &RsaPublicKey::telegram_production());

@@ -24,7 +24,7 @@ use super::dh::{TELEGRAM_DH_G, TELEGRAM_DH_PRIME, check_generator, check_public_
 use super::prime::random_prime_u64;
 use super::rsa::{RsaError, RsaPrivateKey};
 use super::{HandshakeError, KeyKind};
-use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ct_eq, sha256};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
@@ -75,7 +75,7 @@ pub struct ServerAuthKey {
     /// The new auth key.
     pub auth_key: AuthKey,
     /// The first server salt (same formula as the client's).
-    pub server_salt: u64,
+    pub server_salt: i64,
     /// Permanent or temporary, as the client asked.
     pub kind: KeyKind,
     /// The `dc` the client put in its inner data.
@@ -122,7 +122,7 @@ struct ClientDhState {
     kind: KeyKind,
     dc: i32,
     server_time: i32,
-    prev_aux_hash: Option<u64>,
+    prev_aux_hash: Option<i64>,
     retries: u32,
 }
 
@@ -249,7 +249,7 @@ impl ServerHandshake {
         now: UnixTime,
         input: &[u8],
         rng: &mut R,
-        is_taken: impl FnMut(u64) -> bool,
+        is_taken: impl FnMut(i64) -> bool,
     ) -> Result<ServerStep, HandshakeError> {
         let digest = sha256(&[input]);
         if let Some((h, answer)) = &self.last
@@ -310,7 +310,7 @@ impl ServerHandshake {
                 .config
                 .keys
                 .iter()
-                .map(|k| k.public_key().fingerprint().cast_signed())
+                .map(|k| k.public_key().fingerprint())
                 .collect(),
         }
         .to_vec()?;
@@ -373,7 +373,7 @@ impl ServerHandshake {
         if be_u64(req.p) != Some(p) || be_u64(req.q) != Some(q) {
             return Err(HandshakeError::PqMismatch);
         }
-        let fp = req.public_key_fingerprint.cast_unsigned();
+        let fp = req.public_key_fingerprint;
         let key = self
             .config
             .keys
@@ -448,7 +448,7 @@ impl ServerHandshake {
         &self,
         mut st: Box<ClientDhState>,
         input: &[u8],
-        mut is_taken: impl FnMut(u64) -> bool,
+        mut is_taken: impl FnMut(i64) -> bool,
     ) -> Result<(State, ServerStep), HandshakeError> {
         let req = functions::SetClientDhParams::from_bytes(input)?;
         if !same16(req.nonce, &st.nonce) {
@@ -467,7 +467,7 @@ impl ServerHandshake {
         if !same16(inner.server_nonce, &st.server_nonce) {
             return Err(HandshakeError::ServerNonceMismatch);
         }
-        if inner.retry_id.cast_unsigned() != st.prev_aux_hash.unwrap_or(0) {
+        if inner.retry_id != st.prev_aux_hash.unwrap_or(0) {
             return Err(HandshakeError::RetryIdMismatch);
         }
         let g_b = BigUint::from_bytes_be(inner.g_b);

@@ -8,13 +8,13 @@ use alloc::vec::Vec;
 use num_bigint_dig::BigUint;
 use num_traits::One;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use super::dh::{DhError, TELEGRAM_DH_PRIME, telegram_dh_prime, to_256_be};
 use super::rsa::{RsaError, RsaKeySet, RsaPrivateKey};
 use super::server::{ServerConfig, ServerHandshake, ServerStep};
 use super::{ClientConfig, ClientHandshake, ClientStep, HandshakeError, KeyKind, pq};
-use crate::crypto::handshake::{new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::handshake_kdf::{new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ige, sha1};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
@@ -32,7 +32,7 @@ fn be_min(v: u64) -> Vec<u8> {
 }
 
 fn demo_fp() -> i64 {
-    RsaPrivateKey::demo().public_key().fingerprint() as i64
+    RsaPrivateKey::demo().public_key().fingerprint()
 }
 
 fn client_config() -> ClientConfig {
@@ -557,7 +557,7 @@ fn client_dh_gen_retry_is_bounded_and_sends_retry_id() {
         let again = expect_send(c.handle(now(), &m, &mut rng));
         let (retry_id, g_b) = fs.open_client_dh(&again);
         // retry_id = auth_key_aux_hash of the previous attempt.
-        assert_eq!(retry_id as u64, key.aux_hash());
+        assert_eq!(retry_id, key.aux_hash());
         key = AuthKey::from_bytes(to_256_be(&g_b.modpow(&secret_a(), &telegram_dh_prime())));
     }
     let m = fs.dh_gen(2, &new_nonce_hash(&key, &fs.new_nonce, 2));

@@ -17,7 +17,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::{CryptoRng, RngCore};
+use rand_core::{CryptoRng, Rng};
 
 use super::container::{
     self, ContainerIter, MAX_CONTAINER_MESSAGES, MAX_IDS_PER_SERVICE_MESSAGE, OutMessage,
@@ -416,7 +416,7 @@ impl fmt::Debug for ClientSession {
     }
 }
 
-fn random_i64<R: RngCore + ?Sized>(rng: &mut R) -> i64 {
+fn random_i64<R: Rng + ?Sized>(rng: &mut R) -> i64 {
     let mut b = [0u8; 8];
     rng.fill_bytes(&mut b);
     i64::from_le_bytes(b)

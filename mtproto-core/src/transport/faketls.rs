@@ -84,14 +84,14 @@ impl Builder {
         }
         self
     }
-    fn random<R: rand_core::CryptoRng>(&mut self, n: usize, rng: &mut R) -> &mut Self {
+    fn random<R: rand_core::CryptoRng + ?Sized>(&mut self, n: usize, rng: &mut R) -> &mut Self {
         push_random(&mut self.v, n, rng);
         self
     }
 }
 
 /// GREASE values (RFC 8701): 0x?a bytes, consecutive ones distinct (as tdlib's `Grease::init`).
-fn grease<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 7] {
+fn grease<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> [u8; 7] {
     let mut g = [0u8; 7];
     rng.fill_bytes(&mut g);
     for b in g.iter_mut() {
@@ -151,7 +151,7 @@ use field::{curve_p, curve_y2, double_x};
 
 /// A random x25519 public key: a point of the prime-order subgroup, as tdlib's `TlsHelloStore`
 /// draws them (random x with a square y^2, then three doublings x' = (x^2 - 1)^2 / (4 y^2)).
-fn x25519_public_key<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 32] {
+fn x25519_public_key<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> [u8; 32] {
     let p = curve_p();
     let one = BigUint::one();
     let half = field::half(&p);
@@ -178,7 +178,7 @@ fn x25519_public_key<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 32] {
 }
 
 /// Builds a ClientHello for `domain`, signed with `key` at `unix_secs`.
-pub fn build_client_hello<R: rand_core::CryptoRng>(
+pub fn build_client_hello<R: rand_core::CryptoRng + ?Sized>(
     key: &[u8; 16],
     domain: &[u8],
     unix_secs: u32,
@@ -351,7 +351,7 @@ pub fn check_client_hello(
 /// Server: the answer to a valid ClientHello: ServerHello (echoing the session id, x25519 key
 /// share, TLS 1.3), ChangeCipherSpec and an application-data record of 1024..4096 random bytes
 /// imitating the encrypted certificate, signed with the secret.
-pub fn build_server_hello<R: rand_core::CryptoRng>(
+pub fn build_server_hello<R: rand_core::CryptoRng + ?Sized>(
     secret: &ProxySecret,
     info: &ClientHelloInfo,
     rng: &mut R,
@@ -408,7 +408,7 @@ impl Drop for FakeTlsClient {
 impl FakeTlsClient {
     /// Starts the handshake for an `ee` secret: appends the ClientHello to `out`. `now` is the
     /// client's idea of the server's time (the proxy checks it within a window).
-    pub fn new<R: rand_core::CryptoRng>(
+    pub fn new<R: rand_core::CryptoRng + ?Sized>(
         secret: &ProxySecret,
         now: UnixTime,
         rng: &mut R,
@@ -515,7 +515,7 @@ impl FakeTlsClient {
 
     /// The obfuscated codec for the rest of the connection (padded intermediate inside TLS
     /// records). Fails with [`EncodeError::NeedsFakeTlsHandshake`] before the answer is verified.
-    pub fn into_codec<R: rand_core::CryptoRng>(
+    pub fn into_codec<R: rand_core::CryptoRng + ?Sized>(
         self,
         dc_id: Option<i16>,
         rng: &mut R,

@@ -369,7 +369,7 @@ impl Codec {
 
     /// Encodes one payload into `out`. A client may ask for a quick ack (abridged,
     /// intermediate, padded). The RNG is used for padding only.
-    pub fn encode<R: rand_core::CryptoRng>(
+    pub fn encode<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         payload: &[u8],
         quick_ack: bool,
@@ -461,7 +461,7 @@ impl Codec {
     /// Server: encodes a quick-ack token in this framing's format (abridged: the 4 bytes
     /// byte-swapped; intermediate: the 4 raw bytes; padded: a frame of `0xffffffff`, the token and
     /// 0..=8 random bytes). The full transport has none.
-    pub fn encode_quick_ack<R: rand_core::CryptoRng>(
+    pub fn encode_quick_ack<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         token: QuickAckToken,
         rng: &mut R,
@@ -486,7 +486,7 @@ impl Codec {
     }
 
     /// Server: encodes a transport error, a 4-byte payload holding the negative `code`.
-    pub fn encode_transport_error<R: rand_core::CryptoRng>(
+    pub fn encode_transport_error<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         code: i32,
         rng: &mut R,
@@ -516,7 +516,11 @@ impl Codec {
 }
 
 /// Appends `n` bytes from the RNG.
-pub(crate) fn push_random<R: rand_core::CryptoRng>(out: &mut Vec<u8>, n: usize, rng: &mut R) {
+pub(crate) fn push_random<R: rand_core::CryptoRng + ?Sized>(
+    out: &mut Vec<u8>,
+    n: usize,
+    rng: &mut R,
+) {
     let start = out.len();
     out.resize(start.saturating_add(n), 0);
     if let Some(tail) = out.get_mut(start..) {

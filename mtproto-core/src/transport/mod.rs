@@ -116,7 +116,9 @@ impl Framing {
 /// A quick-ack token: a little-endian `u32` whose most significant bit is set.
 ///
 /// The token itself is computed by the crypto layer (the first 32 bits of the msg_key SHA-256,
-/// `mtproto_mtproto-transports.md`, "Quick ack"); transports only carry it.
+/// `mtproto_mtproto-transports.md`, "Quick ack"); transports only carry it. It stays `u32`
+/// (unlike the TL `long`/`int` protocol fields, which are `i64`/`i32`): it is 32 hash bits with
+/// a flag bit, never a TL integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QuickAckToken(u32);
 
@@ -352,7 +354,7 @@ impl Transport {
     }
 
     /// Encodes one payload (client: optionally requesting a quick ack) into `out`.
-    pub fn encode<R: rand_core::CryptoRng>(
+    pub fn encode<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         payload: &[u8],
         quick_ack: bool,
@@ -366,7 +368,7 @@ impl Transport {
     }
 
     /// Server: encodes a quick-ack token into `out`.
-    pub fn encode_quick_ack<R: rand_core::CryptoRng>(
+    pub fn encode_quick_ack<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         token: QuickAckToken,
         rng: &mut R,
@@ -379,7 +381,7 @@ impl Transport {
     }
 
     /// Server: encodes a transport error (a negative code such as -404) into `out`.
-    pub fn encode_transport_error<R: rand_core::CryptoRng>(
+    pub fn encode_transport_error<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         code: i32,
         rng: &mut R,
