@@ -179,15 +179,15 @@ fn full_rejects_bad_crc_seq_and_length() {
     let mut bad_crc = good.clone();
     bad_crc[27] ^= 1;
     let mut s = Codec::new(Framing::Full, Role::Server);
-    assert_eq!(
-        decode_chunks(&mut s, [&bad_crc[..]]),
-        Err(TransportError::BadCrc)
-    );
+    // The error carries both CRCs (python: zlib.crc32(frame[:24]) is 0x45d4be21; the last byte
+    // of the little-endian trailer was flipped to 0x44).
+    let want = TransportError::BadCrc {
+        expected: 0x45d4_be21,
+        got: 0x44d4_be21,
+    };
+    assert_eq!(decode_chunks(&mut s, [&bad_crc[..]]), Err(want));
     // Poisoned: the same error again, even on good bytes.
-    assert_eq!(
-        decode_chunks(&mut s, [&good[..]]),
-        Err(TransportError::BadCrc)
-    );
+    assert_eq!(decode_chunks(&mut s, [&good[..]]), Err(want));
 
     // Seqno 1 first.
     let seq1 = hex("1c00000001000000000102030405060708090a0b0c0d0e0f6785b320");

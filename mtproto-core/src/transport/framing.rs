@@ -312,8 +312,9 @@ impl Codec {
         let (Some(signed), Some(crc)) = (self.buf.get(..crc_at), self.le32(crc_at)) else {
             return Err(TransportError::InvalidLength(total));
         };
-        if crc32fast::hash(signed) != crc {
-            return Err(TransportError::BadCrc);
+        let expected = crc32fast::hash(signed);
+        if expected != crc {
+            return Err(TransportError::BadCrc { expected, got: crc });
         }
         self.recv_seq = self.recv_seq.wrapping_add(1);
         Ok(Step::Ready(self.classify(8, crc_at, false)))

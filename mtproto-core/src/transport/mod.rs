@@ -179,7 +179,12 @@ pub enum TransportError {
         got: u32,
     },
     /// Full transport: the CRC32 does not match.
-    BadCrc,
+    BadCrc {
+        /// The CRC32 computed over length, seqno and payload.
+        expected: u32,
+        /// The CRC32 the frame carried.
+        got: u32,
+    },
     /// Obfuscation: the decrypted init does not carry a known protocol identifier (wrong secret,
     /// or not an obfuscated stream).
     BadObfuscationInit,
@@ -208,7 +213,12 @@ impl fmt::Display for TransportError {
             TransportError::SeqMismatch { expected, got } => {
                 write!(f, "full transport seqno {got}, expected {expected}")
             }
-            TransportError::BadCrc => f.write_str("full transport CRC32 mismatch"),
+            TransportError::BadCrc { expected, got } => {
+                write!(
+                    f,
+                    "full transport CRC32 {got:#010x}, expected {expected:#010x}"
+                )
+            }
             TransportError::BadObfuscationInit => f.write_str("invalid obfuscation init"),
             TransportError::UnknownTransport => f.write_str("unrecognised transport"),
             TransportError::HttpNotSupported => f.write_str("HTTP transport not supported"),
