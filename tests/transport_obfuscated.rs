@@ -598,3 +598,37 @@ impl<T> IsPartial for Status<T> {
         matches!(self, Status::Partial)
     }
 }
+
+/// Issue 9 item 7 through obfuscation: a bare (unframed) -404 in the encrypted stream is a
+/// transport-error event for the client, and decoding goes on after it. The server's raw
+/// intermediate quick-ack encoding writes exactly 4 unframed bytes, so a "token" of 0xfffffe6c
+/// puts a bare -404 on the wire (the documented ambiguity: only the named codes count there).
+/// Before the fix the client reported it as a quick ack.
+#[test]
+fn bare_transport_error_through_obfuscation() {
+    for chunk in [1, 3, 1000] {
+        let mut r = rng(77);
+        let mut c = ObfuscatedCodec::client(Framing::Intermediate, Some(2), None, &mut r).unwrap();
+        let mut wire = Vec::new();
+        c.encode(&[0; 16], false, &mut r, &mut wire).unwrap();
+        let init: [u8; INIT_LEN] = wire[..INIT_LEN].try_into().unwrap();
+        let mut s = ObfuscatedCodec::server_from_init(&init, None).unwrap();
+        let mut back = Vec::new();
+        s.encode_quick_ack(QuickAckToken::new(-404i32 as u32), &mut r, &mut back)
+            .unwrap();
+        assert_eq!(back.len(), 4, "unframed");
+        s.encode(&[1, 0, 0, 0], false, &mut r, &mut back).unwrap();
+        s.encode_quick_ack(QuickAckToken::new(0x9234_5678), &mut r, &mut back)
+            .unwrap();
+        let pieces: Vec<&[u8]> = back.chunks(chunk).collect();
+        assert_eq!(
+            drain(&mut Transport::Obfuscated(c), &pieces).unwrap(),
+            vec![
+                Ev::Err(-404),
+                Ev::Payload(vec![1, 0, 0, 0], false),
+                Ev::Ack(0x9234_5678)
+            ],
+            "chunks of {chunk}"
+        );
+    }
+}

@@ -10,13 +10,39 @@ use super::{
 
 /// Largest payload the abridged length field can describe: 2^24 - 1 words.
 const ABRIDGED_MAX_WORDS: usize = (1 << 24) - 1;
-/// Intermediate lengths are 31 bits (the MSB is the quick-ack flag).
-const INTERMEDIATE_MAX: usize = 0x7fff_ffff;
+/// Largest intermediate length field we write: 31 bits (the MSB is the quick-ack flag), and below
+/// `0x7fff_0001` so that even with the quick-ack flag the word never reads as a small negative
+/// int32 (a bare transport error, see [`bare_error`]).
+const INTERMEDIATE_MAX: usize = 0x7fff_0000;
 /// Full transport header: length + seqno; trailer: CRC32.
 const FULL_OVERHEAD: usize = 12;
 /// [`FULL_OVERHEAD`] as a `u32`, for the length field.
 const FULL_OVERHEAD_U32: u32 = 12;
 const _: () = assert!(FULL_OVERHEAD_U32 as usize == FULL_OVERHEAD);
+
+/// Full transport: the largest total length we write, `i32::MAX`, so that the length word never
+/// reads as a negative int32 (a bare transport error).
+const FULL_MAX_TOTAL: usize = 0x7fff_ffff;
+
+/// The transport error codes the spec names (`mtproto_mtproto-transports.md`, "Transport
+/// errors"): 403, 404 (auth key not found), 429 (transport flood), 444 (invalid DC).
+pub const KNOWN_TRANSPORT_ERRORS: [i32; 4] = [-403, -404, -429, -444];
+
+/// A word that, at a frame boundary, can only be a bare (unframed) transport error: a small
+/// negative int32, -65535..=-1 (the top 16 bits set). Used where no valid length word or
+/// quick-ack token can take these values (full; padded in both roles; intermediate server side).
+fn bare_error(word: u32) -> Option<i32> {
+    let code = word.cast_signed();
+    (-65535..=-1).contains(&code).then_some(code)
+}
+
+/// A word that is one of [`KNOWN_TRANSPORT_ERRORS`]. Used where a small negative word is also a
+/// legitimate header (abridged: a length byte then payload bytes; intermediate client side: a
+/// quick-ack token with the top 16 bits set, 1 token in 2^15), so only the named codes count.
+fn known_error(word: u32) -> Option<i32> {
+    let code = word.cast_signed();
+    KNOWN_TRANSPORT_ERRORS.contains(&code).then_some(code)
+}
 
 /// What a complete frame in the buffer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,6 +274,23 @@ impl Codec {
         let Some(&first) = self.buf.first() else {
             return Ok(Step::Need(1));
         };
+        // A bare transport error: Telegram sometimes sends the 4-byte little-endian code without
+        // framing. To an abridged decoder its first byte is a 1-byte length (-404 = `6c fe ff
+        // ff`: 0x6c words, then payload `fe ff ff ...`), so it cannot be told from a frame by
+        // its shape: only the known codes count, and a frame of 0x6c/0x6d/0x53/0x44 words
+        // whose payload starts `fe ff ff` would be misread (an MTProto payload starts with its
+        // auth_key_id: 1 key in 2^24, for frames of those four lengths only).
+        if KNOWN_TRANSPORT_ERRORS
+            .iter()
+            .any(|c| c.to_le_bytes().first() == Some(&first))
+        {
+            let Some(word) = self.le32(0) else {
+                return Ok(Step::Need(4));
+            };
+            if let Some(code) = known_error(word) {
+                return Ok(Step::Ready(Ready::TransportError(code)));
+            }
+        }
         let client = self.role == Role::Client;
         // Client side: the server never sets the MSB of a length byte, so an MSB means a
         // standalone, byte-swapped quick-ack token ("Abridged", quick ack).
@@ -277,27 +320,62 @@ impl Codec {
             return Ok(Step::Need(4));
         };
         let msb = raw & 0x8000_0000 != 0;
+        let padded = self.framing == Framing::PaddedIntermediate;
         let quick_ack = match (self.role, msb) {
-            (Role::Client, true) if self.framing == Framing::Intermediate => {
-                // A standalone quick-ack token: never a valid length.
+            (Role::Client, true) if !padded => {
+                // A standalone quick-ack token, never a valid length; or a bare transport error,
+                // which only the known codes tell apart from a token.
+                if let Some(code) = known_error(raw) {
+                    return Ok(Step::Ready(Ready::TransportError(code)));
+                }
                 return Ok(Step::Ready(Ready::QuickAck(QuickAckToken::new(raw))));
             }
-            // Padded: quick acks travel inside a frame; a length with the MSB is invalid.
-            (Role::Client, true) => return Err(TransportError::InvalidLength(raw)),
-            (_, flag) => flag,
+            // Padded: quick acks travel inside a frame, so a length with the MSB set is a bare
+            // transport error or invalid.
+            (Role::Client, true) => match bare_error(raw) {
+                Some(code) => return Ok(Step::Ready(Ready::TransportError(code))),
+                None => return Err(TransportError::InvalidLength(raw)),
+            },
+            // Server: the MSB requests a quick ack; lengths stop below 0x7fff_0001, so a word
+            // with the top 16 bits set is a bare transport error.
+            (Role::Server, _) => {
+                if let Some(code) = bare_error(raw) {
+                    return Ok(Step::Ready(Ready::TransportError(code)));
+                }
+                msb
+            }
+            (Role::Client, false) => false,
         };
-        let len = self.too_large(u64::from(raw & 0x7fff_ffff))?;
+        let declared = raw & 0x7fff_ffff;
+        let len = self.too_large(u64::from(declared))?;
+        // Payloads are whole 4-byte words. The padded length includes 0..=15 padding bytes, so
+        // only the payload handed out (after stripping) is aligned there.
+        if !padded && !len.is_multiple_of(4) {
+            return Err(TransportError::Unaligned(len));
+        }
         self.body_ready(4, len, quick_ack)
     }
 
     fn step_full(&mut self) -> Result<Step, TransportError> {
-        let (Some(total), Some(seq)) = (self.le32(0), self.le32(4)) else {
+        let Some(total) = self.le32(0) else {
+            return Ok(Step::Need(4));
+        };
+        // A bare transport error: the length word alone, no seqno nor CRC (Telethon has seen
+        // `-429` as length, as seqno and as a 4-byte body: each word is then one event). A
+        // length word is never negative: we write at most `i32::MAX`.
+        if let Some(code) = bare_error(total) {
+            return Ok(Step::Ready(Ready::TransportError(code)));
+        }
+        let Some(seq) = self.le32(4) else {
             return Ok(Step::Need(8));
         };
         let Some(payload_len) = (total as usize).checked_sub(FULL_OVERHEAD) else {
             return Err(TransportError::InvalidLength(total));
         };
         self.too_large(payload_len as u64)?;
+        if !payload_len.is_multiple_of(4) {
+            return Err(TransportError::Unaligned(payload_len));
+        }
         if seq != self.recv_seq {
             return Err(TransportError::SeqMismatch {
                 expected: self.recv_seq,
@@ -381,11 +459,12 @@ impl Codec {
             return Err(EncodeError::WrongRole);
         }
         let len = payload.len();
+        // MTProto payloads are whole 4-byte words, in every framing.
+        if !len.is_multiple_of(4) {
+            return Err(EncodeError::Unaligned(len));
+        }
         match self.framing {
             Framing::Abridged => {
-                if !len.is_multiple_of(4) {
-                    return Err(EncodeError::Unaligned(len));
-                }
                 if len / 4 > ABRIDGED_MAX_WORDS {
                     return Err(EncodeError::TooLarge(len));
                 }
@@ -402,8 +481,7 @@ impl Codec {
                 // The length field covers the payload and the 12 bytes of overhead.
                 if len
                     .checked_add(FULL_OVERHEAD)
-                    .and_then(|total| u32::try_from(total).ok())
-                    .is_none()
+                    .is_none_or(|total| total > FULL_MAX_TOTAL)
                 {
                     return Err(EncodeError::TooLarge(len));
                 }

@@ -151,8 +151,13 @@ pub enum Frame<'a> {
     },
     /// A quick-ack token sent by the server (client role only).
     QuickAck(QuickAckToken),
-    /// A transport error sent by the server (client role only): a 4-byte payload holding a
-    /// negative little-endian int32 such as -404, -429 or -444.
+    /// A transport error: a negative little-endian int32 such as -404, -429 or -444, either
+    /// framed as a 4-byte payload (client role only: the server sends them) or bare, without
+    /// framing, where a frame would start (either role; Telegram has been seen sending them so).
+    /// A bare code is recognised in the full and padded framings and by an intermediate server
+    /// for any code in -65535..=-1, and only for [`framing::KNOWN_TRANSPORT_ERRORS`] in abridged
+    /// and by an intermediate client, where other small negative words are legitimate headers
+    /// (see `framing.rs`). A bare code consumes its 4 bytes; decoding continues after it.
     TransportError(i32),
 }
 
@@ -169,6 +174,9 @@ pub enum TransportError {
     },
     /// A length field is impossible for this framing (e.g. full-transport length below 12).
     InvalidLength(u32),
+    /// A frame declared a payload length that is not a multiple of 4 (MTProto payloads are
+    /// whole words). Abridged cannot express one; padded intermediate lengths include padding.
+    Unaligned(usize),
     /// The protocol tag sent by the client is not the one of this framing.
     BadTag,
     /// Full transport: the TCP sequence number is not the expected one.
@@ -209,6 +217,9 @@ impl fmt::Display for TransportError {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max}")
             }
             TransportError::InvalidLength(l) => write!(f, "invalid frame length field {l:#x}"),
+            TransportError::Unaligned(l) => {
+                write!(f, "frame payload length {l} is not a multiple of 4")
+            }
             TransportError::BadTag => f.write_str("wrong transport protocol tag"),
             TransportError::SeqMismatch { expected, got } => {
                 write!(f, "full transport seqno {got}, expected {expected}")
@@ -240,7 +251,8 @@ impl core::error::Error for TransportError {}
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
-    /// Abridged framing: the payload length is not a multiple of 4.
+    /// The payload length is not a multiple of 4 (MTProto payloads are whole words; refused by
+    /// every framing).
     Unaligned(usize),
     /// The payload is too long for the framing's length field.
     TooLarge(usize),
@@ -266,7 +278,7 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EncodeError::Unaligned(n) => {
-                write!(f, "abridged payload length {n} is not a multiple of 4")
+                write!(f, "payload length {n} is not a multiple of 4")
             }
             EncodeError::TooLarge(n) => write!(f, "payload of {n} bytes too large for the framing"),
             EncodeError::QuickAckUnsupported => {
