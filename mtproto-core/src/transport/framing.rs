@@ -44,6 +44,47 @@ fn known_error(word: u32) -> Option<i32> {
     KNOWN_TRANSPORT_ERRORS.contains(&code).then_some(code)
 }
 
+/// The payload inside a padded-intermediate frame body: the body without the 0..=15 random bytes
+/// the sender appended (`mtproto_mtproto-transports.md`, "Padded intermediate"). The framing
+/// does not say how many there are; the MTProto message does (`mtproto_description.md`, message
+/// layouts), so this reads it as tdlib does:
+/// - every payload is whole 4-byte words, so `len % 4` trailing bytes are always padding (all
+///   MTProxy and our server send: 0..=3);
+/// - unencrypted (`auth_key_id == 0`): `8 + 8 + 4 + message_data_length` bytes, if that fits
+///   the body with at most 15 bytes to spare (a declared length that is not whole words is
+///   [`TransportError::Unaligned`]);
+/// - encrypted: the 24-byte `auth_key_id ‖ msg_key` header plus the largest multiple of 16 that
+///   fits (the encrypted part is whole AES blocks).
+///
+/// A body too short for either layout, or whose declared length does not fit, keeps its whole
+/// words: the layer above rejects it with its own error.
+fn padded_payload_len(body: &[u8]) -> Result<usize, TransportError> {
+    const PLAIN_HEADER: usize = 20;
+    const ENCRYPTED_HEADER: usize = 24;
+    let words = body.len() & !3;
+    let Some(auth_key_id) = body.get(..8) else {
+        return Ok(words);
+    };
+    if auth_key_id.iter().all(|&b| b == 0) {
+        let declared = body
+            .get(16..20)
+            .and_then(|l| <[u8; 4]>::try_from(l).ok())
+            .and_then(|l| usize::try_from(u32::from_le_bytes(l)).ok())
+            .and_then(|l| l.checked_add(PLAIN_HEADER))
+            .filter(|&n| body.len().checked_sub(n).is_some_and(|slack| slack <= 15));
+        return match declared {
+            Some(n) if !n.is_multiple_of(4) => Err(TransportError::Unaligned(n)),
+            Some(n) => Ok(n),
+            None => Ok(words),
+        };
+    }
+    Ok(body
+        .len()
+        .checked_sub(ENCRYPTED_HEADER)
+        .and_then(|rest| ENCRYPTED_HEADER.checked_add(rest & !15))
+        .unwrap_or(words))
+}
+
 /// What a complete frame in the buffer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ready {
@@ -395,7 +436,7 @@ impl Codec {
             return Err(TransportError::BadCrc { expected, got: crc });
         }
         self.recv_seq = self.recv_seq.wrapping_add(1);
-        Ok(Step::Ready(self.classify(8, crc_at, false)))
+        Ok(Step::Ready(self.classify(8, crc_at, false)?))
     }
 
     /// Header parsed: wait for the body, then classify it.
@@ -409,23 +450,31 @@ impl Codec {
         if self.buf.len() < total {
             return Ok(Step::Need(total));
         }
-        Ok(Step::Ready(self.classify(header, total, quick_ack)))
+        Ok(Step::Ready(self.classify(header, total, quick_ack)?))
     }
 
-    /// A complete body at `start..end`: a payload, or (client side) a transport error or a padded
-    /// quick ack.
-    fn classify(&self, start: usize, end: usize, quick_ack: bool) -> Ready {
-        let payload = Ready::Payload {
-            start,
-            end,
-            quick_ack,
+    /// A complete body at `start..end`: a payload (padded intermediate: without its padding), or
+    /// (client side) a transport error or a padded quick ack.
+    fn classify(&self, start: usize, end: usize, quick_ack: bool) -> Result<Ready, TransportError> {
+        let padded = self.framing == Framing::PaddedIntermediate;
+        let payload = || -> Result<Ready, TransportError> {
+            let end = if padded {
+                let body = self.buf.get(start..end).unwrap_or_default();
+                start.saturating_add(padded_payload_len(body)?) // <= end
+            } else {
+                end
+            };
+            Ok(Ready::Payload {
+                start,
+                end,
+                quick_ack,
+            })
         };
         if self.role != Role::Client {
-            return payload;
+            return payload();
         }
         let len = end.saturating_sub(start);
         let first = self.le32(start);
-        let padded = self.framing == Framing::PaddedIntermediate;
         // Padded: "a 4-byte header with all bits set, followed by the ACK token, followed by 0 to
         // 8 random padding bytes"; never longer than 16, shorter than any MTProto packet.
         if padded
@@ -433,7 +482,7 @@ impl Codec {
             && first == Some(u32::MAX)
             && let Some(token) = self.le32(start.saturating_add(4))
         {
-            return Ready::QuickAck(QuickAckToken::new(token));
+            return Ok(Ready::QuickAck(QuickAckToken::new(token)));
         }
         // Transport errors: a 4-byte negative int32 (plus up to 15 padding bytes when padded).
         let max_err_len = if padded { 4 + 15 } else { 4 };
@@ -441,9 +490,9 @@ impl Codec {
             && let Some(code) = first.map(u32::cast_signed)
             && code < 0
         {
-            return Ready::TransportError(code);
+            return Ok(Ready::TransportError(code));
         }
-        payload
+        payload()
     }
 
     /// Encodes one payload into `out`. A client may ask for a quick ack (abridged,
@@ -600,5 +649,54 @@ pub(crate) fn push_random<R: rand_core::CryptoRng>(out: &mut Vec<u8>, n: usize, 
     out.resize(start.saturating_add(n), 0);
     if let Some(tail) = out.get_mut(start..) {
         rng.fill_bytes(tail);
+    }
+}
+
+#[cfg(test)]
+mod padded_payload_tests {
+    use super::{TransportError, padded_payload_len};
+
+    fn plain(body_len: u32, padding: usize) -> alloc::vec::Vec<u8> {
+        let mut m = alloc::vec![0u8; 16];
+        m.extend_from_slice(&body_len.to_le_bytes());
+        m.extend(core::iter::repeat_n(0xAB, body_len as usize + padding));
+        m
+    }
+
+    #[test]
+    fn unencrypted_messages_keep_their_declared_length() {
+        for padding in 0..=15 {
+            let m = plain(40, padding);
+            assert_eq!(padded_payload_len(&m), Ok(60), "padding {padding}");
+        }
+        // More than 15 extra bytes, or a length beyond the body: not padding, whole words kept.
+        assert_eq!(padded_payload_len(&plain(40, 16)), Ok(76));
+        assert_eq!(padded_payload_len(&plain(40, 19)), Ok(76));
+        let mut short = plain(40, 0);
+        short.truncate(50);
+        assert_eq!(padded_payload_len(&short), Ok(48));
+        // A declared length that is not whole words.
+        assert_eq!(
+            padded_payload_len(&plain(41, 3)),
+            Err(TransportError::Unaligned(61))
+        );
+    }
+
+    #[test]
+    fn encrypted_messages_keep_whole_blocks() {
+        for extra in 0..=15 {
+            let mut m = alloc::vec![0x11u8; 24 + 64 + extra];
+            m[0] = 1;
+            assert_eq!(padded_payload_len(&m), Ok(24 + 64), "extra {extra}");
+        }
+    }
+
+    #[test]
+    fn short_bodies_keep_their_whole_words() {
+        for n in 0..24 {
+            let m = alloc::vec![0x22u8; n];
+            assert_eq!(padded_payload_len(&m), Ok(n / 4 * 4));
+        }
+        assert_eq!(padded_payload_len(&[0u8; 19]), Ok(16));
     }
 }

@@ -140,10 +140,11 @@ impl QuickAckToken {
 pub enum Frame<'a> {
     /// An MTProto payload.
     Payload {
-        /// The payload bytes. With the padded intermediate framing this includes the 0..=15
-        /// padding bytes: the layer above knows the real length (plain messages carry
-        /// `message_data_length`; for encrypted ones the excess over a multiple of 16 after the
-        /// 24-byte header is padding).
+        /// The payload bytes, exactly as the peer framed them: with the padded intermediate
+        /// framing the 0..=15 random padding bytes are already removed, using the length the
+        /// MTProto message declares (plain messages carry `message_data_length`; an encrypted
+        /// one is its 24-byte header plus whole AES blocks), so a driver never looks at the
+        /// framing. Bytes that are not an MTProto message keep their whole 4-byte words.
         data: &'a [u8],
         /// The client asked for a quick ack of this payload (server role only; always false for
         /// a client).
@@ -317,43 +318,6 @@ pub(crate) fn fill_to<'b>(
     buf.get_mut(start..).unwrap_or_default()
 }
 
-/// Removes the 0..=15 random bytes the padded intermediate framing appends to a payload, using
-/// the length the MTProto message itself declares (`mtproto_description.md`, message layouts):
-/// - unencrypted (`auth_key_id == 0`): `8 + 8 + 4 + message_data_length` bytes;
-/// - encrypted: the 24-byte `auth_key_id ‖ msg_key` header plus the largest multiple of 16 that fits
-///   (the encrypted part is always whole AES blocks), as tdlib does when it reads such a packet.
-///
-/// Call it only on payloads received over [`Framing::PaddedIntermediate`] (see
-/// [`Transport::framing`]); the codecs themselves treat payloads as opaque bytes. A payload too
-/// short for either layout, or whose declared length is inconsistent with its size, is returned
-/// unchanged so the layer above rejects it with its own error.
-pub fn strip_padding(payload: &[u8]) -> &[u8] {
-    const PLAIN_HEADER: usize = 20;
-    const ENCRYPTED_HEADER: usize = 24;
-    let Some(auth_key_id) = payload.get(..8) else {
-        return payload;
-    };
-    let keep = if auth_key_id.iter().all(|&b| b == 0) {
-        payload
-            .get(16..20)
-            .and_then(|l| <[u8; 4]>::try_from(l).ok())
-            .and_then(|l| usize::try_from(u32::from_le_bytes(l)).ok())
-            .and_then(|l| l.checked_add(PLAIN_HEADER))
-            .filter(|&n| {
-                payload
-                    .len()
-                    .checked_sub(n)
-                    .is_some_and(|slack| slack <= 15)
-            })
-    } else {
-        payload
-            .len()
-            .checked_sub(ENCRYPTED_HEADER)
-            .and_then(|body| ENCRYPTED_HEADER.checked_add(body & !15))
-    };
-    keep.and_then(|n| payload.get(..n)).unwrap_or(payload)
-}
-
 /// Either a plain framing or an obfuscated one: what [`detect::Detector`] hands back, and a
 /// convenient single type for drivers.
 #[derive(Debug)]
@@ -419,48 +383,5 @@ impl Transport {
             Transport::Plain(c) => Some(c.framing()),
             Transport::Obfuscated(c) => c.framing(),
         }
-    }
-}
-
-#[cfg(test)]
-mod strip_padding_tests {
-    use super::strip_padding;
-
-    fn plain(body_len: u32, padding: usize) -> alloc::vec::Vec<u8> {
-        let mut m = alloc::vec![0u8; 16];
-        m.extend_from_slice(&body_len.to_le_bytes());
-        m.extend(core::iter::repeat_n(0xAB, body_len as usize + padding));
-        m
-    }
-
-    #[test]
-    fn unencrypted_messages_keep_their_declared_length() {
-        for padding in 0..=15 {
-            let m = plain(40, padding);
-            assert_eq!(strip_padding(&m).len(), 60, "padding {padding}");
-        }
-        // More than 15 extra bytes, or a length beyond the payload: not padding, left alone.
-        assert_eq!(strip_padding(&plain(40, 16)).len(), 76);
-        let mut short = plain(40, 0);
-        short.truncate(50);
-        assert_eq!(strip_padding(&short).len(), 50);
-    }
-
-    #[test]
-    fn encrypted_messages_keep_whole_blocks() {
-        for extra in 0..=15 {
-            let mut m = alloc::vec![0x11u8; 24 + 64 + extra];
-            m[0] = 1;
-            assert_eq!(strip_padding(&m).len(), 24 + 64, "extra {extra}");
-        }
-    }
-
-    #[test]
-    fn short_payloads_are_untouched() {
-        for n in 0..24 {
-            let m = alloc::vec![0x22u8; n];
-            assert_eq!(strip_padding(&m), &m[..]);
-        }
-        assert_eq!(strip_padding(&[0u8; 19]).len(), 19);
     }
 }
