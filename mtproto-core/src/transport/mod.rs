@@ -49,7 +49,7 @@ pub mod obfuscated;
 pub mod secret;
 
 pub use detect::{Detected, Detector, ServerConfig};
-pub use faketls::FakeTlsClient;
+pub use faketls::{ClientHelloTemplate, FakeTlsClient, HelloOp};
 pub use framing::Codec;
 pub use obfuscated::ObfuscatedCodec;
 pub use secret::{ProxySecret, SecretKind, SecretParseError};
@@ -269,6 +269,8 @@ pub enum EncodeError {
     NeedsFakeTlsHandshake,
     /// The fake-TLS domain is empty or too long.
     BadDomain,
+    /// The fake-TLS ClientHello template does not produce a usable hello.
+    BadHelloTemplate(faketls::HelloTemplateError),
     /// A server codec cannot send before the client's obfuscation init arrived.
     NotReady,
     /// The RNG kept producing forbidden obfuscation inits (it is broken).
@@ -292,6 +294,7 @@ impl fmt::Display for EncodeError {
                 f.write_str("fake-TLS secret needs the TLS handshake")
             }
             EncodeError::BadDomain => f.write_str("invalid fake-TLS domain"),
+            EncodeError::BadHelloTemplate(e) => write!(f, "fake-TLS ClientHello template: {e}"),
             EncodeError::NotReady => f.write_str("obfuscation init not received yet"),
             EncodeError::RngFailure => f.write_str("RNG produced only forbidden obfuscation inits"),
         }
