@@ -659,3 +659,67 @@ fn bad_templates_are_refused() {
         v1.ops()
     );
 }
+
+/// A post-quantum hello (an `X25519MLKEM768` key share, group 0x11ec: the ML-KEM-768 key then
+/// the x25519 key, 1216 bytes) builds and carries a valid digest. Note: at about 1.4 KB its
+/// record header is `16 03 01 05`, which our `Detector` (like the spec's forbidden-prefix rule,
+/// `16 03 01 02`) does not take for a hello; `check_client_hello` itself accepts it.
+#[test]
+fn ml_kem_key_share_template() {
+    use HelloOp::{BeginScope as Begin, Domain, EndScope as End, Key, MlKem768Key, Random, Zero};
+    let t = ClientHelloTemplate::new(
+        "test/pq",
+        vec![
+            lit(&[0x16, 0x03, 0x01]),
+            Begin,
+            lit(&[0x01, 0x00]),
+            Begin,
+            lit(&[0x03, 0x03]),
+            Zero(32),
+            lit(&[0x20]),
+            Random(32),
+            lit(&[0x00, 0x02, 0x13, 0x01, 0x01, 0x00]),
+            Begin,
+            lit(&[0, 0]),
+            Begin,
+            Begin,
+            lit(&[0]),
+            Begin,
+            Domain,
+            End,
+            End,
+            End,
+            lit(&[0x00, 0x33]),
+            Begin,
+            Begin,
+            lit(&[0x11, 0xec]),
+            Begin,
+            MlKem768Key,
+            Key,
+            End,
+            End,
+            End,
+            HelloOp::PaddingTo(517),
+            End,
+            End,
+            End,
+        ],
+    )
+    .unwrap();
+    let s = secret();
+    let hello = t
+        .build(s.key(), b"www.google.com", NOW as u32, &mut rng(4))
+        .unwrap();
+    let share = hello
+        .windows(4)
+        .position(|w| w == [0x11, 0xec, 0x04, 0xc0])
+        .unwrap();
+    assert_eq!(
+        hello.len(),
+        share + 4 + 1216,
+        "no padding: already past 517 bytes"
+    );
+    assert_eq!(hello[..4], [0x16, 0x03, 0x01, 0x05]);
+    let info = check_client_hello(&hello, &[s], UnixTime::from_secs(NOW), 0).unwrap();
+    assert_eq!(info.timestamp, NOW as u32);
+}

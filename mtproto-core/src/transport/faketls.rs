@@ -213,6 +213,12 @@ pub enum HelloOp {
     Grease(usize),
     /// A random x25519 public key: 32 bytes that are a point of the prime-order subgroup.
     Key,
+    /// A random ML-KEM-768 encapsulation key as a post-quantum key share carries it (FIPS 203
+    /// `ek = ByteEncode12(t) ‖ rho`, 1184 bytes): 768 coefficients uniform below q = 3329,
+    /// packed 12 bits each, then 32 random bytes. It passes FIPS 203's encapsulation-key check,
+    /// which random bytes would fail. `X25519MLKEM768` (group `0x11ec`) shares are this key
+    /// followed by [`HelloOp::Key`].
+    MlKem768Key,
     /// Opens a scope: a 2-byte big-endian length of everything up to the matching
     /// [`HelloOp::EndScope`] (TLS vectors and extension bodies).
     BeginScope,
@@ -536,6 +542,10 @@ impl Render<'_> {
                     self.room(32)?;
                     self.b.put(&x25519_public_key(rng));
                 }
+                HelloOp::MlKem768Key => {
+                    self.room(ML_KEM_768_EK_LEN)?;
+                    push_ml_kem_768_key(&mut self.b.v, rng);
+                }
                 HelloOp::BeginScope => {
                     self.room(2)?;
                     self.b.begin();
@@ -574,6 +584,30 @@ impl Render<'_> {
         }
         Ok(())
     }
+}
+
+/// Length of an ML-KEM-768 encapsulation key: 3 x 256 coefficients of 12 bits, and rho.
+const ML_KEM_768_EK_LEN: usize = 3 * 384 + 32;
+
+/// Appends a random ML-KEM-768 encapsulation key (see [`HelloOp::MlKem768Key`]).
+fn push_ml_kem_768_key<R: rand_core::CryptoRng>(out: &mut Vec<u8>, rng: &mut R) {
+    const Q: u16 = 3329;
+    // A coefficient uniform below q: 12 random bits, redrawn when >= q (about 1 in 5).
+    let mut coefficient = || loop {
+        let [lo, hi, ..] = rng.next_u32().to_le_bytes();
+        let c = u16::from_le_bytes([lo, hi & 0x0f]);
+        if c < Q {
+            return c;
+        }
+    };
+    for _ in 0..3 * 128 {
+        // ByteEncode12 of two coefficients: 24 bits, little-endian.
+        let (a, b) = (coefficient(), coefficient());
+        let [a0, a1] = a.to_le_bytes();
+        let [b0, b1] = b.to_le_bytes();
+        out.extend_from_slice(&[a0, a1 | (b0 << 4), (b0 >> 4) | (b1 << 4)]);
+    }
+    push_random(out, 32, rng);
 }
 
 /// Fisher-Yates with the caller's RNG.
@@ -914,7 +948,7 @@ impl FakeTlsClient {
 mod tests {
     use super::*;
     use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
+    use rand_core::{RngCore, SeedableRng};
     use sha2::{Digest, Sha256};
 
     /// HMAC-SHA256 from its definition (RFC 2104), independent of the `hmac` crate.
@@ -1005,6 +1039,39 @@ mod tests {
             10,
         );
         assert_eq!(Some(two_b), want);
+    }
+
+    /// FIPS 203 ByteDecode12, bit by bit as the standard writes it (bit i of the byte string is
+    /// bit i mod 8 of byte i / 8; coefficient j is bits 12j..12j+12, least significant first).
+    fn byte_decode_12(bytes: &[u8]) -> Vec<u16> {
+        let bit = |i: usize| u16::from((bytes[i / 8] >> (i % 8)) & 1);
+        (0..bytes.len() * 8 / 12)
+            .map(|j| (0..12).map(|k| bit(12 * j + k) << k).sum())
+            .collect()
+    }
+
+    #[test]
+    fn ml_kem_768_key_passes_the_fips_203_modulus_check() {
+        let mut rng = ChaCha20Rng::seed_from_u64(14);
+        let mut all = Vec::new();
+        for _ in 0..8 {
+            let mut ek = Vec::new();
+            push_ml_kem_768_key(&mut ek, &mut rng);
+            assert_eq!(ek.len(), 1184);
+            let t = byte_decode_12(&ek[..1152]);
+            assert_eq!(t.len(), 768);
+            // The encapsulation key check (FIPS 203, 7.2): every coefficient below q = 3329.
+            assert!(t.iter().all(|&c| c < 3329));
+            all.extend(t);
+        }
+        // Uniform below q: the whole range is used, top bits included.
+        assert!(all.iter().any(|&c| c >= 3300) && all.iter().any(|&c| c < 30));
+        let mean = all.iter().map(|&c| f64::from(c)).sum::<f64>() / all.len() as f64;
+        assert!((1600.0..1730.0).contains(&mean), "{mean}");
+        // Random bytes would fail the check (a 12-bit value is >= q with probability 0.19).
+        let mut random = [0u8; 1152];
+        rng.fill_bytes(&mut random);
+        assert!(byte_decode_12(&random).iter().any(|&c| c >= 3329));
     }
 
     #[test]
