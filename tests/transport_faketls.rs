@@ -362,8 +362,10 @@ fn detector_buffers_at_most_one_hello_record() {
 /// before the refactoring (commit e132597, `build_client_hello` with a seeded ChaCha20 RNG), so
 /// recording our own output is legitimate here: this is a refactoring-equivalence test, not a
 /// correctness vector (correctness is checked by the digest tests and the proxy round trips).
-/// (seed, key byte, domain, unix time, hello hex).
-fn recorded_hellos() -> Vec<(u64, [u8; 16], Vec<u8>, u32, Vec<u8>)> {
+/// (seed, key, domain, unix time, hello).
+type Recorded = (u64, [u8; 16], Vec<u8>, u32, Vec<u8>);
+
+fn recorded_hellos() -> Vec<Recorded> {
     let alphabet = |n: usize| (0..n).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>();
     vec![
         (

@@ -84,7 +84,8 @@ pub enum Framing {
     /// Intermediate: tag `0xeeeeeeee`, 4-byte little-endian length.
     Intermediate,
     /// Padded intermediate: tag `0xdddddddd`, 4-byte length, 0..=15 random padding bytes (our
-    /// server role sends 0..=3, like MTProxy, for clients that only drop `len % 4` bytes).
+    /// server role sends 0..=3, like MTProxy, for clients that only drop `len % 4` bytes). The
+    /// decoder removes the padding itself: [`Frame::Payload`] holds the MTProto message only.
     PaddedIntermediate,
     /// Full: length, TCP sequence number, payload, CRC32; no tag.
     Full,
