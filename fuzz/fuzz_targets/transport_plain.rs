@@ -60,22 +60,18 @@ fuzz_target!(|data: &[u8]| {
     let mut wire = Vec::new();
     let mut sent = Vec::new();
     for p in body.split(|&b| b == 0xa5) {
-        let p = &p[..p.len() / 4 * 4]; // payloads are whole words in every framing
+        let mut p = p[..p.len() / 4 * 4].to_vec(); // payloads are whole words in every framing
         if framing == Framing::Abridged && p.starts_with(&[0xfe, 0xff, 0xff]) {
             // Documented ambiguity: a 1-byte length 0x6c/0x6d/0x53/0x44 then `fe ff ff` reads
-            // as a bare transport error (-404/-403/-429/-444).
-            continue;
+            // as a bare transport error (-404/-403/-429/-444); MTProto payloads avoid it.
+            p[0] = 0xfd;
         }
-        let shaped;
-        let p = if framing == Framing::PaddedIntermediate {
-            shaped = encrypted_shape(p);
-            &shaped[..]
-        } else {
-            p
-        };
+        if framing == Framing::PaddedIntermediate {
+            p = encrypted_shape(&p);
+        }
         let qa = framing != Framing::Full && p.len() % 3 == 0;
-        enc.encode(p, qa, &mut rng, &mut wire).unwrap();
-        sent.push((p.to_vec(), qa));
+        enc.encode(&p, qa, &mut rng, &mut wire).unwrap();
+        sent.push((p, qa));
     }
     let mut got = Vec::new();
     for piece in wire.chunks(chunk) {
