@@ -77,7 +77,7 @@ impl Conn {
     }
 
     /// The next payload, or `None` if the peer closed the connection between two frames.
-    /// Padded-intermediate payloads come back without their padding.
+    /// (The transport hands out payloads without padded-intermediate padding.)
     fn recv_or_eof(&mut self) -> Res<Option<Vec<u8>>> {
         let mut buf = [0u8; 4096];
         loop {
@@ -92,14 +92,7 @@ impl Conn {
                 };
                 self.pending.drain(..used);
                 if let Some(frame) = frame {
-                    let mut frame = frame?;
-                    // Asked per frame: behind fake TLS the framing is only known once the
-                    // obfuscation init (inside the first TLS record) has been decoded.
-                    if self.transport.framing() == Some(Framing::PaddedIntermediate) {
-                        let keep = transport::strip_padding(&frame).len();
-                        frame.truncate(keep);
-                    }
-                    return Ok(Some(frame));
+                    return Ok(Some(frame?));
                 }
                 if !self.pending.is_empty() {
                     continue;

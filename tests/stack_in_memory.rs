@@ -17,7 +17,7 @@ use mtproto::core::tl::schema::{functions, types};
 use mtproto::core::tl::{Deserialize, Serialize};
 use mtproto::core::transport::{
     self, Codec, Detector, FakeTlsClient, Frame, Framing, ObfuscatedCodec, ProxySecret, Role,
-    Status, Transport, strip_padding,
+    Status, Transport,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -52,15 +52,14 @@ struct Inbox {
 }
 
 impl Inbox {
-    /// Decodes every complete frame of `pending` with `t`, stripping padded-framing padding.
+    /// Decodes every complete frame of `pending` with `t` (payloads come without padding).
     fn frames(&mut self, t: &mut Transport) -> Vec<Vec<u8>> {
-        let padded = t.framing() == Some(Framing::PaddedIntermediate);
         let mut out = Vec::new();
         while !self.pending.is_empty() {
             let (used, status) = t.decode(&self.pending).expect("transport decode");
             let done = match status {
                 Status::Complete(Frame::Payload { data, .. }) => {
-                    out.push(if padded { strip_padding(data) } else { data }.to_vec());
+                    out.push(data.to_vec());
                     false
                 }
                 Status::Complete(other) => panic!("unexpected frame {other:?}"),

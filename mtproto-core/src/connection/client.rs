@@ -494,37 +494,29 @@ impl<R: CryptoRng> Connection<R> {
                         return;
                     }
                 },
-                Link::Ready(t) => {
-                    let padded = t.framing() == Some(Framing::PaddedIntermediate);
-                    match t.decode(input) {
-                        Ok((n, Status::Complete(frame))) => {
-                            match frame {
-                                Frame::Payload { data, .. } => {
-                                    let data = if padded {
-                                        transport::strip_padding(data)
-                                    } else {
-                                        data
-                                    };
-                                    self.rx.clear();
-                                    self.rx.extend_from_slice(data);
-                                    self.on_payload(now);
-                                }
-                                Frame::QuickAck(token) => {
-                                    if let Some(id) = self.quick_acks.remove(&token.get()) {
-                                        self.events.push_back(Event::QuickAck { id });
-                                    }
-                                }
-                                Frame::TransportError(code) => self.on_transport_error(code),
+                Link::Ready(t) => match t.decode(input) {
+                    Ok((n, Status::Complete(frame))) => {
+                        match frame {
+                            Frame::Payload { data, .. } => {
+                                self.rx.clear();
+                                self.rx.extend_from_slice(data);
+                                self.on_payload(now);
                             }
-                            n
+                            Frame::QuickAck(token) => {
+                                if let Some(id) = self.quick_acks.remove(&token.get()) {
+                                    self.events.push_back(Event::QuickAck { id });
+                                }
+                            }
+                            Frame::TransportError(code) => self.on_transport_error(code),
                         }
-                        Ok((n, Status::Partial)) => n,
-                        Err(e) => {
-                            self.on_decode_error(e);
-                            return;
-                        }
+                        n
                     }
-                }
+                    Ok((n, Status::Partial)) => n,
+                    Err(e) => {
+                        self.on_decode_error(e);
+                        return;
+                    }
+                },
             };
             if consumed == 0 {
                 break;
