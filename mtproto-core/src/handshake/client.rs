@@ -41,7 +41,8 @@ pub struct ClientConfig {
     /// `dh_prime` values accepted without a primality test (verified offline). Defaults to
     /// Telegram's current prime.
     pub known_primes: Vec<[u8; 256]>,
-    /// Miller–Rabin rounds for an unknown `dh_prime` (and again for `(p-1)/2`).
+    /// Miller–Rabin rounds for an unknown `dh_prime` (and again for `(p-1)/2`). Values below
+    /// [`dh::MIN_MR_ROUNDS`] (15, the security guidelines' minimum) are raised to it.
     pub mr_rounds: u32,
     /// How many `dh_gen_retry` answers are tolerated before giving up.
     pub max_retries: u32,

@@ -451,6 +451,21 @@ fn client_dh_prime_and_g_checks() {
 }
 
 #[test]
+fn client_mr_rounds_zero_still_rejects_a_composite_dh_prime() {
+    // issue 9 item 3: `mr_rounds = 0` made any composite without a small factor pass.
+    let comp = super::dh::tests::composite_without_small_factors().to_bytes_be();
+    let g_a = g_a_bytes();
+    let mut config = client_config();
+    config.mr_rounds = 0;
+    let (mut c, mut rng, fs) = after_req_dh(config);
+    let msg = fs.answer_with(&answer(&fs, 4, &comp, &g_a), Tamper::None);
+    assert_eq!(
+        expect_err(c.handle(now(), &msg, &mut rng)),
+        HandshakeError::Dh(DhError::PrimeNotPrime)
+    );
+}
+
+#[test]
 fn client_g_a_range_checks() {
     let p = telegram_dh_prime();
     let one = BigUint::one();
