@@ -22,7 +22,7 @@ use super::common::{
     u64_be_min,
 };
 use super::dh::{self, TELEGRAM_DH_PRIME, check_public_value, to_256_be};
-use super::{HandshakeError, KeyKind, pq, rsa::RsaKeySet};
+use super::{Fingerprints, HandshakeError, KeyKind, pq, rsa::RsaKeySet};
 use crate::crypto::AuthKey;
 use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::time::UnixTime;
@@ -227,11 +227,11 @@ impl ClientHandshake {
             .iter()
             .map(|&f| f.cast_unsigned())
             .collect();
-        let key = self
-            .config
-            .keys
-            .select(&offered)
-            .ok_or(HandshakeError::UnknownFingerprint)?;
+        let key = self.config.keys.select(&offered).ok_or_else(|| {
+            HandshakeError::UnknownFingerprint {
+                offered: Fingerprints::from_slice(&res.server_public_key_fingerprints),
+            }
+        })?;
         let (p, q) = pq::factorize_be(res.pq)?;
         let (p, q) = (u64_be_min(p), u64_be_min(q));
 

@@ -23,7 +23,7 @@ use super::common::{
 use super::dh::{TELEGRAM_DH_G, TELEGRAM_DH_PRIME, check_generator, check_public_value, to_256_be};
 use super::prime::random_prime_u64;
 use super::rsa::{RsaError, RsaPrivateKey};
-use super::{HandshakeError, KeyKind};
+use super::{Fingerprints, HandshakeError, KeyKind};
 use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ct_eq, sha256};
 use crate::time::UnixTime;
@@ -379,7 +379,9 @@ impl ServerHandshake {
             .keys
             .iter()
             .find(|k| k.public_key().fingerprint() == fp)
-            .ok_or(HandshakeError::UnknownFingerprint)?;
+            .ok_or(HandshakeError::UnknownFingerprint {
+                offered: Fingerprints::from_slice(&[req.public_key_fingerprint]),
+            })?;
         let inner = self.open_inner(key, req.encrypted_data)?;
         if !same16(&inner.nonce, &nonce) {
             return Err(HandshakeError::NonceMismatch);

@@ -13,7 +13,7 @@ use rand_core::{RngCore, SeedableRng};
 use super::dh::{DhError, TELEGRAM_DH_PRIME, telegram_dh_prime, to_256_be};
 use super::rsa::{RsaError, RsaKeySet, RsaPrivateKey};
 use super::server::{ServerConfig, ServerHandshake, ServerStep};
-use super::{ClientConfig, ClientHandshake, ClientStep, HandshakeError, KeyKind, pq};
+use super::{ClientConfig, ClientHandshake, ClientStep, Fingerprints, HandshakeError, KeyKind, pq};
 use crate::crypto::handshake::{new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ige, sha1};
 use crate::time::UnixTime;
@@ -280,17 +280,51 @@ fn client_res_pq_checks() {
         HandshakeError::InvalidState
     );
 
-    // Unknown fingerprint (the sample's legacy fingerprints and a random one).
+    // Unknown fingerprint: the three the official sample's resPQ offers (wire bytes
+    // 85FD64DE851D9DD0, A5B7F709355FC30B, 216BE86C022BB4C3, read as little-endian longs with
+    // Python's struct), none of which is the demo key. The error says which were offered.
+    let (mut c, mut rng, nonce) = started(client_config(), 3);
+    let sample = [
+        -3414540481677951611,
+        847625836280919973,
+        -4344800451088585951,
+    ];
+    let m = res_pq(&nonce, &server_nonce, &be_min(SAMPLE_PQ), sample.to_vec());
+    let err = expect_err(c.handle(now(), &m, &mut rng));
+    assert_eq!(
+        err,
+        HandshakeError::UnknownFingerprint {
+            offered: Fingerprints::from_slice(&sample)
+        }
+    );
+    assert_eq!(
+        alloc::format!("{err}"),
+        "no known RSA key among the offered fingerprints: \
+         -3414540481677951611 (0xd09d1d85de64fd85), 847625836280919973 (0x0bc35f3509f7b7a5), \
+         -4344800451088585951 (0xc3b42b026ce86b21)"
+    );
+    // More than fit, and none at all.
     let (mut c, mut rng, nonce) = started(client_config(), 3);
     let m = res_pq(
         &nonce,
         &server_nonce,
         &be_min(SAMPLE_PQ),
-        vec![0x0BC3_5F35_09F7_B7A5, 1],
+        vec![1, 2, 3, 4, 5, 6],
     );
+    let err = expect_err(c.handle(now(), &m, &mut rng));
+    let HandshakeError::UnknownFingerprint { offered } = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(
-        expect_err(c.handle(now(), &m, &mut rng)),
-        HandshakeError::UnknownFingerprint
+        (offered.as_slice(), offered.total()),
+        (&[1, 2, 3, 4][..], 6)
+    );
+    assert!(alloc::format!("{err}").ends_with("4 (0x0000000000000004) and 2 more"));
+    let (mut c, mut rng, nonce) = started(client_config(), 3);
+    let m = res_pq(&nonce, &server_nonce, &be_min(SAMPLE_PQ), vec![]);
+    assert_eq!(
+        alloc::format!("{}", expect_err(c.handle(now(), &m, &mut rng))),
+        "no known RSA key among the offered fingerprints: none"
     );
 
     // pq that is prime, too wide, or not a product of two odd primes.
@@ -808,7 +842,7 @@ fn server_req_dh_params_checks() {
         }),
         HandshakeError::PqMismatch
     );
-    // Unknown fingerprint.
+    // Unknown fingerprint: the error names the one the client asked for.
     assert_eq!(
         req_dh_error(cfg(), |fc| fc.req_dh_raw(
             fc.nonce,
@@ -816,7 +850,9 @@ fn server_req_dh_params_checks() {
             demo_fp() ^ 1,
             &[0; 256]
         )),
-        HandshakeError::UnknownFingerprint
+        HandshakeError::UnknownFingerprint {
+            offered: Fingerprints::from_slice(&[demo_fp() ^ 1])
+        }
     );
     // Tampered RSA_PAD payload.
     assert_eq!(
