@@ -66,8 +66,10 @@
 //! Known limitations (not fixed here):
 //! - **`modpow` is not constant time.** num-bigint-dig's modular exponentiation (used for
 //!   `g^x`, `g_ab` and RSA decryption) has secret-dependent timing and memory access. The
-//!   exposure is one exponentiation per handshake with a fresh exponent on the client, but a
-//!   server decrypts attacker-chosen RSA ciphertexts with a long-lived key.
+//!   exposure is one exponentiation per handshake with a fresh exponent on the client. The
+//!   server's RSA decryption of attacker-chosen ciphertexts with its long-lived key is
+//!   blinded with a fresh random factor per call ([`RsaPrivateKey`]), which hides the input
+//!   from the exponentiation but does not make the exponentiation itself constant time.
 //! - **Library temporaries are not wiped.** Intermediates allocated inside num-bigint-dig
 //!   (Montgomery buffers and products in `modpow`, the remainder/multiplication results of the
 //!   CRT before we wrap them, old buffers freed when a `BigUint` grows) are released without

@@ -6,7 +6,8 @@
 //! safe prime, and checks every value the client sends back. Every malformed client message is
 //! a typed [`HandshakeError`].
 //!
-//! RNG draw order: `server_nonce` (16) and the `pq` primes on `req_pq_multi`; `a` (256, redrawn
+//! RNG draw order: `server_nonce` (16) and the `pq` primes on `req_pq_multi`; the RSA blinding
+//! factor (264 bytes per decryption: a second one if legacy padding is tried), `a` (256, redrawn
 //! while `g_a` is out of range) and the answer padding on `req_DH_params`.
 
 use alloc::boxed::Box;
@@ -326,8 +327,13 @@ impl ServerHandshake {
     }
 
     /// Decrypts `encrypted_data` with `key` and parses the inner data from it.
-    fn open_inner(&self, key: &RsaPrivateKey, encrypted: &[u8]) -> Result<Inner, HandshakeError> {
-        match key.decrypt_pad(encrypted) {
+    fn open_inner<R: CryptoRng + ?Sized>(
+        &self,
+        key: &RsaPrivateKey,
+        encrypted: &[u8],
+        rng: &mut R,
+    ) -> Result<Inner, HandshakeError> {
+        match key.decrypt_pad(encrypted, rng) {
             Ok(plain) => {
                 // The 192 bytes are the TL data followed by random padding: parse a prefix.
                 let mut r = Reader::new(plain.as_ref())?;
@@ -342,7 +348,7 @@ impl ServerHandshake {
                 Ok(inner_from(&v))
             }
             Err(RsaError::PadHashMismatch) if self.config.accept_legacy_padding => {
-                let legacy = key.decrypt_legacy(encrypted)?;
+                let legacy = key.decrypt_legacy(encrypted, rng)?;
                 let mut r = Reader::new(legacy.body.as_ref())?;
                 let v = enums::PQInnerData::deserialize(&mut r)?;
                 legacy.verify(r.position())?;
@@ -382,7 +388,7 @@ impl ServerHandshake {
             .ok_or(HandshakeError::UnknownFingerprint {
                 offered: Fingerprints::from_slice(&[req.public_key_fingerprint]),
             })?;
-        let inner = self.open_inner(key, req.encrypted_data)?;
+        let inner = self.open_inner(key, req.encrypted_data, rng)?;
         if !same16(&inner.nonce, &nonce) {
             return Err(HandshakeError::NonceMismatch);
         }

@@ -104,7 +104,7 @@ fn after_req_dh(config: ClientConfig) -> (ClientHandshake, ChaCha20Rng, FakeServ
     assert_eq!(req.p, be_min(1_141_464_581).as_slice());
     assert_eq!(req.q, be_min(1_202_243_663).as_slice());
     let plain = RsaPrivateKey::demo()
-        .decrypt_pad(req.encrypted_data)
+        .decrypt_pad(req.encrypted_data, &mut ChaCha20Rng::seed_from_u64(0))
         .unwrap();
     let mut r = Reader::new(plain.as_ref()).unwrap();
     let new_nonce = match enums::PQInnerData::deserialize(&mut r).unwrap() {
