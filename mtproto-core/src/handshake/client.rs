@@ -104,6 +104,7 @@ pub enum ClientStep {
     Done(Box<AuthKeyResult>),
 }
 
+#[derive(Clone)]
 struct DhGenState {
     nonce: [u8; 16],
     server_nonce: [u8; 16],
@@ -118,6 +119,7 @@ struct DhGenState {
     time_offset: i64,
 }
 
+#[derive(Clone)]
 enum State {
     Idle,
     AwaitResPq {
@@ -134,6 +136,10 @@ enum State {
 }
 
 /// The client state machine. See the [module docs](super) for the driving loop.
+///
+/// `Clone` copies the whole state, secrets included (each copy wipes its own on drop): e.g. to
+/// fuzz one step from a precomputed state.
+#[derive(Clone)]
 pub struct ClientHandshake {
     config: ClientConfig,
     state: State,

@@ -112,6 +112,7 @@ pub enum ServerStep {
     },
 }
 
+#[derive(Clone)]
 struct ClientDhState {
     nonce: [u8; 16],
     server_nonce: [u8; 16],
@@ -127,6 +128,7 @@ struct ClientDhState {
     retries: u32,
 }
 
+#[derive(Clone)]
 enum State {
     AwaitReqPq,
     AwaitReqDh {
@@ -145,6 +147,9 @@ enum State {
 /// Lost answers (`mtproto_auth_key.md`, "Error Handling"): if the client re-sends *exactly* the
 /// previous request, the server re-sends exactly the previous answer, without changing state.
 /// After an error nothing is re-sent: the handshake must restart.
+///
+/// `Clone` copies the whole state, secrets included (each copy wipes its own on drop).
+#[derive(Clone)]
 pub struct ServerHandshake {
     config: ServerConfig,
     state: State,

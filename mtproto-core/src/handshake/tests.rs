@@ -261,6 +261,28 @@ fn client_happy_path_against_the_hand_driven_server() {
 }
 
 #[test]
+fn cloned_machines_continue_independently() {
+    // Clone (used by the per-step fuzz targets) copies the whole state: a clone taken after
+    // set_client_DH_params accepts the same dh_gen_ok and yields the same key, and an error in
+    // one copy does not touch the other.
+    let (mut c, mut rng, fs, key, _) = after_set_dh(client_config());
+    let ok = fs.dh_gen(1, &new_nonce_hash(&key, &fs.new_nonce, 1));
+    let mut copy = c.clone();
+    assert!(matches!(
+        expect_err(copy.handle(now(), &ok[..ok.len() - 1], &mut rng.clone())),
+        HandshakeError::Tl(_)
+    ));
+    assert!(copy.is_failed() && !c.is_failed());
+    let mut copy = c.clone();
+    for m in [&mut c, &mut copy] {
+        match m.handle(now(), &ok, &mut rng).unwrap() {
+            ClientStep::Done(r) => assert_eq!(r.auth_key.as_bytes(), key.as_bytes()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
 fn client_res_pq_checks() {
     let server_nonce = [1; 16];
     // Wrong nonce.
