@@ -1,5 +1,9 @@
 //! Helpers shared by the fuzz targets.
 
+pub mod faketls;
+pub mod handshake;
+pub mod sample;
+
 /// A deterministic byte source for fuzz targets: a 64-bit LCG seeded from the fuzzer's input.
 /// Fuzzing needs reproducibility, not secrecy — never use this outside fuzzing.
 pub struct LcgRng(pub u64);
