@@ -527,9 +527,9 @@ impl RsaPrivateKey {
 
     /// c^d mod n with the CRT (Garner), unblinded: only for the fixed probe of
     /// [`RsaPrivateKey::from_be`] and inside [`RsaPrivateKey::blinded_decrypt`]. Every
-    /// intermediate is secret and wiped. `None` is
-    /// impossible for a key from [`RsaPrivateKey::from_be`] (`p, q > 1`, so no zero modulus);
-    /// the `Option` keeps the arithmetic panic-free rather than asserting that.
+    /// intermediate is secret and wiped. `None` is impossible for a key from
+    /// [`RsaPrivateKey::from_be`] (`p, q > 1`, so no zero modulus); the `Option` keeps the
+    /// arithmetic panic-free rather than asserting that.
     fn raw_decrypt(&self, c: &BigUint) -> Option<Zeroizing<BigUint>> {
         #[cfg(test)]
         tests::CRT_INPUTS.with(|v| v.borrow_mut().push(c.clone()));
