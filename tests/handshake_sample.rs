@@ -241,7 +241,7 @@ fn rsa_pad_input_is_the_sample_data() {
     let keys = RsaKeySet::new().with(demo.public_key().clone());
     let (req_dh, _) = run(keys, &res_pq, &mut rng);
     assert_eq!(req_dh[..52], body(REQ_DH_PARAMS)[..52]);
-    let data_with_padding = demo.decrypt_pad(&req_dh[64..320]).unwrap();
+    let data_with_padding = demo.decrypt_pad(&req_dh[64..320], &mut rng).unwrap();
     assert_eq!(data_with_padding[..100], hex(P_Q_INNER_DATA));
     assert_eq!(data_with_padding[100..], hex(RANDOM_PADDING_BYTES));
 }

@@ -725,3 +725,36 @@ fn ml_kem_key_share_template() {
     let info = check_client_hello(&hello, &[s], UnixTime::from_secs(NOW), 0).unwrap();
     assert_eq!(info.timestamp, NOW as u32);
 }
+
+#[test]
+fn hand_built_proxy_with_server_fake_tls() {
+    // A proxy that does the handshake itself (check_client_hello, build_server_hello) and then
+    // reads the records with ObfuscatedCodec::server_fake_tls talks to our client like the
+    // detector's codec does; fake-TLS fuzzing starts from this codec.
+    let s = secret();
+    let mut r = rng(5);
+    let now = UnixTime::from_secs(NOW);
+    let mut hello = Vec::new();
+    let mut client = FakeTlsClient::new(&s, now, &mut r, &mut hello).unwrap();
+    let info = check_client_hello(&hello, std::slice::from_ref(&s), now, 120).unwrap();
+    let answer = mtproto::core::transport::faketls::build_server_hello(&s, &info, &mut r);
+    assert_eq!(
+        client.decode(&answer).unwrap(),
+        (answer.len(), Status::Complete(()))
+    );
+    let mut c = Transport::Obfuscated(client.into_codec(Some(3), &mut r).unwrap());
+    let mut server = Transport::Obfuscated(ObfuscatedCodec::server_fake_tls(&s));
+    let mut wire = Vec::new();
+    // Padded intermediate: payloads in the shape of encrypted messages come back exactly.
+    let (a, b) = (encrypted_shape(&[9; 40]), encrypted_shape(&[8; 56]));
+    c.encode(&a, false, &mut r, &mut wire).unwrap();
+    c.encode(&b, false, &mut r, &mut wire).unwrap();
+    let pieces: Vec<&[u8]> = wire.chunks(7).collect();
+    let got = payloads(&mut server, &pieces).unwrap();
+    assert_eq!(got, vec![a, b]);
+    let Transport::Obfuscated(o) = &server else {
+        panic!()
+    };
+    assert!(o.is_fake_tls());
+    assert_eq!(o.dc_id(), Some(3));
+}

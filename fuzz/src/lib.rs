@@ -1,5 +1,8 @@
 //! Helpers shared by the fuzz targets.
 
+pub mod faketls;
+pub mod handshake;
+pub mod sample;
 use rand_core::Rng;
 
 /// A deterministic byte source for fuzz targets: a 64-bit LCG seeded from the fuzzer's input.

@@ -22,7 +22,7 @@ use super::common::{
     u64_be_min,
 };
 use super::dh::{self, TELEGRAM_DH_PRIME, check_public_value, to_256_be};
-use super::{HandshakeError, KeyKind, pq, rsa::RsaKeySet};
+use super::{Fingerprints, HandshakeError, KeyKind, pq, rsa::RsaKeySet};
 use crate::crypto::AuthKey;
 use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::time::UnixTime;
@@ -41,7 +41,8 @@ pub struct ClientConfig {
     /// `dh_prime` values accepted without a primality test (verified offline). Defaults to
     /// Telegram's current prime.
     pub known_primes: Vec<[u8; 256]>,
-    /// Miller–Rabin rounds for an unknown `dh_prime` (and again for `(p-1)/2`).
+    /// Miller–Rabin rounds for an unknown `dh_prime` (and again for `(p-1)/2`). Values below
+    /// [`dh::MIN_MR_ROUNDS`] (15, the security guidelines' minimum) are raised to it.
     pub mr_rounds: u32,
     /// How many `dh_gen_retry` answers are tolerated before giving up.
     pub max_retries: u32,
@@ -103,6 +104,7 @@ pub enum ClientStep {
     Done(Box<AuthKeyResult>),
 }
 
+#[derive(Clone)]
 struct DhGenState {
     nonce: [u8; 16],
     server_nonce: [u8; 16],
@@ -117,6 +119,7 @@ struct DhGenState {
     time_offset: i64,
 }
 
+#[derive(Clone)]
 enum State {
     Idle,
     AwaitResPq {
@@ -133,6 +136,10 @@ enum State {
 }
 
 /// The client state machine. See the [module docs](super) for the driving loop.
+///
+/// `Clone` copies the whole state, secrets included (each copy wipes its own on drop): e.g. to
+/// fuzz one step from a precomputed state.
+#[derive(Clone)]
 pub struct ClientHandshake {
     config: ClientConfig,
     state: State,
@@ -225,7 +232,9 @@ impl ClientHandshake {
             .config
             .keys
             .select(&res.server_public_key_fingerprints)
-            .ok_or(HandshakeError::UnknownFingerprint)?;
+            .ok_or_else(|| HandshakeError::UnknownFingerprint {
+                offered: Fingerprints::from_slice(&res.server_public_key_fingerprints),
+            })?;
         let (p, q) = pq::factorize_be(res.pq)?;
         let (p, q) = (u64_be_min(p), u64_be_min(q));
 

@@ -6,7 +6,8 @@
 //! safe prime, and checks every value the client sends back. Every malformed client message is
 //! a typed [`HandshakeError`].
 //!
-//! RNG draw order: `server_nonce` (16) and the `pq` primes on `req_pq_multi`; `a` (256, redrawn
+//! RNG draw order: `server_nonce` (16) and the `pq` primes on `req_pq_multi`; the RSA blinding
+//! factor (264 bytes per decryption: a second one if legacy padding is tried), `a` (256, redrawn
 //! while `g_a` is out of range) and the answer padding on `req_DH_params`.
 
 use alloc::boxed::Box;
@@ -23,7 +24,7 @@ use super::common::{
 use super::dh::{TELEGRAM_DH_G, TELEGRAM_DH_PRIME, check_generator, check_public_value, to_256_be};
 use super::prime::random_prime_u64;
 use super::rsa::{RsaError, RsaPrivateKey};
-use super::{HandshakeError, KeyKind};
+use super::{Fingerprints, HandshakeError, KeyKind};
 use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ct_eq, sha256};
 use crate::time::UnixTime;
@@ -111,6 +112,7 @@ pub enum ServerStep {
     },
 }
 
+#[derive(Clone)]
 struct ClientDhState {
     nonce: [u8; 16],
     server_nonce: [u8; 16],
@@ -126,6 +128,7 @@ struct ClientDhState {
     retries: u32,
 }
 
+#[derive(Clone)]
 enum State {
     AwaitReqPq,
     AwaitReqDh {
@@ -144,6 +147,9 @@ enum State {
 /// Lost answers (`mtproto_auth_key.md`, "Error Handling"): if the client re-sends *exactly* the
 /// previous request, the server re-sends exactly the previous answer, without changing state.
 /// After an error nothing is re-sent: the handshake must restart.
+///
+/// `Clone` copies the whole state, secrets included (each copy wipes its own on drop).
+#[derive(Clone)]
 pub struct ServerHandshake {
     config: ServerConfig,
     state: State,
@@ -326,8 +332,13 @@ impl ServerHandshake {
     }
 
     /// Decrypts `encrypted_data` with `key` and parses the inner data from it.
-    fn open_inner(&self, key: &RsaPrivateKey, encrypted: &[u8]) -> Result<Inner, HandshakeError> {
-        match key.decrypt_pad(encrypted) {
+    fn open_inner<R: CryptoRng + ?Sized>(
+        &self,
+        key: &RsaPrivateKey,
+        encrypted: &[u8],
+        rng: &mut R,
+    ) -> Result<Inner, HandshakeError> {
+        match key.decrypt_pad(encrypted, rng) {
             Ok(plain) => {
                 // The 192 bytes are the TL data followed by random padding: parse a prefix.
                 let mut r = Reader::new(plain.as_ref())?;
@@ -342,7 +353,7 @@ impl ServerHandshake {
                 Ok(inner_from(&v))
             }
             Err(RsaError::PadHashMismatch) if self.config.accept_legacy_padding => {
-                let legacy = key.decrypt_legacy(encrypted)?;
+                let legacy = key.decrypt_legacy(encrypted, rng)?;
                 let mut r = Reader::new(legacy.body.as_ref())?;
                 let v = enums::PQInnerData::deserialize(&mut r)?;
                 legacy.verify(r.position())?;
@@ -379,8 +390,10 @@ impl ServerHandshake {
             .keys
             .iter()
             .find(|k| k.public_key().fingerprint() == fp)
-            .ok_or(HandshakeError::UnknownFingerprint)?;
-        let inner = self.open_inner(key, req.encrypted_data)?;
+            .ok_or(HandshakeError::UnknownFingerprint {
+                offered: Fingerprints::from_slice(&[req.public_key_fingerprint]),
+            })?;
+        let inner = self.open_inner(key, req.encrypted_data, rng)?;
         if !same16(&inner.nonce, &nonce) {
             return Err(HandshakeError::NonceMismatch);
         }

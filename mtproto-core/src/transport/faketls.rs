@@ -789,6 +789,7 @@ pub fn build_server_hello<R: rand_core::CryptoRng + ?Sized>(
 /// Client side of the fake-TLS handshake. [`FakeTlsClient::new`] writes the ClientHello;
 /// feed the proxy's answer to [`FakeTlsClient::decode`]; once it completes,
 /// [`FakeTlsClient::into_codec`] gives the obfuscated codec (padded intermediate, in TLS records).
+#[derive(Clone)]
 pub struct FakeTlsClient {
     secret: ProxySecret,
     client_random: [u8; 32],

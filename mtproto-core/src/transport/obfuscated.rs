@@ -312,6 +312,15 @@ impl ObfuscatedCodec {
         Self::server_inner(secret, false)
     }
 
+    /// A server codec for the TLS records that follow a fake-TLS handshake the caller completed
+    /// itself ([`check_client_hello`](super::faketls::check_client_hello), then
+    /// [`build_server_hello`](super::faketls::build_server_hello) sent back); it reads the
+    /// client's ChangeCipherSpec and the init inside the first records. What
+    /// [`Detector`](super::Detector) hands out after a valid ClientHello.
+    pub fn server_fake_tls(secret: &ProxySecret) -> Self {
+        Self::server_inner(Some(secret), true)
+    }
+
     pub(crate) fn server_inner(secret: Option<&ProxySecret>, tls: bool) -> Self {
         Self {
             role: Role::Server,
