@@ -183,6 +183,10 @@ pub struct SessionConfig {
     /// A request neither acknowledged nor answered this long (ms) after it went out is asked
     /// about with `msgs_state_req`.
     pub state_req_after_ms: u64,
+    /// A request acknowledged but not answered this long (ms) is asked about too (its answer may
+    /// have been lost: the state says so and `msg_resend_ans_req` fetches it). No request waits
+    /// without a deadline.
+    pub answer_check_after_ms: u64,
     /// Messages packed into one container at most (the spec allows 1024).
     pub max_container_messages: usize,
     /// Bytes of bodies packed into one container at most; a larger request goes alone.
@@ -210,6 +214,7 @@ impl Default for SessionConfig {
             ping_disconnect_delay_secs: 75,
             pong_timeout_ms: 30_000,
             state_req_after_ms: 15_000,
+            answer_check_after_ms: 60_000,
             max_container_messages: MAX_CONTAINER_MESSAGES,
             max_container_bytes: 1 << 19,
             gzip_min_len: None,
@@ -852,10 +857,11 @@ impl ClientSession {
         let state = self
             .requests
             .values()
-            .filter(|p| !p.acked)
-            .filter_map(|p| p.state_asked_at.or(p.sent_at))
-            .min()
-            .map(|t| t.saturating_add_micros(ms(self.config.state_req_after_ms)));
+            .filter_map(|p| {
+                let since = p.state_asked_at.or(p.sent_at)?;
+                Some(since.saturating_add_micros(self.state_check_after(p)))
+            })
+            .min();
         [ack, state, self.next_ping_at, self.pong_deadline]
             .into_iter()
             .flatten()
@@ -891,13 +897,17 @@ impl ClientSession {
                 Some(_) => {}
             }
         }
-        // Requests neither acked nor answered for a while: ask the server about them.
-        let after = ms(self.config.state_req_after_ms);
+        // Requests unanswered for a while: ask the server about them.
         let mut ask = Vec::new();
+        let (unacked, acked) = (
+            ms(self.config.state_req_after_ms),
+            ms(self.config.answer_check_after_ms),
+        );
         for p in self.requests.values_mut() {
-            let (Some(msg_id), false) = (p.msg_id, p.acked) else {
+            let Some(msg_id) = p.msg_id else {
                 continue;
             };
+            let after = if p.acked { acked } else { unacked };
             let since = p.state_asked_at.or(p.sent_at);
             if since.is_some_and(|t| now.mono.saturating_micros_since(t) >= after) {
                 p.state_asked_at = Some(now.mono);
@@ -910,6 +920,14 @@ impl ClientSession {
     }
 
     // --------------------------------------------------------------------------------- outgoing
+
+    fn state_check_after(&self, p: &Pending) -> u64 {
+        ms(if p.acked {
+            self.config.answer_check_after_ms
+        } else {
+            self.config.state_req_after_ms
+        })
+    }
 
     fn ack_due(&self, now: Now) -> bool {
         !self.acks.is_empty()
