@@ -35,6 +35,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod connection;
 pub mod crypto;
 pub mod handshake;
 pub mod session;

@@ -10,6 +10,8 @@ pub mod gzip;
 pub mod msgid;
 pub mod replay;
 pub mod rpc_error;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use msgid::{MsgIdGen, SeqNo, ServerClock};
 pub use replay::{Replay, ReplayWindow};

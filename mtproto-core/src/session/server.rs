@@ -1,0 +1,1280 @@
+//! The server side of an MTProto session, at the plaintext level (no crypto, no transport).
+//!
+//! [`ServerSession`] takes decrypted client messages (salt, session_id, msg_id, seq_no, body) with
+//! the time they arrived, enforces the server-side rules of `mtproto_description.md`,
+//! `mtproto_service_messages.md` and `mtproto_service_messages_about_messages.md`, answers the
+//! service messages itself and hands everything else to the application as
+//! [`SessionEvent::Request`]. Outgoing messages come out of [`ServerSession::poll_message`] with
+//! their msg_id (≡ 1 mod 4 for answers, ≡ 3 for everything else, from the server's own clock) and
+//! seq_no, packed into one `msg_container` when several are ready.
+//!
+//! # Rules enforced on every client message (also on each message inside a container)
+//!
+//! | check | on failure |
+//! |---|---|
+//! | msg_id ≡ 0 mod 4 | `bad_msg_notification` 18 |
+//! | msg_id time within −300 s / +30 s of the server clock | 16 (too low) / 17 (too high) |
+//! | msg_id not seen before (replay window of 1024 ids) | duplicate: ignored (a kept answer to it is re-sent); below the window: 16 |
+//! | salt valid ([`ServerSalts::is_valid`]), outer message only | `bad_server_salt` 48 with the current salt |
+//! | content-related message has an odd seq_no | 34 |
+//! | `msgs_ack` / `http_wait` has an even seq_no | 35 |
+//! | seq_no not lower than that of a message with a lower msg_id | 32 |
+//! | seq_no not higher than that of a message with a higher msg_id | 33 |
+//! | container: not nested, inner msg_ids below its own and distinct, ≤ 1024 messages, well formed | 64 (the whole container is dropped) |
+//!
+//! Service messages that may be sent either way (`ping`, `ping_delay_disconnect`, `msgs_state_req`,
+//! `msg_resend_req`, `msg_resend_ans_req`, `get_future_salts`, `destroy_session`,
+//! `rpc_drop_answer`) are accepted with an odd or an even seq_no: Pyrogram sends `ping` as
+//! non-content-related. Containers' own seq_no is not checked (clients disagree on it).
+//!
+//! The first accepted message of a session is preceded, in the output, by `new_session_created`
+//! (`first_msg_id` = the lowest msg_id of that first message or container).
+//!
+//! # Bounded memory
+//!
+//! Every queue has a cap in [`ServerSessionConfig`]:
+//! - kept (sent, unacknowledged content-related) messages: [`max_kept`](ServerSessionConfig::max_kept);
+//!   when full, the **oldest** is forgotten (the client learns it as "unknown" through
+//!   `msgs_state_req` and repeats its request);
+//! - the outbox: [`max_outbox`](ServerSessionConfig::max_outbox); a service answer that does not
+//!   fit is dropped (the client repeats pings and service requests), [`ServerSession::respond`]
+//!   and [`ServerSession::push_update`] return [`SendError::OutboxFull`];
+//! - requests handed to the application and not answered yet:
+//!   [`max_running`](ServerSessionConfig::max_running); a request beyond it is answered at once
+//!   with `rpc_error 420 FLOOD_WAIT_1` and not reported;
+//! - acknowledgements to send: [`max_pending_acks`](ServerSessionConfig::max_pending_acks); the
+//!   oldest is dropped (the client asks with `msgs_state_req`);
+//! - inflated `gzip_packed`: [`max_inflate`](ServerSessionConfig::max_inflate) (a bomb is dropped);
+//! - events: at most one per inner message of the message just handled; drain them with
+//!   [`ServerSession::poll_event`] after each [`ServerSession::handle`].
+//!
+//! # Sessions outlive connections
+//!
+//! A `ServerSession` is a plain value (`Clone`, no borrowed state): the connection layer puts it
+//! into its key store when a connection ends and takes it out when the client comes back with
+//! the same auth key and session_id ([`crate::connection::server`]). [`ServerSession::resume`]
+//! queues every kept (unacknowledged) message for re-sending with fresh msg_ids. An application
+//! may also answer a request of a stored session: take it out, [`ServerSession::respond`], put it
+//! back; the answer goes out when the client reconnects.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroize;
+
+use super::container::{
+    ContainerIter, MAX_CONTAINER_MESSAGES, MAX_IDS_PER_SERVICE_MESSAGE, OutMessage,
+    write_container_header, write_inner,
+};
+use super::gzip;
+use super::msgid::{MsgIdGen, SeqNo, msg_id_time_nanos};
+use super::replay::{Replay, ReplayWindow};
+use crate::crypto::sha256;
+use crate::time::{Instant, Now};
+use crate::tl::schema::{functions, types};
+use crate::tl::{Deserialize, Serialize, TlError};
+
+/// `bad_msg_notification` error codes (`mtproto_service_messages_about_messages.md`).
+pub mod bad_msg {
+    /// msg_id too low.
+    pub const MSG_ID_TOO_LOW: i32 = 16;
+    /// msg_id too high.
+    pub const MSG_ID_TOO_HIGH: i32 = 17;
+    /// Incorrect two lower-order msg_id bits.
+    pub const MSG_ID_BAD_BITS: i32 = 18;
+    /// msg_seqno too low.
+    pub const SEQ_NO_TOO_LOW: i32 = 32;
+    /// msg_seqno too high.
+    pub const SEQ_NO_TOO_HIGH: i32 = 33;
+    /// An even msg_seqno expected (irrelevant message), but odd received.
+    pub const EXPECTED_EVEN: i32 = 34;
+    /// Odd msg_seqno expected (relevant message), but even received.
+    pub const EXPECTED_ODD: i32 = 35;
+    /// Incorrect server salt (sent as `bad_server_salt`).
+    pub const BAD_SALT: i32 = 48;
+    /// Invalid container.
+    pub const BAD_CONTAINER: i32 = 64;
+}
+
+/// `help.getConfig#c4f9186b` (allowed on an unbound temporary key, `api_pfs.md`).
+pub const HELP_GET_CONFIG_ID: u32 = 0xc4f9_186b;
+/// `help.getNearestDc#1fb33026` (allowed on an unbound temporary key, `api_pfs.md`).
+pub const HELP_GET_NEAREST_DC_ID: u32 = 0x1fb3_3026;
+/// `http_wait#9299359f` (ignored: no HTTP transport here).
+const HTTP_WAIT_ID: u32 = 0x9299_359f;
+
+/// Limits and policies of one server session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSessionConfig {
+    /// Sent content-related messages kept until acknowledged (oldest forgotten beyond it).
+    pub max_kept: usize,
+    /// Messages waiting to be sent.
+    pub max_outbox: usize,
+    /// Requests handed to the application and not answered yet.
+    pub max_running: usize,
+    /// Acknowledgements waiting to be sent (oldest dropped beyond it).
+    pub max_pending_acks: usize,
+    /// Send acknowledgements once this many are pending.
+    pub ack_threshold: usize,
+    /// ...or this long (µs) after the first one was queued.
+    pub ack_delay_micros: u64,
+    /// `rpc_result` bodies above this many bytes are sent as `gzip_packed` (when smaller).
+    pub gzip_threshold: Option<usize>,
+    /// Most bytes a client `gzip_packed` may inflate to.
+    pub max_inflate: usize,
+    /// Most body bytes in one outgoing container; a bigger message goes alone.
+    pub max_container_bytes: usize,
+    /// How far in the past a client msg_id may lie (seconds; the spec's 300).
+    pub max_past_secs: u64,
+    /// How far in the future a client msg_id may lie (seconds; the spec's 30).
+    pub max_future_secs: u64,
+    /// Most salts one `get_future_salts` returns.
+    pub max_future_salts: usize,
+}
+
+impl Default for ServerSessionConfig {
+    fn default() -> Self {
+        Self {
+            max_kept: 1024,
+            max_outbox: 1024,
+            max_running: 1024,
+            max_pending_acks: MAX_IDS_PER_SERVICE_MESSAGE,
+            ack_threshold: 16,
+            ack_delay_micros: 500_000,
+            gzip_threshold: Some(16 * 1024),
+            max_inflate: 4 * 1024 * 1024,
+            max_container_bytes: 1024 * 1024,
+            max_past_secs: 300,
+            max_future_secs: 30,
+            max_future_salts: 64,
+        }
+    }
+}
+
+/// The server salts of one auth key: one per period of `period_secs`, derived from a secret seed
+/// (`SHA-256(seed ‖ period index)`), so that `get_future_salts` can name them ahead of time and
+/// no list needs storing. The salt of the previous period stays accepted during the current one,
+/// and the handshake's first salt during the key's first period.
+#[derive(Clone)]
+pub struct ServerSalts {
+    seed: [u8; 32],
+    initial: i64,
+    initial_until: i64,
+    period: i64,
+}
+
+impl fmt::Debug for ServerSalts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSalts")
+            .field("period_secs", &self.period)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ServerSalts {
+    fn drop(&mut self) {
+        self.seed.zeroize();
+    }
+}
+
+impl ServerSalts {
+    /// Salts from `seed`, with the handshake's `initial` salt accepted until
+    /// `created_secs + period_secs` (a period of 0 is taken as 1 s).
+    pub fn new(seed: [u8; 32], initial: i64, created_secs: i64, period_secs: u32) -> Self {
+        let period = i64::from(period_secs.max(1));
+        Self {
+            seed,
+            initial,
+            initial_until: created_secs.saturating_add(period),
+            period,
+        }
+    }
+
+    /// Like [`ServerSalts::new`] with a seed drawn from `rng`.
+    pub fn generate<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        initial: i64,
+        created_secs: i64,
+        period_secs: u32,
+    ) -> Self {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let s = Self::new(seed, initial, created_secs, period_secs);
+        seed.zeroize();
+        s
+    }
+
+    fn index(&self, secs: i64) -> i64 {
+        secs.div_euclid(self.period)
+    }
+
+    fn salt_of(&self, index: i64) -> i64 {
+        let h = sha256(&[&self.seed, &index.to_le_bytes()]);
+        let [a, b, c, d, e, f, g, h, ..] = h;
+        i64::from_le_bytes([a, b, c, d, e, f, g, h])
+    }
+
+    /// The salt valid at unix time `secs`.
+    pub fn current(&self, secs: i64) -> i64 {
+        self.salt_of(self.index(secs))
+    }
+
+    /// Whether a client may use `salt` at unix time `secs`.
+    pub fn is_valid(&self, salt: i64, secs: i64) -> bool {
+        let i = self.index(secs);
+        salt == self.salt_of(i)
+            || salt == self.salt_of(i.saturating_sub(1))
+            || (salt == self.initial && secs < self.initial_until)
+    }
+
+    /// `num` salts from the current one on, with their validity windows.
+    pub fn future(&self, secs: i64, num: usize) -> Vec<types::FutureSalt> {
+        let first = self.index(secs);
+        let to_i32 = |x: i64| i32::try_from(x).unwrap_or(i32::MAX);
+        (0..num)
+            .map_while(|k| {
+                let i = first.checked_add(i64::try_from(k).ok()?)?;
+                let since = i.saturating_mul(self.period);
+                Some(types::FutureSalt {
+                    valid_since: to_i32(since),
+                    valid_until: to_i32(since.saturating_add(self.period)),
+                    salt: self.salt_of(i),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A decrypted client message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IncomingMessage<'a> {
+    /// The salt it was sent with.
+    pub salt: i64,
+    /// Its session.
+    pub session_id: i64,
+    /// Its msg_id.
+    pub msg_id: i64,
+    /// Its seq_no.
+    pub seq_no: i32,
+    /// Its TL body.
+    pub body: &'a [u8],
+}
+
+impl fmt::Debug for IncomingMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingMessage")
+            .field("msg_id", &self.msg_id)
+            .field("seq_no", &self.seq_no)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message ready to be encrypted and sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// Its msg_id (odd).
+    pub msg_id: i64,
+    /// Its seq_no.
+    pub seq_no: i32,
+    /// Its TL body (a single message or a `msg_container`).
+    pub body: Vec<u8>,
+}
+
+impl fmt::Debug for OutgoingMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingMessage")
+            .field("msg_id", &self.msg_id)
+            .field("seq_no", &self.seq_no)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// Why a client message was not processed (it is dropped; the session goes on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A `bad_msg_notification` (or `bad_server_salt`, code 48) with this code was sent.
+    BadMsg(i32),
+    /// Already received: ignored.
+    Duplicate,
+    /// Not valid TL where the session needs to read it (a service message, a container entry).
+    Malformed(TlError),
+    /// A `gzip_packed` that does not inflate within the cap.
+    Gzip(gzip::GzipError),
+    /// The message belongs to another session.
+    WrongSession,
+    /// More requests are running than [`ServerSessionConfig::max_running`]: answered with
+    /// `FLOOD_WAIT_1`.
+    TooManyRunning,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadMsg(c) => write!(f, "bad_msg_notification {c}"),
+            Self::Duplicate => f.write_str("duplicate msg_id"),
+            Self::Malformed(e) => write!(f, "malformed message: {e}"),
+            Self::Gzip(e) => write!(f, "{e}"),
+            Self::WrongSession => f.write_str("message for another session"),
+            Self::TooManyRunning => f.write_str("too many running requests"),
+        }
+    }
+}
+
+/// What a [`ServerSession`] reports.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A request for the application (anything that is not a service message). `body` is owned
+    /// (inflated if it came as `gzip_packed`): it outlives the input buffer.
+    Request {
+        /// The request's msg_id (what [`ServerSession::respond`] takes).
+        msg_id: i64,
+        /// The TL body.
+        body: Vec<u8>,
+    },
+    /// The session accepted its first message; `new_session_created` is queued.
+    Started {
+        /// The `unique_id` it carries.
+        unique_id: i64,
+    },
+    /// `ping_delay_disconnect`: close the connection `delay_secs` from now unless another one
+    /// arrives (each one replaces the previous timer).
+    DisconnectAfter {
+        /// Seconds.
+        delay_secs: i32,
+    },
+    /// `destroy_session` for another session: the caller destroys it and answers with
+    /// [`ServerSession::answer_destroy_session`].
+    DestroySession {
+        /// The request's msg_id.
+        req_msg_id: i64,
+        /// The session to destroy.
+        session_id: i64,
+    },
+    /// A message was dropped.
+    Rejected {
+        /// Its msg_id.
+        msg_id: i64,
+        /// Why.
+        reason: Rejection,
+    },
+}
+
+impl fmt::Debug for SessionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Request { msg_id, body } => f
+                .debug_struct("Request")
+                .field("msg_id", msg_id)
+                .field("body_len", &body.len())
+                .finish(),
+            Self::Started { unique_id } => f
+                .debug_struct("Started")
+                .field("unique_id", unique_id)
+                .finish(),
+            Self::DisconnectAfter { delay_secs } => f
+                .debug_struct("DisconnectAfter")
+                .field("delay_secs", delay_secs)
+                .finish(),
+            Self::DestroySession {
+                req_msg_id,
+                session_id,
+            } => f
+                .debug_struct("DestroySession")
+                .field("req_msg_id", req_msg_id)
+                .field("session_id", session_id)
+                .finish(),
+            Self::Rejected { msg_id, reason } => f
+                .debug_struct("Rejected")
+                .field("msg_id", msg_id)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
+}
+
+/// Why an answer or update could not be queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No such request is waiting for an answer (already answered, dropped by the client with
+    /// `rpc_drop_answer`, or never received).
+    UnknownRequest,
+    /// The outbox is full ([`ServerSessionConfig::max_outbox`]); try again after sending.
+    OutboxFull,
+    /// The body is not a multiple of 4 bytes (TL always is) or too large for TL.
+    BadBody,
+    /// The session (or connection) is not available: unknown, or the connection is closed.
+    Unavailable,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownRequest => "no such request is waiting for an answer",
+            Self::OutboxFull => "outbox full",
+            Self::BadBody => "body is not valid TL (length not a multiple of 4, or too large)",
+            Self::Unavailable => "session or connection not available",
+        })
+    }
+}
+
+impl core::error::Error for SendError {}
+
+/// An outgoing message before it gets its msg_id.
+#[derive(Clone)]
+struct Pending {
+    body: Vec<u8>,
+    /// An answer to a client message (msg_id ≡ 1 mod 4) rather than another message (≡ 3).
+    answer: bool,
+    /// Content-related: odd seq_no, kept until acknowledged.
+    content: bool,
+    /// For `rpc_result`: the request it answers.
+    req_msg_id: Option<i64>,
+}
+
+/// A sent content-related message, kept until acknowledged.
+#[derive(Clone)]
+struct Kept {
+    seq_no: i32,
+    body: Vec<u8>,
+    answer: bool,
+    req_msg_id: Option<i64>,
+}
+
+/// How a client message's seq_no must look.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SeqClass {
+    Content,
+    NonContent,
+    Either,
+}
+
+fn constructor(body: &[u8]) -> Option<u32> {
+    body.first_chunk::<4>().map(|b| u32::from_le_bytes(*b))
+}
+
+fn classify(body: &[u8]) -> SeqClass {
+    match constructor(body) {
+        Some(types::MsgsAck::CONSTRUCTOR_ID | HTTP_WAIT_ID) => SeqClass::NonContent,
+        Some(
+            functions::Ping::CONSTRUCTOR_ID
+            | functions::PingDelayDisconnect::CONSTRUCTOR_ID
+            | types::MsgsStateReq::CONSTRUCTOR_ID
+            | types::MsgResendReq::CONSTRUCTOR_ID
+            | types::MsgResendAnsReq::CONSTRUCTOR_ID
+            | functions::GetFutureSalts::CONSTRUCTOR_ID
+            | functions::DestroySession::CONSTRUCTOR_ID
+            | functions::RpcDropAnswer::CONSTRUCTOR_ID,
+        ) => SeqClass::Either,
+        _ => SeqClass::Content,
+    }
+}
+
+fn tl<T: Serialize>(v: &T) -> Option<Vec<u8>> {
+    v.to_vec().ok()
+}
+
+fn unix_secs(now: Now) -> i64 {
+    i64::try_from(now.unix.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn unix_nanos(now: Now) -> i64 {
+    i64::try_from(now.unix.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The server side of one MTProto session. See the [module docs](self).
+#[derive(Clone)]
+pub struct ServerSession {
+    config: ServerSessionConfig,
+    session_id: i64,
+    unique_id: i64,
+    started: bool,
+    ids: MsgIdGen,
+    seq: SeqNo,
+    replay: ReplayWindow,
+    /// msg_id and seq_no of the accepted client message with the highest msg_id.
+    last_in: Option<(i64, i32)>,
+    outbox: VecDeque<Pending>,
+    kept: BTreeMap<i64, Kept>,
+    running: BTreeSet<i64>,
+    acks: VecDeque<i64>,
+    ack_deadline: Option<Instant>,
+    events: VecDeque<SessionEvent>,
+}
+
+impl fmt::Debug for ServerSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSession")
+            .field("session_id", &self.session_id)
+            .field("started", &self.started)
+            .field("outbox", &self.outbox.len())
+            .field("kept", &self.kept.len())
+            .field("running", &self.running.len())
+            .field("acks", &self.acks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a message sits: top level, inside a container, or inflated from `gzip_packed`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    Top,
+    Inner,
+    Gzip,
+}
+
+impl ServerSession {
+    /// A new session `session_id`; `unique_id` goes into its `new_session_created`.
+    pub fn new(config: ServerSessionConfig, session_id: i64, unique_id: i64) -> Self {
+        Self {
+            config,
+            session_id,
+            unique_id,
+            started: false,
+            ids: MsgIdGen::new(),
+            seq: SeqNo::new(),
+            replay: ReplayWindow::new(),
+            last_in: None,
+            outbox: VecDeque::new(),
+            kept: BTreeMap::new(),
+            running: BTreeSet::new(),
+            acks: VecDeque::new(),
+            ack_deadline: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// Whether a first message was accepted (`new_session_created` queued).
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Sent content-related messages not acknowledged yet.
+    pub fn kept_len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Messages waiting to be sent.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Requests waiting for an answer from the application.
+    pub fn running_len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Acknowledgements waiting to be sent.
+    pub fn pending_acks(&self) -> usize {
+        self.acks.len()
+    }
+
+    /// Whether `req_msg_id` is a request waiting for an answer.
+    pub fn is_running(&self, req_msg_id: i64) -> bool {
+        self.running.contains(&req_msg_id)
+    }
+
+    /// The next event, if any. Drain after each [`ServerSession::handle`].
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`ServerSession::poll_message`] has something to send even without new input
+    /// (pending acknowledgements).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.ack_deadline
+    }
+
+    /// Queues every kept (unacknowledged) message for re-sending, with fresh msg_ids: call it
+    /// when the session continues on a new connection.
+    pub fn resume(&mut self) {
+        let kept = core::mem::take(&mut self.kept);
+        for (i, (_, k)) in kept.into_iter().enumerate() {
+            let p = Pending {
+                body: k.body,
+                answer: k.answer,
+                content: true,
+                req_msg_id: k.req_msg_id,
+            };
+            self.outbox.insert(i.min(self.outbox.len()), p);
+        }
+    }
+
+    fn event(&mut self, e: SessionEvent) {
+        self.events.push_back(e);
+    }
+
+    fn reject(&mut self, msg_id: i64, reason: Rejection) {
+        self.event(SessionEvent::Rejected { msg_id, reason });
+    }
+
+    /// Queues a service message; dropped if the outbox is full.
+    fn push_service(&mut self, body: Option<Vec<u8>>, answer: bool, content: bool) {
+        let Some(body) = body else { return };
+        if self.outbox.len() < self.config.max_outbox {
+            self.outbox.push_back(Pending {
+                body,
+                answer,
+                content,
+                req_msg_id: None,
+            });
+        }
+    }
+
+    fn bad_msg(&mut self, msg_id: i64, seq_no: i32, code: i32) {
+        let body = tl(&types::BadMsgNotification {
+            bad_msg_id: msg_id,
+            bad_msg_seqno: seq_no,
+            error_code: code,
+        });
+        self.push_service(body, true, false);
+        self.reject(msg_id, Rejection::BadMsg(code));
+    }
+
+    fn queue_ack(&mut self, now: Now, msg_id: i64) {
+        if self.acks.len() >= self.config.max_pending_acks.max(1) {
+            self.acks.pop_front();
+        }
+        self.acks.push_back(msg_id);
+        if self.ack_deadline.is_none() {
+            self.ack_deadline = Some(now.mono.saturating_add_micros(self.config.ack_delay_micros));
+        }
+    }
+
+    /// Processes one decrypted client message. `salts` are its auth key's. Results: queued
+    /// outgoing messages ([`ServerSession::poll_message`]) and events
+    /// ([`ServerSession::poll_event`]).
+    pub fn handle(&mut self, now: Now, salts: &ServerSalts, msg: IncomingMessage<'_>) {
+        if msg.session_id != self.session_id {
+            self.reject(msg.msg_id, Rejection::WrongSession);
+            return;
+        }
+        let is_container = constructor(msg.body) == Some(types::MsgContainer::CONSTRUCTOR_ID);
+        if !self.check_id(now, msg.msg_id, msg.seq_no) {
+            return;
+        }
+        if !salts.is_valid(msg.salt, unix_secs(now)) {
+            let body = tl(&types::BadServerSalt {
+                bad_msg_id: msg.msg_id,
+                bad_msg_seqno: msg.seq_no,
+                error_code: bad_msg::BAD_SALT,
+                new_server_salt: salts.current(unix_secs(now)),
+            });
+            self.push_service(body, true, false);
+            self.reject(msg.msg_id, Rejection::BadMsg(bad_msg::BAD_SALT));
+            return;
+        }
+        if is_container {
+            self.handle_container(now, salts, msg);
+            return;
+        }
+        if !self.check_seq(msg.msg_id, msg.seq_no, msg.body) {
+            return;
+        }
+        if self.replay.insert(msg.msg_id) != Replay::Fresh {
+            self.duplicate(msg.msg_id);
+            return;
+        }
+        self.start(msg.msg_id, salts.current(unix_secs(now)));
+        self.dispatch(now, salts, msg.msg_id, msg.seq_no, msg.body, Depth::Top);
+    }
+
+    /// msg_id checks: low bits, time window, replay window (without recording).
+    fn check_id(&mut self, now: Now, msg_id: i64, seq_no: i32) -> bool {
+        if msg_id & 3 != 0 {
+            self.bad_msg(msg_id, seq_no, bad_msg::MSG_ID_BAD_BITS);
+            return false;
+        }
+        let skew = msg_id_time_nanos(msg_id).saturating_sub(unix_nanos(now));
+        let past = i64::try_from(self.config.max_past_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000);
+        let future = i64::try_from(self.config.max_future_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000);
+        if skew < past.saturating_neg() {
+            self.bad_msg(msg_id, seq_no, bad_msg::MSG_ID_TOO_LOW);
+            return false;
+        }
+        if skew > future {
+            self.bad_msg(msg_id, seq_no, bad_msg::MSG_ID_TOO_HIGH);
+            return false;
+        }
+        match self.replay.check(msg_id) {
+            Replay::Fresh => true,
+            Replay::Duplicate => {
+                self.duplicate(msg_id);
+                false
+            }
+            Replay::TooOld => {
+                self.bad_msg(msg_id, seq_no, bad_msg::MSG_ID_TOO_LOW);
+                false
+            }
+        }
+    }
+
+    /// A duplicate: ignored, but a kept answer to it is sent again (its first copy was lost).
+    fn duplicate(&mut self, msg_id: i64) {
+        let again: Option<i64> = self
+            .kept
+            .iter()
+            .find(|(_, k)| k.req_msg_id == Some(msg_id))
+            .map(|(&id, _)| id);
+        if let Some(id) = again {
+            self.requeue(id);
+        }
+        self.reject(msg_id, Rejection::Duplicate);
+    }
+
+    /// Moves kept message `id` back to the outbox (to be sent with a fresh msg_id).
+    fn requeue(&mut self, id: i64) -> bool {
+        match self.kept.remove(&id) {
+            Some(k) => {
+                self.outbox.push_back(Pending {
+                    body: k.body,
+                    answer: k.answer,
+                    content: true,
+                    req_msg_id: k.req_msg_id,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// seq_no rules 32–35 against the accepted message with the highest msg_id; records it.
+    fn check_seq(&mut self, msg_id: i64, seq_no: i32, body: &[u8]) -> bool {
+        let odd = seq_no & 1 == 1;
+        let code = match classify(body) {
+            SeqClass::Content if !odd => Some(bad_msg::EXPECTED_ODD),
+            SeqClass::NonContent if odd => Some(bad_msg::EXPECTED_EVEN),
+            _ => None,
+        }
+        .or_else(|| {
+            let (last_id, last_seq) = self.last_in?;
+            // After a content-related message (odd) the next seq_no is at least one higher;
+            // before it, at most one lower.
+            let floor = last_seq.saturating_add(last_seq & 1);
+            let ceiling = last_seq.saturating_sub(last_seq & 1);
+            if msg_id > last_id && seq_no < floor {
+                Some(bad_msg::SEQ_NO_TOO_LOW)
+            } else if msg_id < last_id && seq_no > ceiling {
+                Some(bad_msg::SEQ_NO_TOO_HIGH)
+            } else {
+                None
+            }
+        });
+        if let Some(code) = code {
+            self.bad_msg(msg_id, seq_no, code);
+            return false;
+        }
+        if self.last_in.is_none_or(|(id, _)| msg_id > id) {
+            self.last_in = Some((msg_id, seq_no));
+        }
+        true
+    }
+
+    /// The first accepted message of the session: `new_session_created` (naming the current
+    /// salt) goes out first.
+    fn start(&mut self, first_msg_id: i64, salt: i64) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let body = tl(&types::NewSessionCreated {
+            first_msg_id,
+            unique_id: self.unique_id,
+            server_salt: salt,
+        });
+        if let Some(body) = body {
+            self.outbox.push_front(Pending {
+                body,
+                answer: false,
+                content: true,
+                req_msg_id: None,
+            });
+        }
+        self.event(SessionEvent::Started {
+            unique_id: self.unique_id,
+        });
+    }
+
+    fn handle_container(&mut self, now: Now, salts: &ServerSalts, msg: IncomingMessage<'_>) {
+        let Some(after) = msg.body.get(4..) else {
+            return;
+        };
+        // Validate the whole container before processing anything in it.
+        let mut inner: Vec<types::Message<'_>> = Vec::new();
+        let salt = salts.current(unix_secs(now));
+        let valid = match ContainerIter::new(after) {
+            Err(_) => false,
+            Ok(it) => {
+                let mut ok = true;
+                let mut seen = BTreeSet::new();
+                for m in it {
+                    match m {
+                        Ok(m)
+                            if m.msg_id < msg.msg_id
+                                && seen.insert(m.msg_id)
+                                && constructor(m.body)
+                                    != Some(types::MsgContainer::CONSTRUCTOR_ID) =>
+                        {
+                            inner.push(m);
+                        }
+                        _ => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                ok && inner.len() <= MAX_CONTAINER_MESSAGES
+            }
+        };
+        if !valid {
+            self.bad_msg(msg.msg_id, msg.seq_no, bad_msg::BAD_CONTAINER);
+            return;
+        }
+        let inner_min = inner.iter().map(|m| m.msg_id).min();
+        // The container itself is recorded so that a replayed container is a duplicate.
+        self.replay.insert(msg.msg_id);
+        for m in inner {
+            if !self.check_id(now, m.msg_id, m.seqno) || !self.check_seq(m.msg_id, m.seqno, m.body)
+            {
+                continue;
+            }
+            if self.replay.insert(m.msg_id) != Replay::Fresh {
+                self.duplicate(m.msg_id);
+                continue;
+            }
+            // first_msg_id: the lowest id of the container, so nothing in it looks lost.
+            let first = inner_min.unwrap_or(m.msg_id);
+            self.start(first, salt);
+            self.dispatch(now, salts, m.msg_id, m.seqno, m.body, Depth::Inner);
+        }
+    }
+
+    /// Acts on one accepted message.
+    fn dispatch(
+        &mut self,
+        now: Now,
+        salts: &ServerSalts,
+        msg_id: i64,
+        seq_no: i32,
+        body: &[u8],
+        depth: Depth,
+    ) {
+        if seq_no & 1 == 1 {
+            self.queue_ack(now, msg_id);
+        }
+        let result = match constructor(body) {
+            Some(types::MsgContainer::CONSTRUCTOR_ID) => {
+                // Only reachable through gzip_packed (containers are handled before and do not
+                // nest).
+                self.bad_msg(msg_id, seq_no, bad_msg::BAD_CONTAINER);
+                Ok(())
+            }
+            Some(types::GzipPacked::CONSTRUCTOR_ID) if depth != Depth::Gzip => {
+                self.gzip(now, salts, msg_id, body);
+                Ok(())
+            }
+            Some(types::GzipPacked::CONSTRUCTOR_ID) => {
+                // gzip in gzip: refused (no recursion on attacker data).
+                Err(TlError::ValueTooLarge)
+            }
+            Some(types::MsgsAck::CONSTRUCTOR_ID) => types::MsgsAck::from_bytes(body).map(|a| {
+                for id in a.msg_ids {
+                    self.kept.remove(&id);
+                }
+            }),
+            Some(functions::Ping::CONSTRUCTOR_ID) => functions::Ping::from_bytes(body).map(|p| {
+                let pong = tl(&types::Pong {
+                    msg_id,
+                    ping_id: p.ping_id,
+                });
+                self.push_service(pong, true, true);
+            }),
+            Some(functions::PingDelayDisconnect::CONSTRUCTOR_ID) => {
+                functions::PingDelayDisconnect::from_bytes(body).map(|p| {
+                    let pong = tl(&types::Pong {
+                        msg_id,
+                        ping_id: p.ping_id,
+                    });
+                    self.push_service(pong, true, true);
+                    self.event(SessionEvent::DisconnectAfter {
+                        delay_secs: p.disconnect_delay,
+                    });
+                })
+            }
+            Some(functions::GetFutureSalts::CONSTRUCTOR_ID) => {
+                functions::GetFutureSalts::from_bytes(body).map(|g| {
+                    let num = usize::try_from(g.num)
+                        .unwrap_or(0)
+                        .min(self.config.max_future_salts);
+                    let secs = unix_secs(now);
+                    let salts = tl(&types::FutureSalts {
+                        req_msg_id: msg_id,
+                        now: i32::try_from(secs).unwrap_or(i32::MAX),
+                        salts: salts.future(secs, num),
+                    });
+                    // future_salts is an answer of its own, not wrapped in rpc_result
+                    // (tdlib and Telethon read it that way; its req_msg_id names the request).
+                    self.push_service(salts, true, true);
+                })
+            }
+            Some(types::MsgsStateReq::CONSTRUCTOR_ID) => {
+                types::MsgsStateReq::from_bytes(body).map(|q| {
+                    let info: Vec<u8> = q
+                        .msg_ids
+                        .iter()
+                        .take(MAX_IDS_PER_SERVICE_MESSAGE)
+                        .map(|&id| self.state_of(id))
+                        .collect();
+                    let body = tl(&types::MsgsStateInfo {
+                        req_msg_id: msg_id,
+                        info: &info,
+                    });
+                    self.push_service(body, true, false);
+                })
+            }
+            Some(types::MsgResendReq::CONSTRUCTOR_ID) => {
+                types::MsgResendReq::from_bytes(body).map(|q| {
+                    for id in q.msg_ids.into_iter().take(MAX_IDS_PER_SERVICE_MESSAGE) {
+                        self.requeue(id);
+                    }
+                })
+            }
+            Some(types::MsgResendAnsReq::CONSTRUCTOR_ID) => {
+                types::MsgResendAnsReq::from_bytes(body).map(|q| {
+                    for req in q.msg_ids.into_iter().take(MAX_IDS_PER_SERVICE_MESSAGE) {
+                        let found = self
+                            .kept
+                            .iter()
+                            .find(|(_, k)| k.req_msg_id == Some(req))
+                            .map(|(&id, _)| id);
+                        if let Some(id) = found {
+                            self.requeue(id);
+                        }
+                    }
+                })
+            }
+            Some(functions::DestroySession::CONSTRUCTOR_ID) => {
+                functions::DestroySession::from_bytes(body).map(|d| {
+                    if d.session_id == self.session_id {
+                        // The session in use is not destroyed under the client's feet.
+                        self.answer_destroy_session(d.session_id, false);
+                    } else {
+                        self.event(SessionEvent::DestroySession {
+                            req_msg_id: msg_id,
+                            session_id: d.session_id,
+                        });
+                    }
+                })
+            }
+            Some(functions::RpcDropAnswer::CONSTRUCTOR_ID) => {
+                functions::RpcDropAnswer::from_bytes(body).map(|d| self.drop_answer(msg_id, d))
+            }
+            Some(HTTP_WAIT_ID) => Ok(()),
+            _ => {
+                if self.running.len() >= self.config.max_running {
+                    let body = rpc_error_result(msg_id, 420, "FLOOD_WAIT_1");
+                    self.push_service(body, true, true);
+                    self.reject(msg_id, Rejection::TooManyRunning);
+                } else {
+                    self.running.insert(msg_id);
+                    self.event(SessionEvent::Request {
+                        msg_id,
+                        body: body.to_vec(),
+                    });
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.reject(msg_id, Rejection::Malformed(e));
+        }
+    }
+
+    fn gzip(&mut self, now: Now, salts: &ServerSalts, msg_id: i64, body: &[u8]) {
+        let packed = match types::GzipPacked::from_bytes(body) {
+            Ok(p) => p,
+            Err(e) => return self.reject(msg_id, Rejection::Malformed(e)),
+        };
+        let inner = match gzip::inflate(packed.packed_data, self.config.max_inflate) {
+            Ok(b) => b,
+            Err(e) => return self.reject(msg_id, Rejection::Gzip(e)),
+        };
+        // The ack was queued for the outer message: dispatch the content as non-content-related
+        // so that it is not queued twice.
+        self.dispatch(now, salts, msg_id, 0, &inner, Depth::Gzip);
+    }
+
+    /// `msgs_state_info` byte for one msg_id (`mtproto_service_messages_about_messages.md`).
+    fn state_of(&self, id: i64) -> u8 {
+        match self.replay.check(id) {
+            Replay::TooOld => 1,
+            Replay::Duplicate => {
+                let mut b = 4u8;
+                if self.running.contains(&id) {
+                    b |= 32;
+                }
+                if self.kept.values().any(|k| k.req_msg_id == Some(id)) {
+                    b |= 32 | 64;
+                }
+                b
+            }
+            Replay::Fresh => {
+                if self.last_in.is_none_or(|(max, _)| id > max) {
+                    3
+                } else {
+                    2
+                }
+            }
+        }
+    }
+
+    fn drop_answer(&mut self, msg_id: i64, d: functions::RpcDropAnswer) {
+        let req = d.req_msg_id;
+        let answer = if self.running.remove(&req) {
+            tl(&types::RpcAnswerDroppedRunning)
+        } else if let Some((&id, _)) = self.kept.iter().find(|(_, k)| k.req_msg_id == Some(req)) {
+            let k = self.kept.remove(&id);
+            let (seq_no, bytes) = k.map_or((0, 0), |k| {
+                (k.seq_no, i32::try_from(k.body.len()).unwrap_or(i32::MAX))
+            });
+            tl(&types::RpcAnswerDropped {
+                msg_id: id,
+                seq_no,
+                bytes,
+            })
+        } else if let Some(pos) = self.outbox.iter().position(|p| p.req_msg_id == Some(req)) {
+            // Answered but not sent yet: drop it before it goes out.
+            self.outbox.remove(pos);
+            tl(&types::RpcAnswerDroppedRunning)
+        } else {
+            tl(&types::RpcAnswerUnknown)
+        };
+        if let Some(answer) = answer {
+            let body = tl(&types::RpcResult {
+                req_msg_id: msg_id,
+                result: &answer,
+            });
+            self.push_service(body, true, true);
+        }
+    }
+
+    /// Answers a `destroy_session` reported by [`SessionEvent::DestroySession`]: `destroyed`
+    /// says whether that session existed (and is now gone).
+    pub fn answer_destroy_session(&mut self, session_id: i64, destroyed: bool) {
+        let body = if destroyed {
+            tl(&types::DestroySessionOk { session_id })
+        } else {
+            tl(&types::DestroySessionNone { session_id })
+        };
+        self.push_service(body, true, true);
+    }
+
+    fn push_answer(&mut self, req_msg_id: i64, body: Vec<u8>) -> Result<(), SendError> {
+        if self.outbox.len() >= self.config.max_outbox {
+            return Err(SendError::OutboxFull);
+        }
+        self.outbox.push_back(Pending {
+            body,
+            answer: true,
+            content: true,
+            req_msg_id: Some(req_msg_id),
+        });
+        Ok(())
+    }
+
+    /// Answers request `req_msg_id` with `rpc_result` carrying `body` (a TL object; gzipped
+    /// above [`ServerSessionConfig::gzip_threshold`] when that is smaller).
+    pub fn respond(&mut self, req_msg_id: i64, body: &[u8]) -> Result<(), SendError> {
+        if !body.len().is_multiple_of(4) {
+            return Err(SendError::BadBody);
+        }
+        if !self.running.contains(&req_msg_id) {
+            return Err(SendError::UnknownRequest);
+        }
+        if self.outbox.len() >= self.config.max_outbox {
+            return Err(SendError::OutboxFull);
+        }
+        let packed = self
+            .config
+            .gzip_threshold
+            .filter(|&t| body.len() > t)
+            .and_then(|_| {
+                let data = gzip::deflate(body);
+                tl(&types::GzipPacked { packed_data: &data })
+            })
+            .filter(|g| g.len() < body.len());
+        let result = tl(&types::RpcResult {
+            req_msg_id,
+            result: packed.as_deref().unwrap_or(body),
+        })
+        .ok_or(SendError::BadBody)?;
+        self.push_answer(req_msg_id, result)?;
+        self.running.remove(&req_msg_id);
+        Ok(())
+    }
+
+    /// Answers request `req_msg_id` with `rpc_result` carrying `rpc_error`.
+    pub fn respond_error(
+        &mut self,
+        req_msg_id: i64,
+        code: i32,
+        message: &str,
+    ) -> Result<(), SendError> {
+        if !self.running.contains(&req_msg_id) {
+            return Err(SendError::UnknownRequest);
+        }
+        let body = rpc_error_result(req_msg_id, code, message).ok_or(SendError::BadBody)?;
+        self.push_answer(req_msg_id, body)?;
+        self.running.remove(&req_msg_id);
+        Ok(())
+    }
+
+    /// Queues a message that answers nothing (an update), content-related.
+    pub fn push_update(&mut self, body: &[u8]) -> Result<(), SendError> {
+        if !body.len().is_multiple_of(4) {
+            return Err(SendError::BadBody);
+        }
+        if self.outbox.len() >= self.config.max_outbox {
+            return Err(SendError::OutboxFull);
+        }
+        self.outbox.push_back(Pending {
+            body: body.to_vec(),
+            answer: false,
+            content: true,
+            req_msg_id: None,
+        });
+        Ok(())
+    }
+
+    fn keep(&mut self, msg_id: i64, seq_no: i32, p: Pending) {
+        if self.config.max_kept == 0 {
+            return;
+        }
+        while self.kept.len() >= self.config.max_kept {
+            // Oldest first: msg_ids increase.
+            self.kept.pop_first();
+        }
+        self.kept.insert(
+            msg_id,
+            Kept {
+                seq_no,
+                body: p.body,
+                answer: p.answer,
+                req_msg_id: p.req_msg_id,
+            },
+        );
+    }
+
+    /// The next message to send, if any: everything ready, packed into one `msg_container`
+    /// when there are several (acknowledgements included), within the container limits.
+    pub fn poll_message(&mut self, now: Now) -> Option<OutgoingMessage> {
+        let server_nanos = unix_nanos(now);
+        let ack_due = !self.acks.is_empty()
+            && (!self.outbox.is_empty()
+                || self.acks.len() >= self.config.ack_threshold
+                || self.ack_deadline.is_some_and(|d| now.mono >= d));
+        if self.outbox.is_empty() && !ack_due {
+            return None;
+        }
+        // Pick messages for this packet.
+        let mut picked: Vec<Pending> = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(front) = self.outbox.front() {
+            let len = front.body.len().saturating_add(16);
+            let fits = picked.len() < MAX_CONTAINER_MESSAGES.saturating_sub(1)
+                && bytes.saturating_add(len) <= self.config.max_container_bytes;
+            if !picked.is_empty() && !fits {
+                break;
+            }
+            if let Some(p) = self.outbox.pop_front() {
+                bytes = bytes.saturating_add(len);
+                picked.push(p);
+            }
+            if bytes > self.config.max_container_bytes {
+                break; // a big message goes alone
+            }
+        }
+        let acks = if ack_due && (picked.len() < MAX_CONTAINER_MESSAGES.saturating_sub(1)) {
+            let n = self.acks.len().min(MAX_IDS_PER_SERVICE_MESSAGE);
+            let ids: Vec<i64> = self.acks.drain(..n).collect();
+            if self.acks.is_empty() {
+                self.ack_deadline = None;
+            }
+            tl(&types::MsgsAck { msg_ids: ids })
+        } else {
+            None
+        };
+        let mut out: Vec<OutgoingMessage> = Vec::new();
+        let mut any_answer = false;
+        for p in picked {
+            let msg_id = self.ids.next(server_nanos, if p.answer { 1 } else { 3 });
+            let seq_no = self.seq.next(p.content);
+            any_answer |= p.answer;
+            out.push(OutgoingMessage {
+                msg_id,
+                seq_no,
+                body: p.body.clone(),
+            });
+            if p.content {
+                self.keep(msg_id, seq_no, p);
+            }
+        }
+        if let Some(body) = acks {
+            let msg_id = self.ids.next(server_nanos, 3);
+            let seq_no = self.seq.next(false);
+            out.push(OutgoingMessage {
+                msg_id,
+                seq_no,
+                body,
+            });
+        }
+        if out.len() <= 1 {
+            return out.pop();
+        }
+        let mut body = Vec::new();
+        write_container_header(&mut body, out.len());
+        for m in &out {
+            write_inner(
+                &mut body,
+                &OutMessage {
+                    msg_id: m.msg_id,
+                    seq_no: m.seq_no,
+                    body: &m.body,
+                },
+            );
+        }
+        let msg_id = self.ids.next(server_nanos, if any_answer { 1 } else { 3 });
+        let seq_no = self.seq.next(false);
+        Some(OutgoingMessage {
+            msg_id,
+            seq_no,
+            body,
+        })
+    }
+}
+
+fn rpc_error_result(req_msg_id: i64, code: i32, message: &str) -> Option<Vec<u8>> {
+    let err = tl(&types::RpcError {
+        error_code: code,
+        error_message: message.as_bytes(),
+    })?;
+    tl(&types::RpcResult {
+        req_msg_id,
+        result: &err,
+    })
+}
