@@ -1278,3 +1278,708 @@ fn rpc_error_result(req_msg_id: i64, code: i32, message: &str) -> Option<Vec<u8>
         result: &err,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::msgid::msg_id_for_nanos;
+    use crate::time::UnixTime;
+    use crate::tl::schema::Object;
+    use alloc::vec;
+
+    const T0: u64 = 1_764_000_000;
+    const INITIAL_SALT: i64 = 0x1122_3344_5566_7788;
+    const SID: i64 = 0x5e55_1011;
+
+    fn at(secs: u64) -> Now {
+        Now {
+            mono: Instant::from_millis(secs.saturating_sub(T0) * 1000),
+            unix: UnixTime::from_secs(secs),
+        }
+    }
+
+    fn salts() -> ServerSalts {
+        ServerSalts::new([7; 32], INITIAL_SALT, T0 as i64, 3600)
+    }
+
+    /// A hand-driven client: increasing msg_ids from its clock, seq_nos by content-relatedness.
+    struct Client {
+        last: i64,
+        seq: SeqNo,
+        salt: i64,
+    }
+
+    impl Client {
+        fn new() -> Self {
+            Self {
+                last: 0,
+                seq: SeqNo::new(),
+                salt: INITIAL_SALT,
+            }
+        }
+        fn id_at(&mut self, now: Now) -> i64 {
+            let id = (msg_id_for_nanos(now.unix.as_nanos() as i64) & !3).max(self.last + 4);
+            self.last = id;
+            id
+        }
+        fn msg<'a>(&mut self, now: Now, body: &'a [u8], content: bool) -> IncomingMessage<'a> {
+            IncomingMessage {
+                salt: self.salt,
+                session_id: SID,
+                msg_id: self.id_at(now),
+                seq_no: self.seq.next(content),
+                body,
+            }
+        }
+    }
+
+    fn session() -> ServerSession {
+        ServerSession::new(ServerSessionConfig::default(), SID, 0x0abc)
+    }
+
+    /// Every message sent, containers flattened: (msg_id, seq_no, body).
+    fn sent(s: &mut ServerSession, now: Now) -> Vec<(i64, i32, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(m) = s.poll_message(now) {
+            match Object::from_bytes(&m.body).unwrap() {
+                Object::MsgContainer(c) => {
+                    for inner in &c.messages {
+                        assert!(inner.msg_id < m.msg_id, "container id above its messages");
+                        out.push((inner.msg_id, inner.seqno, inner.body.to_vec()));
+                    }
+                }
+                _ => out.push((m.msg_id, m.seq_no, m.body.clone())),
+            }
+        }
+        out
+    }
+
+    fn events(s: &mut ServerSession) -> Vec<SessionEvent> {
+        core::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    fn bad_msgs(out: &[(i64, i32, Vec<u8>)]) -> Vec<(i64, i32)> {
+        out.iter()
+            .filter_map(|(_, _, b)| match Object::from_bytes(b).ok()? {
+                Object::BadMsgNotification(n) => Some((n.bad_msg_id, n.error_code)),
+                Object::BadServerSalt(n) => Some((n.bad_msg_id, n.error_code)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ping(id: i64) -> Vec<u8> {
+        functions::Ping { ping_id: id }.to_vec().unwrap()
+    }
+
+    #[test]
+    fn ping_with_an_even_seq_no_gets_a_pong_after_new_session_created() {
+        let now = at(T0 + 5);
+        let mut s = session();
+        let mut c = Client::new();
+        let body = ping(77);
+        let m = c.msg(now, &body, false); // Pyrogram: ping as non-content-related
+        assert_eq!(m.seq_no, 0);
+        s.handle(now, &salts(), m);
+        assert_eq!(
+            events(&mut s),
+            [SessionEvent::Started { unique_id: 0x0abc }]
+        );
+        let out = sent(&mut s, now);
+        assert_eq!(out.len(), 2, "new_session_created then pong");
+        let Object::NewSessionCreated(n) = Object::from_bytes(&out[0].2).unwrap() else {
+            panic!("first is not new_session_created")
+        };
+        assert_eq!(
+            (n.first_msg_id, n.unique_id, n.server_salt),
+            (m.msg_id, 0x0abc, salts().current(T0 as i64 + 5))
+        );
+        assert_eq!(out[0].0 & 3, 3, "not an answer: msg_id ≡ 3 mod 4");
+        let Object::Pong(p) = Object::from_bytes(&out[1].2).unwrap() else {
+            panic!("not a bare pong")
+        };
+        assert_eq!((p.msg_id, p.ping_id), (m.msg_id, 77));
+        assert_eq!(out[1].0 & 3, 1, "an answer: msg_id ≡ 1 mod 4");
+        assert!(out[0].0 < out[1].0);
+        assert_eq!((out[0].1, out[1].1), (1, 3), "both content-related");
+        // The server's ids carry the server's time.
+        assert_eq!(out[1].0 >> 32, (T0 + 5) as i64);
+    }
+
+    #[test]
+    fn ping_with_an_odd_seq_no_is_fine_too_and_acks_are_not_required_for_pong() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let body = ping(1);
+        s.handle(now, &salts(), c.msg(now, &body, true));
+        assert!(bad_msgs(&sent(&mut s, now)).is_empty());
+    }
+
+    #[test]
+    fn msg_id_checks_give_16_17_18() {
+        let now = at(T0 + 1000);
+        let mut s = session();
+        let body = ping(1);
+        let base = msg_id_for_nanos(now.unix.as_nanos() as i64) & !3;
+        let secs = |n: i64| n << 32;
+        let cases = [
+            (base - secs(301), bad_msg::MSG_ID_TOO_LOW),
+            (base + secs(31), bad_msg::MSG_ID_TOO_HIGH),
+            (base + 2, bad_msg::MSG_ID_BAD_BITS),
+        ];
+        for (id, code) in cases {
+            let m = IncomingMessage {
+                salt: INITIAL_SALT,
+                session_id: SID,
+                msg_id: id,
+                seq_no: 0,
+                body: &body,
+            };
+            s.handle(now, &salts(), m);
+            let out = sent(&mut s, now);
+            assert_eq!(bad_msgs(&out), [(id, code)]);
+            // The notification's own id carries server time.
+            assert_eq!(out[0].0 >> 32, (T0 + 1000) as i64);
+        }
+        // Just inside the window: accepted.
+        for id in [base - secs(299), base + secs(29)] {
+            let m = IncomingMessage {
+                salt: INITIAL_SALT,
+                session_id: SID,
+                msg_id: id,
+                seq_no: 0,
+                body: &body,
+            };
+            s.handle(now, &salts(), m);
+            assert!(bad_msgs(&sent(&mut s, now)).is_empty(), "{id:x}");
+        }
+        assert!(s.is_started());
+    }
+
+    #[test]
+    fn seq_no_parity_mistakes_give_34_and_35() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        // A request (content-related) with an even seq_no: 35.
+        let m = c.msg(now, &request, false);
+        s.handle(now, &salts(), m);
+        assert_eq!(
+            bad_msgs(&sent(&mut s, now)),
+            [(m.msg_id, bad_msg::EXPECTED_ODD)]
+        );
+        // msgs_ack (never content-related) with an odd seq_no: 34.
+        let ack = types::MsgsAck { msg_ids: vec![1] }.to_vec().unwrap();
+        let m = c.msg(now, &ack, true);
+        s.handle(now, &salts(), m);
+        assert_eq!(
+            bad_msgs(&sent(&mut s, now)),
+            [(m.msg_id, bad_msg::EXPECTED_EVEN)]
+        );
+        assert!(
+            events(&mut s)
+                .iter()
+                .all(|e| !matches!(e, SessionEvent::Request { .. }))
+        );
+    }
+
+    #[test]
+    fn seq_no_order_mistakes_give_32_and_33() {
+        let now = at(T0);
+        let mut s = session();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let base = msg_id_for_nanos(now.unix.as_nanos() as i64) & !3;
+        let send = |s: &mut ServerSession, id: i64, seq: i32| {
+            s.handle(
+                now,
+                &salts(),
+                IncomingMessage {
+                    salt: INITIAL_SALT,
+                    session_id: SID,
+                    msg_id: id,
+                    seq_no: seq,
+                    body: &request,
+                },
+            );
+            bad_msgs(&sent(s, now))
+        };
+        assert!(send(&mut s, base + 40, 7).is_empty());
+        // A later msg_id with the same (or a lower) seq_no: too low.
+        assert_eq!(send(&mut s, base + 44, 7), [(base + 44, 32)]);
+        assert_eq!(send(&mut s, base + 48, 5), [(base + 48, 32)]);
+        // An earlier msg_id with a higher seq_no: too high.
+        assert_eq!(send(&mut s, base + 36, 9), [(base + 36, 33)]);
+        // Earlier id, lower seq_no (a message overtaken on the way): fine.
+        assert!(send(&mut s, base + 32, 5).is_empty());
+        assert!(send(&mut s, base + 52, 9).is_empty());
+    }
+
+    fn container(id_seq_body: &[(i64, i32, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_container_header(&mut out, id_seq_body.len());
+        for &(msg_id, seq_no, body) in id_seq_body {
+            write_inner(
+                &mut out,
+                &OutMessage {
+                    msg_id,
+                    seq_no,
+                    body,
+                },
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn bad_containers_give_64_and_nothing_inside_is_processed() {
+        let now = at(T0);
+        let base = msg_id_for_nanos(now.unix.as_nanos() as i64) & !3;
+        let request: &[u8] = &[0x11, 0x22, 0x33, 0x44];
+        let nested = container(&[(base + 4, 1, request)]);
+        let bad: [(&str, Vec<u8>); 3] = [
+            (
+                "nested",
+                container(&[(base + 8, 1, request), (base + 12, 2, &nested)]),
+            ),
+            ("inner id above", container(&[(base + 20, 1, request)])),
+            (
+                "duplicate inner ids",
+                container(&[(base + 8, 1, request), (base + 8, 3, request)]),
+            ),
+        ];
+        for (what, body) in bad {
+            let mut s = session();
+            let m = IncomingMessage {
+                salt: INITIAL_SALT,
+                session_id: SID,
+                msg_id: base + 16,
+                seq_no: 4,
+                body: &body,
+            };
+            s.handle(now, &salts(), m);
+            let out = sent(&mut s, now);
+            assert_eq!(bad_msgs(&out), [(base + 16, 64)], "{what}");
+            assert!(
+                events(&mut s)
+                    .iter()
+                    .all(|e| !matches!(e, SessionEvent::Request { .. }))
+            );
+            assert!(!s.is_started(), "{what}");
+        }
+        // A good one: both requests reach the application, new_session_created names the
+        // lowest inner id, both are acknowledged.
+        let mut s = session();
+        let body = container(&[(base + 8, 1, request), (base + 12, 3, request)]);
+        let m = IncomingMessage {
+            salt: INITIAL_SALT,
+            session_id: SID,
+            msg_id: base + 16,
+            seq_no: 4,
+            body: &body,
+        };
+        s.handle(now, &salts(), m);
+        let ev = events(&mut s);
+        let reqs: Vec<i64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Request { msg_id, .. } => Some(*msg_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reqs, [base + 8, base + 12]);
+        let out = sent(&mut s, at(T0 + 1));
+        let Object::NewSessionCreated(n) = Object::from_bytes(&out[0].2).unwrap() else {
+            panic!()
+        };
+        assert_eq!(n.first_msg_id, base + 8);
+        let acked: Vec<i64> = out
+            .iter()
+            .filter_map(|(_, _, b)| match Object::from_bytes(b).ok()? {
+                Object::MsgsAck(a) => Some(a.msg_ids),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(acked, [base + 8, base + 12]);
+    }
+
+    #[test]
+    fn a_wrong_salt_gets_bad_server_salt_with_the_current_salt() {
+        let now = at(T0 + 2 * 3600 + 10);
+        let mut s = session();
+        let mut c = Client::new();
+        let body = ping(5);
+        // The handshake salt expired with the key's first period.
+        let m = c.msg(now, &body, true);
+        s.handle(now, &salts(), m);
+        let out = sent(&mut s, now);
+        let Object::BadServerSalt(b) = Object::from_bytes(&out[0].2).unwrap() else {
+            panic!("no bad_server_salt")
+        };
+        let current = salts().current(now.unix.as_secs() as i64);
+        assert_eq!(
+            (b.bad_msg_id, b.error_code, b.new_server_salt),
+            (m.msg_id, 48, current)
+        );
+        assert!(!s.is_started());
+        // With the new salt the same ping (new msg_id) goes through.
+        c.salt = b.new_server_salt;
+        s.handle(now, &salts(), c.msg(now, &body, true));
+        assert!(bad_msgs(&sent(&mut s, now)).is_empty());
+    }
+
+    #[test]
+    fn salts_follow_sha256_of_seed_and_period() {
+        // Independent computation (Python):
+        //   hashlib.sha256(bytes([7]*32) + (490000).to_bytes(8,'little')).digest()[:8]
+        //   read as a little-endian signed 64-bit integer.
+        let s = salts();
+        let expected = i64::from_le_bytes(
+            crate::crypto::sha256(&[&[7u8; 32], &490_000i64.to_le_bytes()])[..8]
+                .try_into()
+                .unwrap(),
+        );
+        assert_eq!(s.current(490_000 * 3600 + 5), expected);
+        assert!(s.is_valid(expected, 490_000 * 3600 + 5));
+        assert!(
+            s.is_valid(expected, 490_001 * 3600 + 5),
+            "previous period's salt"
+        );
+        assert!(!s.is_valid(expected, 490_002 * 3600 + 5));
+        let f = s.future(490_000 * 3600 + 5, 3);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].salt, expected);
+        assert_eq!(f[1].valid_since, f[0].valid_until);
+    }
+
+    #[test]
+    fn get_future_salts_is_answered_with_future_salts() {
+        let now = at(T0 + 7);
+        let mut s = session();
+        let mut c = Client::new();
+        let body = functions::GetFutureSalts { num: 1000 }.to_vec().unwrap();
+        let m = c.msg(now, &body, true);
+        s.handle(now, &salts(), m);
+        let out = sent(&mut s, now);
+        let fs = out
+            .iter()
+            .find_map(|(id, _, b)| match Object::from_bytes(b).ok()? {
+                Object::FutureSalts(f) => Some((*id, f)),
+                _ => None,
+            })
+            .expect("future_salts");
+        assert_eq!(fs.0 & 3, 1);
+        assert_eq!(fs.1.req_msg_id, m.msg_id);
+        assert_eq!(fs.1.now, (T0 + 7) as i32);
+        assert_eq!(fs.1.salts.len(), 64, "capped");
+        assert_eq!(fs.1.salts[0].salt, salts().current((T0 + 7) as i64));
+    }
+
+    fn rpc_results(out: &[(i64, i32, Vec<u8>)]) -> Vec<(i64, Vec<u8>)> {
+        out.iter()
+            .filter_map(|(_, _, b)| match Object::from_bytes(b).ok()? {
+                Object::RpcResult(r) => Some((r.req_msg_id, r.result.to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rpc_drop_answer_running_sent_and_unknown() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        let b = c.msg(now, &request, true);
+        s.handle(now, &salts(), b);
+        s.respond(b.msg_id, &[1, 0, 0, 0]).unwrap();
+        let out = sent(&mut s, now);
+        let b_answer = out
+            .iter()
+            .find(|(_, _, body)| rpc_results(&[(0, 0, body.clone())]).len() == 1)
+            .cloned()
+            .unwrap();
+        let drop = |id| {
+            functions::RpcDropAnswer { req_msg_id: id }
+                .to_vec()
+                .unwrap()
+        };
+        let (da, db, dx) = (drop(a.msg_id), drop(b.msg_id), drop(12345 << 2));
+        let ma = c.msg(now, &da, true);
+        s.handle(now, &salts(), ma);
+        let mb = c.msg(now, &db, true);
+        s.handle(now, &salts(), mb);
+        let mx = c.msg(now, &dx, true);
+        s.handle(now, &salts(), mx);
+        let results = rpc_results(&sent(&mut s, now));
+        let by_req = |id| {
+            results
+                .iter()
+                .find(|(r, _)| *r == id)
+                .map(|(_, b)| Object::from_bytes(b).unwrap())
+                .unwrap()
+        };
+        assert!(matches!(
+            by_req(ma.msg_id),
+            Object::RpcAnswerDroppedRunning(_)
+        ));
+        let Object::RpcAnswerDropped(d) = by_req(mb.msg_id) else {
+            panic!("not rpc_answer_dropped")
+        };
+        assert_eq!((d.msg_id, d.seq_no), (b_answer.0, b_answer.1));
+        assert_eq!(d.bytes as usize, b_answer.2.len());
+        assert!(matches!(by_req(mx.msg_id), Object::RpcAnswerUnknown(_)));
+        // The dropped running request can no longer be answered.
+        assert_eq!(s.respond(a.msg_id, &[0; 4]), Err(SendError::UnknownRequest));
+    }
+
+    #[test]
+    fn answers_are_kept_until_acked_and_resent_on_resume_with_fresh_ids() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        s.respond(a.msg_id, &[9, 0, 0, 0]).unwrap();
+        let first = sent(&mut s, now);
+        let first_id = first
+            .iter()
+            .find(|(_, _, b)| !rpc_results(&[(0, 0, b.clone())]).is_empty())
+            .unwrap()
+            .0;
+        assert_eq!(s.kept_len(), 2, "new_session_created and the answer");
+        s.resume();
+        let again = sent(&mut s, at(T0 + 1));
+        let results: Vec<_> = again
+            .iter()
+            .filter(|(_, _, b)| !rpc_results(&[(0, 0, b.clone())]).is_empty())
+            .collect();
+        assert_eq!(results.len(), 1);
+        assert!(results[0].0 > first_id, "fresh msg_id");
+        assert_eq!(rpc_results(&again)[0], (a.msg_id, vec![9, 0, 0, 0]));
+        // Acknowledging everything empties the kept set.
+        let ack = types::MsgsAck {
+            msg_ids: again.iter().map(|m| m.0).collect(),
+        }
+        .to_vec()
+        .unwrap();
+        s.handle(now, &salts(), c.msg(now, &ack, false));
+        assert_eq!(s.kept_len(), 0);
+    }
+
+    #[test]
+    fn kept_answers_are_capped_oldest_first() {
+        let now = at(T0);
+        let config = ServerSessionConfig {
+            max_kept: 3,
+            ..ServerSessionConfig::default()
+        };
+        let mut s = ServerSession::new(config, SID, 1);
+        let mut c = Client::new();
+        let body = ping(1);
+        for _ in 0..10 {
+            s.handle(now, &salts(), c.msg(now, &body, true));
+            sent(&mut s, now);
+        }
+        assert_eq!(s.kept_len(), 3);
+        s.resume();
+        let pongs: Vec<i64> = sent(&mut s, now)
+            .iter()
+            .filter_map(|(_, _, b)| match Object::from_bytes(b).ok()? {
+                Object::Pong(p) => Some(p.msg_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pongs.len(), 3);
+        assert_eq!(pongs[2], c.last, "the newest are kept");
+    }
+
+    #[test]
+    fn a_duplicate_is_ignored_and_its_kept_answer_sent_again() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        s.respond(a.msg_id, &[3, 0, 0, 0]).unwrap();
+        sent(&mut s, now);
+        events(&mut s);
+        s.handle(now, &salts(), a);
+        let ev = events(&mut s);
+        assert_eq!(
+            ev,
+            [SessionEvent::Rejected {
+                msg_id: a.msg_id,
+                reason: Rejection::Duplicate
+            }]
+        );
+        assert_eq!(
+            rpc_results(&sent(&mut s, now)),
+            [(a.msg_id, vec![3, 0, 0, 0])]
+        );
+    }
+
+    #[test]
+    fn msgs_state_req_reports_received_running_and_unknown() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        let future = a.msg_id + (100 << 2);
+        let q = types::MsgsStateReq {
+            msg_ids: vec![a.msg_id, a.msg_id - 4, future],
+        }
+        .to_vec()
+        .unwrap();
+        let m = c.msg(now, &q, true);
+        s.handle(now, &salts(), m);
+        let info = sent(&mut s, now)
+            .iter()
+            .find_map(|(_, _, b)| match Object::from_bytes(b).ok()? {
+                Object::MsgsStateInfo(i) => Some((i.req_msg_id, i.info.to_vec())),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(info, (m.msg_id, vec![4 | 32, 2, 3]));
+    }
+
+    #[test]
+    fn gzip_requests_are_inflated_and_bombs_refused() {
+        let now = at(T0);
+        let config = ServerSessionConfig {
+            max_inflate: 1 << 16,
+            ..ServerSessionConfig::default()
+        };
+        let mut s = ServerSession::new(config, SID, 1);
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44].repeat(100);
+        let data = gzip::deflate(&request);
+        let packed = types::GzipPacked { packed_data: &data }.to_vec().unwrap();
+        let m = c.msg(now, &packed, true);
+        s.handle(now, &salts(), m);
+        assert!(events(&mut s).contains(&SessionEvent::Request {
+            msg_id: m.msg_id,
+            body: request.clone()
+        }));
+        let bomb = gzip::deflate(&vec![0u8; 1 << 20]);
+        let packed = types::GzipPacked { packed_data: &bomb }.to_vec().unwrap();
+        let m = c.msg(now, &packed, true);
+        s.handle(now, &salts(), m);
+        assert!(events(&mut s).iter().any(|e| matches!(
+            e,
+            SessionEvent::Rejected {
+                reason: Rejection::Gzip(gzip::GzipError::TooLarge { .. }),
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn large_answers_are_gzipped() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        let big = [0x55u8, 0, 0, 0].repeat(10_000);
+        s.respond(a.msg_id, &big).unwrap();
+        let (_, result) = rpc_results(&sent(&mut s, now)).remove(0);
+        let Object::GzipPacked(g) = Object::from_bytes(&result).unwrap() else {
+            panic!("not gzipped")
+        };
+        assert_eq!(gzip::inflate(g.packed_data, 1 << 20).unwrap(), big);
+    }
+
+    #[test]
+    fn a_million_acks_and_a_full_outbox_stay_bounded() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let ack = types::MsgsAck {
+            msg_ids: (0..1_000_000).collect(),
+        }
+        .to_vec()
+        .unwrap();
+        s.handle(now, &salts(), c.msg(now, &ack, false));
+        assert_eq!(s.kept_len(), 0);
+        // Nobody polls: pings, acks and requests pile up only to their caps.
+        let body = ping(1);
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        for i in 0..5000 {
+            let later = at(T0 + i / 100);
+            s.handle(later, &salts(), c.msg(later, &body, true));
+            s.handle(later, &salts(), c.msg(later, &request, true));
+            events(&mut s);
+        }
+        let d = ServerSessionConfig::default();
+        assert!(s.outbox_len() <= d.max_outbox);
+        assert!(s.running_len() <= d.max_running);
+        assert!(s.pending_acks() <= d.max_pending_acks);
+        assert_eq!(s.push_update(&[0; 4]), Err(SendError::OutboxFull));
+    }
+
+    #[test]
+    fn destroy_session_of_the_current_session_is_none_others_go_to_the_caller() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let own = functions::DestroySession { session_id: SID }
+            .to_vec()
+            .unwrap();
+        let other = functions::DestroySession { session_id: 99 }
+            .to_vec()
+            .unwrap();
+        s.handle(now, &salts(), c.msg(now, &own, true));
+        let m = c.msg(now, &other, true);
+        s.handle(now, &salts(), m);
+        assert!(events(&mut s).contains(&SessionEvent::DestroySession {
+            req_msg_id: m.msg_id,
+            session_id: 99
+        }));
+        s.answer_destroy_session(99, true);
+        let out = sent(&mut s, now);
+        let kinds: Vec<_> = out
+            .iter()
+            .filter_map(|(_, _, b)| match Object::from_bytes(b).ok()? {
+                Object::DestroySessionNone(d) => Some((false, d.session_id)),
+                Object::DestroySessionOk(d) => Some((true, d.session_id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, [(false, SID), (true, 99)]);
+    }
+
+    #[test]
+    fn acks_wait_for_the_timer_or_a_piggyback() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        s.handle(now, &salts(), c.msg(now, &request, true));
+        sent(&mut s, now); // new_session_created (and the ack piggybacked)
+        let m = c.msg(now, &request, true);
+        s.handle(now, &salts(), m);
+        assert!(s.poll_message(now).is_none(), "a lone ack waits");
+        let due = s.poll_timeout().unwrap();
+        let later = Now {
+            mono: due,
+            unix: now.unix,
+        };
+        let out = sent(&mut s, later);
+        let Object::MsgsAck(a) = Object::from_bytes(&out[0].2).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.msg_ids, [m.msg_id]);
+        assert_eq!(out[0].1 & 1, 0, "acks are not content-related");
+        assert!(s.poll_timeout().is_none());
+    }
+}
