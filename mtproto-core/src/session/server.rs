@@ -597,10 +597,15 @@ impl ServerSession {
     }
 
     /// Queues every kept (unacknowledged) message for re-sending, with fresh msg_ids: call it
-    /// when the session continues on a new connection.
+    /// when the session continues on a new connection. An unacknowledged `new_session_created`
+    /// is not repeated: the session continues, and a second notice would make the client
+    /// assume a gap that did not happen.
     pub fn resume(&mut self) {
         let kept = core::mem::take(&mut self.kept);
-        for (i, (_, k)) in kept.into_iter().enumerate() {
+        let again = kept.into_iter().filter(|(_, k)| {
+            constructor(&k.body) != Some(types::NewSessionCreated::CONSTRUCTOR_ID)
+        });
+        for (i, (_, k)) in again.enumerate() {
             let p = Pending {
                 body: k.body,
                 answer: k.answer,
