@@ -824,3 +824,110 @@ fn pfs_temp_key_is_restricted_until_bound_then_serves_requests() {
     };
     assert_eq!(e.error_code, 400);
 }
+
+#[test]
+fn the_memory_store_caps_parked_sessions_per_key_and_in_total() {
+    use mtproto::core::session::server::{ServerSession, ServerSessionConfig};
+    let session = |id| ServerSession::new(ServerSessionConfig::default(), id, 0);
+    let mut store = MemoryKeyStore::new(10, 5).with_max_sessions_per_key(3);
+    // One key opening many sessions only pushes out its own oldest.
+    store.put_session(1, session(100));
+    for id in 0..10 {
+        store.put_session(2, session(id));
+    }
+    assert_eq!(store.session_count(), 4);
+    assert!(store.has_session(1, 100), "another key's session survives");
+    assert!((7..10).all(|id| store.has_session(2, id)));
+    // Over the total cap the oldest of all goes.
+    store.put_session(3, session(1));
+    store.put_session(4, session(1));
+    assert_eq!(store.session_count(), 5);
+    assert!(!store.has_session(1, 100));
+    // Taking a session out and putting it back does not count twice.
+    let s = store.take_session(4, 1).unwrap();
+    store.put_session(4, s);
+    assert_eq!(store.session_count(), 5);
+}
+
+#[test]
+fn an_expired_temporary_key_is_unknown() {
+    let store: Store = Rc::default();
+    let mut clock = Clock(0);
+    let mut server = new_server(&store, 17);
+    let mut client = Client::connect(Kind::Plain(Framing::Intermediate), 17, &mut server, clock);
+    client.handshake(&mut server, clock, Some(30));
+    client.send(&mut server, clock, &app_request(1), true);
+    assert_eq!(requests(&events(&mut server)).len(), 0, "unbound: refused");
+    assert!(!server.is_closed());
+    clock.advance_secs(31);
+    client.send(&mut server, clock, &app_request(2), true);
+    let evs = client.receive(&mut server, clock);
+    assert!(
+        matches!(evs.last(), Some(Ev::TransportError(-404))),
+        "{evs:?}"
+    );
+    assert!(matches!(
+        server.close_reason(),
+        Some(CloseReason::UnknownAuthKey { .. })
+    ));
+}
+
+#[test]
+fn destroy_session_forgets_a_parked_session() {
+    let store: Store = Rc::default();
+    let clock = Clock(0);
+    let mut first = new_server(&store, 18);
+    let mut c1 = Client::connect(Kind::Plain(Framing::Abridged), 18, &mut first, clock);
+    let key = c1.handshake(&mut first, clock, None);
+    c1.send(&mut first, clock, &app_request(1), true);
+    let old_session = c1.session_id;
+    first.close();
+    let key_id = key.auth_key.id() as i64;
+    assert!(store.borrow().has_session(key_id, old_session));
+
+    let mut second = new_server(&store, 19);
+    let mut c2 = Client::connect(Kind::Plain(Framing::Abridged), 19, &mut second, clock);
+    c2.key = c1.key.clone();
+    c2.salt = c1.salt;
+    let d = |sid| {
+        functions::DestroySession { session_id: sid }
+            .to_vec()
+            .unwrap()
+    };
+    c2.send(&mut second, clock, &d(old_session), true);
+    c2.send(&mut second, clock, &d(old_session), true);
+    let answers: Vec<(bool, i64)> = c2
+        .messages(&mut second, clock)
+        .iter()
+        .filter_map(|m| match m.object() {
+            Object::DestroySessionOk(d) => Some((true, d.session_id)),
+            Object::DestroySessionNone(d) => Some((false, d.session_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, [(true, old_session), (false, old_session)]);
+    assert!(!store.borrow().has_session(key_id, old_session));
+}
+
+#[test]
+fn debug_output_shows_no_key_material() {
+    let store: Store = Rc::default();
+    let clock = Clock(0);
+    let mut server = new_server(&store, 20);
+    let mut client = Client::connect(Kind::Plain(Framing::Abridged), 20, &mut server, clock);
+    let key = client.handshake(&mut server, clock, None);
+    client.send(&mut server, clock, &app_request(1), true);
+    let key_bytes = format!("{:?}", &key.auth_key.as_bytes()[..6]);
+    let key_bytes = key_bytes.trim_matches(|c| c == '[' || c == ']');
+    let shown = format!(
+        "{server:?} {:?} {:?} {:?}",
+        store.borrow(),
+        store.get(key.auth_key.id() as i64),
+        events(&mut server)
+    );
+    assert!(!shown.contains(key_bytes), "{shown}");
+    assert!(
+        !shown.contains("salt_seed") && !shown.contains("seed:"),
+        "{shown}"
+    );
+}

@@ -209,6 +209,9 @@ pub trait KeyStore {
     fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool;
 }
 
+/// Default cap on the sessions [`MemoryKeyStore`] parks per auth key.
+pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 64;
+
 /// An in-memory [`KeyStore`] with caps on keys and parked sessions.
 #[derive(Debug)]
 pub struct MemoryKeyStore {
@@ -217,6 +220,7 @@ pub struct MemoryKeyStore {
     stamp: u64,
     max_keys: usize,
     max_sessions: usize,
+    max_sessions_per_key: usize,
 }
 
 impl Default for MemoryKeyStore {
@@ -228,7 +232,9 @@ impl Default for MemoryKeyStore {
 impl MemoryKeyStore {
     /// A store of at most `max_keys` keys (more are refused with [`StoreError::Full`]; expired
     /// temporary keys are purged first) and `max_sessions` parked sessions (beyond it the
-    /// session parked longest ago is forgotten; its client gets `new_session_created`).
+    /// session parked longest ago is forgotten; its client gets `new_session_created`), at
+    /// most [`DEFAULT_MAX_SESSIONS_PER_KEY`] of them per key (beyond it that key's oldest goes,
+    /// so one key cannot push out the sessions of others).
     /// A parked session takes about `8 KiB` (replay window) plus its kept answers.
     pub fn new(max_keys: usize, max_sessions: usize) -> Self {
         Self {
@@ -237,6 +243,31 @@ impl MemoryKeyStore {
             stamp: 0,
             max_keys,
             max_sessions,
+            max_sessions_per_key: DEFAULT_MAX_SESSIONS_PER_KEY,
+        }
+    }
+
+    /// Sets the most sessions parked per key.
+    pub fn with_max_sessions_per_key(mut self, max: usize) -> Self {
+        self.max_sessions_per_key = max;
+        self
+    }
+
+    /// Whether a session is parked.
+    pub fn has_session(&self, auth_key_id: i64, session_id: i64) -> bool {
+        self.sessions.contains_key(&(auth_key_id, session_id))
+    }
+
+    /// Forgets the session parked longest ago among those `filter` selects.
+    fn evict_oldest(&mut self, filter: impl Fn(&(i64, i64)) -> bool) {
+        let oldest = self
+            .sessions
+            .iter()
+            .filter(|(k, _)| filter(k))
+            .min_by_key(|(_, (stamp, _))| *stamp)
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            self.sessions.remove(&k);
         }
     }
 
@@ -307,18 +338,19 @@ impl KeyStore for MemoryKeyStore {
     }
 
     fn put_session(&mut self, auth_key_id: i64, session: ServerSession) {
-        if self.max_sessions == 0 {
+        if self.max_sessions == 0 || self.max_sessions_per_key == 0 {
             return;
         }
         let slot = (auth_key_id, session.session_id());
-        if !self.sessions.contains_key(&slot) && self.sessions.len() >= self.max_sessions {
-            let oldest = self
+        if !self.sessions.contains_key(&slot) {
+            let of_key = self
                 .sessions
-                .iter()
-                .min_by_key(|(_, (stamp, _))| *stamp)
-                .map(|(k, _)| *k);
-            if let Some(k) = oldest {
-                self.sessions.remove(&k);
+                .range((auth_key_id, i64::MIN)..=(auth_key_id, i64::MAX))
+                .count();
+            if of_key >= self.max_sessions_per_key {
+                self.evict_oldest(|(k, _)| *k == auth_key_id);
+            } else if self.sessions.len() >= self.max_sessions {
+                self.evict_oldest(|_| true);
             }
         }
         self.stamp = self.stamp.wrapping_add(1);

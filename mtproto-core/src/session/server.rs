@@ -1987,4 +1987,45 @@ mod tests {
         assert_eq!(out[0].1 & 1, 0, "acks are not content-related");
         assert!(s.poll_timeout().is_none());
     }
+
+    #[test]
+    fn msg_resend_req_and_msg_resend_ans_req_resend_kept_messages() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        s.respond(a.msg_id, &[5, 0, 0, 0]).unwrap();
+        let out = sent(&mut s, now);
+        let answer_id = out
+            .iter()
+            .find(|(_, _, b)| !rpc_results(&[(0, 0, b.clone())]).is_empty())
+            .unwrap()
+            .0;
+        let by_server_id = types::MsgResendReq {
+            msg_ids: vec![answer_id, 12345 << 2],
+        }
+        .to_vec()
+        .unwrap();
+        s.handle(now, &salts(), c.msg(now, &by_server_id, true));
+        let again = sent(&mut s, now);
+        assert_eq!(rpc_results(&again), [(a.msg_id, vec![5, 0, 0, 0])]);
+        let by_request_id = types::MsgResendAnsReq {
+            msg_ids: vec![a.msg_id],
+        }
+        .to_vec()
+        .unwrap();
+        s.handle(now, &salts(), c.msg(now, &by_request_id, true));
+        assert_eq!(
+            rpc_results(&sent(&mut s, now)),
+            [(a.msg_id, vec![5, 0, 0, 0])]
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_salt_seed() {
+        let shown = alloc::format!("{:?} {:?}", salts(), session());
+        assert!(!shown.contains("7, 7"), "{shown}");
+    }
 }
