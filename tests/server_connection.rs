@@ -931,3 +931,160 @@ fn debug_output_shows_no_key_material() {
         "{shown}"
     );
 }
+
+/// Hostile plaintexts that pass msg_key (encrypted under the real key): random bodies, random
+/// service constructors with garbage after them, containers and gzip of the same, random
+/// msg_ids/seq_nos/salts/session_ids. Nothing panics, the connection stays open (a bad message
+/// in a valid session is never fatal) and every queue stays within its cap.
+#[test]
+fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
+    use mtproto::core::session::container::{OutMessage, write_container_header, write_inner};
+    use mtproto::core::session::gzip;
+    const SERVICE: [u32; 14] = [
+        0x62d6b459, // msgs_ack
+        0x7abe77ec, // ping
+        0xf3427b8c, // ping_delay_disconnect
+        0xda69fb52, // msgs_state_req
+        0x7d861a08, // msg_resend_req
+        0x8610baeb, // msg_resend_ans_req
+        0xb921bd04, // get_future_salts
+        0xe7512126, // destroy_session
+        0x58e4a740, // rpc_drop_answer
+        0x73f1f8dc, // msg_container
+        0x3072cfa1, // gzip_packed
+        0xe06046b2, // msg_copy
+        0xcdd42a05, // auth.bindTempAuthKey
+        0x9299359f, // http_wait
+    ];
+    let store: Store = Rc::default();
+    let mut clock = Clock(0);
+    let mut server = new_server(&store, 21);
+    let kind = Kind::Plain(Framing::Intermediate);
+    let mut client = Client::connect(kind, 21, &mut server, clock);
+    client.handshake(&mut server, clock, None);
+    let mut reconnects = 0;
+    let seed = 0xf00d;
+    let mut rng = common::rng(seed);
+    let body_of = |rng: &mut ChaCha20Rng, depth: u32| -> Vec<u8> {
+        let len = (rng.next_u32() % 24) as usize * 4;
+        let mut b = vec![0u8; len];
+        rng.fill_bytes(&mut b);
+        if rng.next_u32() % 4 != 0 {
+            let ctor = SERVICE[rng.next_u32() as usize % SERVICE.len()];
+            b.splice(0..0, ctor.to_le_bytes());
+            // Plausible small vector/count fields right after the constructor.
+            if rng.next_u32() % 2 == 0 {
+                let n = rng.next_u32() % 4;
+                let at = 4.min(b.len());
+                b.splice(at..at, [0x15, 0xc4, 0xb5, 0x1c]);
+                b.splice(at + 4..at + 4, n.to_le_bytes());
+            }
+        }
+        if depth == 0 && rng.next_u32() % 8 == 0 {
+            let packed = gzip::deflate(&b);
+            b = types::GzipPacked {
+                packed_data: &packed,
+            }
+            .to_vec()
+            .unwrap();
+        }
+        b
+    };
+    let mut seen = (0, 0, 0); // requests, rejected messages, new sessions
+    let mut reasons = std::collections::BTreeMap::<String, u32>::new();
+    for i in 0..3000u32 {
+        if i % 500 == 0 {
+            clock.advance_secs(1);
+            server.handle_timeout(clock.now());
+        }
+        let body = if rng.next_u32() % 5 == 0 {
+            let n = rng.next_u32() % 6;
+            let mut c = Vec::new();
+            write_container_header(&mut c, n as usize);
+            for _ in 0..n {
+                let inner = body_of(&mut rng, 1);
+                let id = client.msg_id(clock) - 4 * (rng.next_u32() % 3) as i64;
+                let seq = (rng.next_u32() % 64) as i32;
+                write_inner(
+                    &mut c,
+                    &OutMessage {
+                        msg_id: id,
+                        seq_no: seq,
+                        body: &inner,
+                    },
+                );
+            }
+            c
+        } else {
+            body_of(&mut rng, 0)
+        };
+        let mut id = client.msg_id(clock);
+        if rng.next_u32() % 10 == 0 {
+            // ≡ 2 mod 4 (still even for the cipher), or 1000 s in the past.
+            id += 2 * (rng.next_u32() % 2) as i64 - (((rng.next_u32() % 2) as i64 * 1000) << 32);
+        }
+        // Mostly a plausible seq_no (either parity), sometimes a random one.
+        let seq = if rng.next_u32() % 10 == 0 {
+            (client.seq.count() * 2 + (rng.next_u32() % 4) as i32 - 2).max(0)
+        } else {
+            client.seq.next(rng.next_u32() % 2 == 0)
+        };
+        if rng.next_u32() % 50 == 0 {
+            client.session_id = rng.next_u64() as i64;
+            client.seq = SeqNo::new();
+        }
+        let salt = client.salt;
+        if rng.next_u32() % 20 == 0 {
+            client.salt = rng.next_u64() as i64;
+        }
+        client.send_with(&mut server, clock, &body, id, seq);
+        client.salt = salt;
+        // The application polls only now and then.
+        if i % 7 == 0 {
+            for e in events(&mut server) {
+                match e {
+                    ServerEvent::Request { id, .. } => {
+                        seen.0 += 1;
+                        let _ = server.respond(clock.now(), id, &[1, 0, 0, 0]);
+                    }
+                    ServerEvent::MessageRejected { reason, .. } => {
+                        seen.1 += 1;
+                        *reasons.entry(format!("{reason:?}")).or_insert(0) += 1;
+                    }
+                    ServerEvent::NewSession { .. } => seen.2 += 1,
+                    _ => {}
+                }
+            }
+        }
+        if i % 3 == 0 {
+            let mut sink = Vec::new();
+            server.poll_transmit(clock.now(), &mut sink);
+        }
+        if server.is_closed() {
+            // Only a (fuzzed) ping_delay_disconnect may end it: reconnect, same key.
+            assert_eq!(
+                server.close_reason(),
+                Some(CloseReason::PingDelayDisconnect),
+                "seed {seed:#x}, message {i}"
+            );
+            reconnects += 1;
+            server = new_server(&store, 1000 + u64::from(i));
+            let mut next = Client::connect(kind, 2000 + u64::from(i), &mut server, clock);
+            next.key = client.key.take();
+            (next.salt, next.session_id, next.last_id) =
+                (client.salt, client.session_id, client.last_id);
+            next.seq = client.seq;
+            client = next;
+        }
+        assert!(server.pending_events() <= 1024, "seed {seed:#x}");
+    }
+    assert!(
+        store.borrow().session_count() <= 64,
+        "parked sessions per key capped"
+    );
+    assert!(
+        seen.0 > 100 && seen.1 > 100 && seen.2 > 10,
+        "{seen:?} {reasons:?}: the input reaches every path"
+    );
+    eprintln!("requests, rejected, new sessions: {seen:?}; {reconnects} reconnects");
+}
