@@ -1088,3 +1088,37 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
     );
     eprintln!("requests, rejected, new sessions: {seen:?}; {reconnects} reconnects");
 }
+
+#[test]
+fn an_answer_given_after_the_connection_died_reaches_the_client_on_the_next_one() {
+    let store: Store = Rc::default();
+    let clock = Clock(0);
+    let mut first = new_server(&store, 22);
+    let mut c1 = Client::connect(Kind::Plain(Framing::Full), 22, &mut first, clock);
+    c1.handshake(&mut first, clock, None);
+    let req = c1.send(&mut first, clock, &app_request(1), true);
+    c1.messages(&mut first, clock);
+    let (rid, _) = requests(&events(&mut first)).remove(0);
+    first.close();
+    // The application answers late, through the closed connection: parked with the session.
+    first.respond(clock.now(), rid, &[7, 7, 7, 7]).unwrap();
+    drop(first);
+    let mut second = new_server(&store, 23);
+    let mut c2 = Client::connect(Kind::Plain(Framing::Full), 23, &mut second, clock);
+    c2.key = c1.key.clone();
+    (c2.salt, c2.session_id, c2.last_id, c2.seq) = (c1.salt, c1.session_id, c1.last_id, c1.seq);
+    c2.send(
+        &mut second,
+        clock,
+        &functions::Ping { ping_id: 1 }.to_vec().unwrap(),
+        false,
+    );
+    let msgs = c2.messages(&mut second, clock);
+    assert_eq!(rpc_result(&msgs, req).as_deref(), Some(&[7, 7, 7, 7][..]));
+    assert_eq!(count_new_session(&msgs), 0);
+    // Answering twice is refused.
+    assert_eq!(
+        second.respond(clock.now(), rid, &[0; 4]),
+        Err(mtproto::core::session::server::SendError::UnknownRequest)
+    );
+}

@@ -1168,18 +1168,34 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         }
     }
 
-    fn session_for(&mut self, id: &ServerRequestId) -> Result<&mut ServerSession, SendError> {
-        if self.closed.is_some() || self.current_session() != Some((id.auth_key_id, id.session_id))
-        {
-            return Err(SendError::Unavailable);
+    /// Runs `f` on the session of `id`: the one in use on this connection, or one parked in
+    /// the store (its answer then goes out when the client continues the session, on whatever
+    /// connection). A session in use on another connection is [`SendError::Unavailable`]: route
+    /// the answer to that connection.
+    fn with_session(
+        &mut self,
+        id: &ServerRequestId,
+        f: impl FnOnce(&mut ServerSession) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        let current = self.closed.is_none()
+            && self.current_session() == Some((id.auth_key_id, id.session_id));
+        if current {
+            return f(self.session.as_mut().ok_or(SendError::Unavailable)?);
         }
-        self.session.as_mut().ok_or(SendError::Unavailable)
+        let mut parked = self
+            .keys
+            .take_session(id.auth_key_id, id.session_id)
+            .ok_or(SendError::Unavailable)?;
+        let r = f(&mut parked);
+        self.keys.put_session(id.auth_key_id, parked);
+        r
     }
 
-    /// Answers a request with `rpc_result` carrying `body` (a serialized TL object).
+    /// Answers a request with `rpc_result` carrying `body` (a serialized TL object). Works for
+    /// the session in use and for sessions parked in the store (see the module docs).
     pub fn respond(&mut self, now: Now, id: ServerRequestId, body: &[u8]) -> Result<(), SendError> {
         let _ = now;
-        self.session_for(&id)?.respond(id.msg_id, body)
+        self.with_session(&id, |s| s.respond(id.msg_id, body))
     }
 
     /// Answers a request with `rpc_error`.
@@ -1191,8 +1207,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         message: &str,
     ) -> Result<(), SendError> {
         let _ = now;
-        self.session_for(&id)?
-            .respond_error(id.msg_id, code, message)
+        self.with_session(&id, |s| s.respond_error(id.msg_id, code, message))
     }
 
     /// Sends a message that answers nothing (an update) in the current session.

@@ -472,8 +472,26 @@ fn classify(body: &[u8]) -> SeqClass {
             | functions::DestroySession::CONSTRUCTOR_ID
             | functions::RpcDropAnswer::CONSTRUCTOR_ID,
         ) => SeqClass::Either,
+        Some(id) if is_ignored(id) => SeqClass::Either,
         _ => SeqClass::Content,
     }
+}
+
+/// Messages a client may send that need no action from a server: `msg_copy` (deprecated),
+/// `http_wait` (no HTTP transport here) and the informational answers (`msgs_state_info`,
+/// `msgs_all_info`, `msg_detailed_info`, `msg_new_detailed_info`) to requests this server never
+/// makes. They are accepted (acknowledged when content-related) and dropped, never passed on to
+/// the application.
+fn is_ignored(id: u32) -> bool {
+    matches!(
+        id,
+        types::MsgCopy::CONSTRUCTOR_ID
+            | HTTP_WAIT_ID
+            | types::MsgsStateInfo::CONSTRUCTOR_ID
+            | types::MsgsAllInfo::CONSTRUCTOR_ID
+            | types::MsgDetailedInfo::CONSTRUCTOR_ID
+            | types::MsgNewDetailedInfo::CONSTRUCTOR_ID
+    )
 }
 
 fn tl<T: Serialize>(v: &T) -> Option<Vec<u8>> {
@@ -989,7 +1007,7 @@ impl ServerSession {
             Some(functions::RpcDropAnswer::CONSTRUCTOR_ID) => {
                 functions::RpcDropAnswer::from_bytes(body).map(|d| self.drop_answer(msg_id, d))
             }
-            Some(HTTP_WAIT_ID) => Ok(()),
+            Some(id) if is_ignored(id) => Ok(()),
             _ => {
                 if self.running.len() >= self.config.max_running {
                     let body = rpc_error_result(msg_id, 420, "FLOOD_WAIT_1");
@@ -2027,5 +2045,31 @@ mod tests {
     fn debug_hides_the_salt_seed() {
         let shown = alloc::format!("{:?} {:?}", salts(), session());
         assert!(!shown.contains("7, 7"), "{shown}");
+    }
+
+    #[test]
+    fn msg_copy_and_informational_messages_do_not_reach_the_application() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let info = types::MsgsStateInfo {
+            req_msg_id: 4,
+            info: &[1],
+        }
+        .to_vec()
+        .unwrap();
+        let mut copy = types::MsgCopy::CONSTRUCTOR_ID.to_le_bytes().to_vec();
+        copy.extend_from_slice(&[0; 16]);
+        for body in [info, copy] {
+            for content in [true, false] {
+                s.handle(now, &salts(), c.msg(now, &body, content));
+            }
+        }
+        let ev = events(&mut s);
+        assert!(
+            ev.iter().all(|e| matches!(e, SessionEvent::Started { .. })),
+            "{ev:?}"
+        );
+        assert!(bad_msgs(&sent(&mut s, now)).is_empty());
     }
 }
