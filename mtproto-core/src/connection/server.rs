@@ -17,6 +17,86 @@
 //!
 //! Given the same RNG seed, the same input split and the same clock, the output is identical.
 //!
+//! # Example
+//!
+//! A client made of parts (a transport codec, the handshake machine, message encryption)
+//! against a `ServerConnection`, in memory:
+//!
+//! ```
+//! use std::{cell::RefCell, rc::Rc};
+//! use mtproto_core::connection::server::{
+//!     MemoryKeyStore, ServerConnection, ServerConnectionConfig, ServerEvent,
+//! };
+//! use mtproto_core::crypto::{Side, message::*};
+//! use mtproto_core::handshake::*;
+//! use mtproto_core::time::{Instant, Now, UnixTime};
+//! use mtproto_core::transport::{Codec, Frame, Framing, Role, Status};
+//! # use rand_core::SeedableRng;
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1); // use OS-seeded CSPRNGs
+//! let now = Now { mono: Instant::from_micros(0), unix: UnixTime::from_secs(1_700_000_000) };
+//!
+//! // One store for every connection of this thread: keys made here serve the next ones.
+//! let store = Rc::new(RefCell::new(MemoryKeyStore::default()));
+//! let config = ServerConnectionConfig::new(ServerConfig::demo());
+//! let mut server = ServerConnection::new(config, store.clone(), rng.clone());
+//!
+//! let mut codec = Codec::new(Framing::Intermediate, Role::Client);
+//! let keys = RsaKeySet::new().with(RsaPrivateKey::demo().public_key().clone());
+//! let mut hs = ClientHandshake::new(ClientConfig::new(keys, 2));
+//! let (mut wire, mut back) = (Vec::new(), Vec::new());
+//! // Client → server → client, one transport payload each way.
+//! let mut exchange = |payload: &[u8], codec: &mut Codec, server: &mut ServerConnection<_, _>| {
+//!     codec.encode(payload, false, &mut rand_chacha::ChaCha20Rng::seed_from_u64(2), &mut wire).unwrap();
+//!     server.handle_input(now, &wire);
+//!     wire.clear();
+//!     server.poll_transmit(now, &mut back);
+//!     let (_, status) = codec.decode(&back).unwrap();
+//!     back.clear();
+//!     match status {
+//!         Status::Complete(Frame::Payload { data, .. }) => data.to_vec(),
+//!         other => panic!("{other:?}"),
+//!     }
+//! };
+//! let mut body = hs.start(&mut rng).unwrap();
+//! let key = loop {
+//!     let answer = exchange(&plain::wrap(plain::msg_id_from_time(now.unix), &body), &mut codec, &mut server);
+//!     let (_, answer) = plain::unwrap(&answer).unwrap();
+//!     match hs.handle(now.unix, answer, &mut rng).unwrap() {
+//!         ClientStep::Send(next) => body = next,
+//!         ClientStep::Done(key) => break key,
+//!     }
+//! };
+//! assert!(matches!(server.poll_event(), Some(ServerEvent::AuthKeyCreated { .. })));
+//!
+//! // An encrypted request reaches the application, which answers it.
+//! let header = MessageHeader {
+//!     salt: key.server_salt,
+//!     session_id: 7,
+//!     msg_id: plain::msg_id_from_time(now.unix) as u64,
+//!     seq_no: 1,
+//! };
+//! let request = [0x78, 0x56, 0x34, 0x12];
+//! let sealed = encrypt_message_to_vec(&key.auth_key, Side::Client, &header, &request,
+//!     &PaddingPolicy::default(), &mut rng).unwrap();
+//! codec.encode(&sealed.bytes, false, &mut rng, &mut wire).unwrap();
+//! server.handle_input(now, &wire);
+//! let id = loop {
+//!     match server.poll_event() {
+//!         Some(ServerEvent::Request { id, body }) => { assert_eq!(body, request); break id }
+//!         Some(_) => continue, // NewSession
+//!         None => panic!("no request"),
+//!     }
+//! };
+//! server.respond(now, id, &[1, 0, 0, 0]).unwrap();
+//! server.poll_transmit(now, &mut back); // new_session_created + rpc_result, in a container
+//! let (_, Status::Complete(Frame::Payload { data, .. })) = codec.decode(&back).unwrap() else {
+//!     panic!()
+//! };
+//! let mut data = data.to_vec();
+//! let answer = decrypt_message(&key.auth_key, Side::Server, &mut data).unwrap();
+//! assert_eq!(answer.session_id, 7);
+//! ```
+//!
 //! # Auth keys and sessions outlive connections
 //!
 //! Keys live in a [`KeyStore`] the embedding application provides ([`MemoryKeyStore`] ships
