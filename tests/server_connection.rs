@@ -245,10 +245,11 @@ impl Client {
         seq_no: i32,
     ) -> i64 {
         let header = MessageHeader {
-            salt: self.salt as u64,
-            session_id: self.session_id as u64,
-            msg_id: msg_id as u64,
-            seq_no: seq_no as u32,
+            // `as _`: the header's field types follow the crate's id convention.
+            salt: self.salt as _,
+            session_id: self.session_id as _,
+            msg_id: msg_id as _,
+            seq_no: seq_no as _,
         };
         let sealed = encrypt_message_to_vec(
             self.key.as_ref().unwrap(),
@@ -719,7 +720,7 @@ fn a_tampered_message_closes_the_connection() {
     let header = MessageHeader {
         salt: key.server_salt,
         session_id: 1,
-        msg_id: client.msg_id(clock) as u64,
+        msg_id: client.msg_id(clock) as _,
         seq_no: 1,
     };
     let mut sealed = encrypt_message_to_vec(
@@ -777,7 +778,7 @@ fn pfs_temp_key_is_restricted_until_bound_then_serves_requests() {
     let bind = pfs::bind_temp_auth_key(
         &perm.auth_key,
         &temp.auth_key,
-        client.session_id as u64,
+        client.session_id as _,
         temp.expires_at.unwrap() as i32,
         bind_id,
         &mut client.rng,
@@ -809,7 +810,7 @@ fn pfs_temp_key_is_restricted_until_bound_then_serves_requests() {
     let forged = pfs::bind_temp_auth_key(
         &AuthKey::from_bytes([3; 256]),
         client.key.as_ref().unwrap(),
-        client.session_id as u64,
+        client.session_id as _,
         temp.expires_at.unwrap() as i32,
         bind_id,
         &mut client.rng,

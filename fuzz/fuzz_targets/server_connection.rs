@@ -72,10 +72,10 @@ fuzz_target!(|data: &[u8]| {
             _ => next_id + (40 << 32),
         };
         let header = MessageHeader {
-            salt: if flags & 0x40 != 0 { 7 } else { SALT as u64 },
-            session_id: u64::from(flags & 3) + 1,
-            msg_id: msg_id as u64,
-            seq_no: u32::from(*seq),
+            salt: if flags & 0x40 != 0 { 7 } else { SALT as _ },
+            session_id: ((flags & 3) + 1) as _,
+            msg_id: msg_id as _,
+            seq_no: *seq as _,
         };
         let sealed = encrypt_message_to_vec(
             &key,

@@ -70,9 +70,9 @@
 //!
 //! // An encrypted request reaches the application, which answers it.
 //! let header = MessageHeader {
-//!     salt: key.server_salt,
+//!     salt: key.server_salt as _,
 //!     session_id: 7,
-//!     msg_id: plain::msg_id_from_time(now.unix) as u64,
+//!     msg_id: plain::msg_id_from_time(now.unix) as _,
 //!     seq_no: 1,
 //! };
 //! let request = [0x78, 0x56, 0x34, 0x12];
