@@ -1123,3 +1123,39 @@ fn an_answer_given_after_the_connection_died_reaches_the_client_on_the_next_one(
         Err(mtproto::core::session::server::SendError::UnknownRequest)
     );
 }
+
+#[test]
+fn destroy_auth_key_answers_ok_then_the_key_is_unknown() {
+    let store: Store = Rc::default();
+    let clock = Clock(0);
+    let mut server = new_server(&store, 24);
+    let mut client = Client::connect(Kind::Plain(Framing::Intermediate), 24, &mut server, clock);
+    let key = client.handshake(&mut server, clock, None);
+    let key_id = key.auth_key.id() as i64;
+    client.send(
+        &mut server,
+        clock,
+        &functions::DestroyAuthKey.to_vec().unwrap(),
+        true,
+    );
+    let msgs = client.messages(&mut server, clock);
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m.object(), Object::DestroyAuthKeyOk(_))),
+        "{msgs:?}"
+    );
+    assert!(
+        events(&mut server).contains(&ServerEvent::AuthKeyDestroyed {
+            auth_key_id: key_id
+        })
+    );
+    assert!(store.get(key_id).is_none());
+    client.send(&mut server, clock, &app_request(1), true);
+    let evs = client.receive(&mut server, clock);
+    assert!(matches!(evs[..], [Ev::TransportError(-404)]), "{evs:?}");
+    assert_eq!(
+        store.borrow().session_count(),
+        0,
+        "no session parked for a destroyed key"
+    );
+}

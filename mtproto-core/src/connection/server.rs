@@ -287,6 +287,8 @@ pub trait KeyStore {
     fn put_session(&mut self, auth_key_id: i64, session: ServerSession);
     /// Forgets a parked session (`destroy_session`); whether it existed.
     fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool;
+    /// Destroys a key and its parked sessions (`destroy_auth_key`); whether it existed.
+    fn remove_key(&mut self, auth_key_id: i64) -> bool;
 }
 
 /// Default cap on the sessions [`MemoryKeyStore`] parks per auth key.
@@ -440,6 +442,16 @@ impl KeyStore for MemoryKeyStore {
     fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool {
         self.sessions.remove(&(auth_key_id, session_id)).is_some()
     }
+
+    fn remove_key(&mut self, auth_key_id: i64) -> bool {
+        self.sessions.retain(|(k, _), _| *k != auth_key_id);
+        for k in self.keys.values_mut() {
+            if k.bound_to == Some(auth_key_id) {
+                k.bound_to = None;
+            }
+        }
+        self.keys.remove(&auth_key_id).is_some()
+    }
 }
 
 impl<K: KeyStore + ?Sized> KeyStore for &mut K {
@@ -460,6 +472,9 @@ impl<K: KeyStore + ?Sized> KeyStore for &mut K {
     }
     fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool {
         (**self).remove_session(auth_key_id, session_id)
+    }
+    fn remove_key(&mut self, auth_key_id: i64) -> bool {
+        (**self).remove_key(auth_key_id)
     }
 }
 
@@ -491,6 +506,10 @@ impl<K: KeyStore> KeyStore for Rc<RefCell<K>> {
     fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool {
         self.try_borrow_mut()
             .is_ok_and(|mut s| s.remove_session(auth_key_id, session_id))
+    }
+    fn remove_key(&mut self, auth_key_id: i64) -> bool {
+        self.try_borrow_mut()
+            .is_ok_and(|mut s| s.remove_key(auth_key_id))
     }
 }
 
@@ -641,6 +660,11 @@ pub enum ServerEvent {
         /// The session.
         session_id: i64,
     },
+    /// The client destroyed its key (`destroy_auth_key`); it is gone from the store.
+    AuthKeyDestroyed {
+        /// The destroyed key.
+        auth_key_id: i64,
+    },
     /// A client message was dropped (not fatal).
     MessageRejected {
         /// Its msg_id.
@@ -693,6 +717,10 @@ impl fmt::Debug for ServerEvent {
                 .field("auth_key_id", auth_key_id)
                 .field("session_id", session_id)
                 .finish(),
+            Self::AuthKeyDestroyed { auth_key_id } => f
+                .debug_struct("AuthKeyDestroyed")
+                .field("auth_key_id", auth_key_id)
+                .finish(),
             Self::MessageRejected { msg_id, reason } => f
                 .debug_struct("MessageRejected")
                 .field("msg_id", msg_id)
@@ -727,6 +755,8 @@ pub struct ServerConnection<R: CryptoRng, K: KeyStore> {
     last_input: Option<Instant>,
     established: bool,
     disconnect_at: Option<Instant>,
+    /// The current key was destroyed (`destroy_auth_key`).
+    key_destroyed: bool,
 }
 
 impl<R: CryptoRng, K: KeyStore> fmt::Debug for ServerConnection<R, K> {
@@ -780,6 +810,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             last_input: None,
             established: false,
             disconnect_at: None,
+            key_destroyed: false,
         }
     }
 
@@ -844,6 +875,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     fn park_session(&mut self) {
         if let (Some(key), Some(s)) = (&self.key, self.session.take())
             && s.is_started()
+            && !self.key_destroyed
         {
             self.keys.put_session(key.id(), s);
         }
@@ -992,6 +1024,12 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
 
     fn on_encrypted(&mut self, now: Now, frame: &mut [u8], quick_ack: bool, auth_key_id: i64) {
         let secs = unix_secs(now);
+        if self.key_destroyed {
+            self.park_session();
+            self.session = None;
+            self.key = None;
+            self.key_destroyed = false;
+        }
         if self.key.as_ref().map(StoredKey::id) != Some(auth_key_id) {
             match self.keys.get(auth_key_id) {
                 Some(k) if !k.is_expired(secs) => {
@@ -1079,6 +1117,16 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
                     if let Some(s) = self.session.as_mut() {
                         s.answer_destroy_session(other, existed);
                     }
+                }
+                SessionEvent::DestroyAuthKey { .. } => {
+                    let existed = self.keys.remove_key(auth_key_id);
+                    // The answer still goes out under the key; then the key is gone: any
+                    // later message with it gets -404.
+                    self.key_destroyed = true;
+                    if let Some(s) = self.session.as_mut() {
+                        s.answer_destroy_auth_key(Some(existed));
+                    }
+                    self.push_event(ServerEvent::AuthKeyDestroyed { auth_key_id });
                 }
                 SessionEvent::Rejected { msg_id, reason } => {
                     self.push_event(ServerEvent::MessageRejected { msg_id, reason });

@@ -356,6 +356,12 @@ pub enum SessionEvent {
         /// The session to destroy.
         session_id: i64,
     },
+    /// `destroy_auth_key`: the caller destroys the key and answers with
+    /// [`ServerSession::answer_destroy_auth_key`].
+    DestroyAuthKey {
+        /// The request's msg_id.
+        req_msg_id: i64,
+    },
     /// A message was dropped.
     Rejected {
         /// Its msg_id.
@@ -388,6 +394,10 @@ impl fmt::Debug for SessionEvent {
                 .debug_struct("DestroySession")
                 .field("req_msg_id", req_msg_id)
                 .field("session_id", session_id)
+                .finish(),
+            Self::DestroyAuthKey { req_msg_id } => f
+                .debug_struct("DestroyAuthKey")
+                .field("req_msg_id", req_msg_id)
                 .finish(),
             Self::Rejected { msg_id, reason } => f
                 .debug_struct("Rejected")
@@ -470,7 +480,8 @@ fn classify(body: &[u8]) -> SeqClass {
             | types::MsgResendAnsReq::CONSTRUCTOR_ID
             | functions::GetFutureSalts::CONSTRUCTOR_ID
             | functions::DestroySession::CONSTRUCTOR_ID
-            | functions::RpcDropAnswer::CONSTRUCTOR_ID,
+            | functions::RpcDropAnswer::CONSTRUCTOR_ID
+            | functions::DestroyAuthKey::CONSTRUCTOR_ID,
         ) => SeqClass::Either,
         Some(id) if is_ignored(id) => SeqClass::Either,
         _ => SeqClass::Content,
@@ -1008,6 +1019,11 @@ impl ServerSession {
                     }
                 })
             }
+            Some(functions::DestroyAuthKey::CONSTRUCTOR_ID) => {
+                functions::DestroyAuthKey::from_bytes(body).map(|_| {
+                    self.event(SessionEvent::DestroyAuthKey { req_msg_id: msg_id });
+                })
+            }
             Some(functions::RpcDropAnswer::CONSTRUCTOR_ID) => {
                 functions::RpcDropAnswer::from_bytes(body).map(|d| self.drop_answer(msg_id, d))
             }
@@ -1107,6 +1123,18 @@ impl ServerSession {
             tl(&types::DestroySessionOk { session_id })
         } else {
             tl(&types::DestroySessionNone { session_id })
+        };
+        self.push_service(body, true, true);
+    }
+
+    /// Answers a `destroy_auth_key` reported by [`SessionEvent::DestroyAuthKey`]:
+    /// `destroy_auth_key_ok` if the key was destroyed, `destroy_auth_key_none` if it was not
+    /// known, `destroy_auth_key_fail` (`destroyed == None`) if it could not be.
+    pub fn answer_destroy_auth_key(&mut self, destroyed: Option<bool>) {
+        let body = match destroyed {
+            Some(true) => tl(&types::DestroyAuthKeyOk),
+            Some(false) => tl(&types::DestroyAuthKeyNone),
+            None => tl(&types::DestroyAuthKeyFail),
         };
         self.push_service(body, true, true);
     }
