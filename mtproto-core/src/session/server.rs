@@ -24,8 +24,28 @@
 //!
 //! Service messages that may be sent either way (`ping`, `ping_delay_disconnect`, `msgs_state_req`,
 //! `msg_resend_req`, `msg_resend_ans_req`, `get_future_salts`, `destroy_session`,
-//! `rpc_drop_answer`) are accepted with an odd or an even seq_no: Pyrogram sends `ping` as
-//! non-content-related. Containers' own seq_no is not checked (clients disagree on it).
+//! `rpc_drop_answer`, `destroy_auth_key`, and the ignored ones below) are accepted with an odd or
+//! an even seq_no: Pyrogram sends `ping` as non-content-related. Containers' own seq_no is not
+//! checked (clients disagree on it).
+//!
+//! # What is answered here
+//!
+//! `ping` → `pong` (bare, `pong.msg_id` = the ping's); `ping_delay_disconnect` → `pong` plus
+//! [`SessionEvent::DisconnectAfter`]; `get_future_salts` → `future_salts` (at most
+//! [`max_future_salts`](ServerSessionConfig::max_future_salts)); `msgs_state_req` →
+//! `msgs_state_info`; `msg_resend_req` (server msg_ids) and `msg_resend_ans_req` (request
+//! msg_ids) → the kept messages again, fresh msg_ids; `destroy_session` → `destroy_session_none`
+//! for the session in use, else [`SessionEvent::DestroySession`] for the caller;
+//! `destroy_auth_key` → [`SessionEvent::DestroyAuthKey`]; `rpc_drop_answer` → `rpc_result` with
+//! `rpc_answer_dropped_running` / `rpc_answer_dropped` / `rpc_answer_unknown`; `msgs_ack` →
+//! forgets the acknowledged kept messages; `gzip_packed` → inflated (capped) and handled as its
+//! content. `msg_copy`, `http_wait` and informational messages (`msgs_state_info`,
+//! `msgs_all_info`, `msg_detailed_info`, `msg_new_detailed_info`) are dropped. Everything else
+//! is a [`SessionEvent::Request`]; [`ServerSession::respond`] / [`ServerSession::respond_error`]
+//! answer it with `rpc_result`. Every content-related client message is acknowledged
+//! (`msgs_ack` piggybacked on the next packet, or sent alone after
+//! [`ack_threshold`](ServerSessionConfig::ack_threshold) ids or
+//! [`ack_delay_micros`](ServerSessionConfig::ack_delay_micros)).
 //!
 //! The first accepted message of a session is preceded, in the output, by `new_session_created`
 //! (`first_msg_id` = the lowest msg_id of that first message or container).
