@@ -37,15 +37,39 @@ fn transports() -> Vec<(&'static str, TransportConfig)> {
     let s = secrets();
     vec![
         ("abridged", TransportConfig::plain(Framing::Abridged)),
-        ("intermediate", TransportConfig::plain(Framing::Intermediate)),
-        ("padded", TransportConfig::plain(Framing::PaddedIntermediate)),
+        (
+            "intermediate",
+            TransportConfig::plain(Framing::Intermediate),
+        ),
+        (
+            "padded",
+            TransportConfig::plain(Framing::PaddedIntermediate),
+        ),
         ("full", TransportConfig::plain(Framing::Full)),
-        ("obf-abridged", TransportConfig::obfuscated(Framing::Abridged, None)),
-        ("obf-intermediate", TransportConfig::obfuscated(Framing::Intermediate, None)),
-        ("obf-padded", TransportConfig::obfuscated(Framing::PaddedIntermediate, None)),
-        ("mtproxy", TransportConfig::obfuscated(Framing::Intermediate, Some(s[0].clone()))),
-        ("mtproxy-dd", TransportConfig::obfuscated(Framing::PaddedIntermediate, Some(s[1].clone()))),
-        ("mtproxy-ee", TransportConfig::obfuscated(Framing::PaddedIntermediate, Some(s[2].clone()))),
+        (
+            "obf-abridged",
+            TransportConfig::obfuscated(Framing::Abridged, None),
+        ),
+        (
+            "obf-intermediate",
+            TransportConfig::obfuscated(Framing::Intermediate, None),
+        ),
+        (
+            "obf-padded",
+            TransportConfig::obfuscated(Framing::PaddedIntermediate, None),
+        ),
+        (
+            "mtproxy",
+            TransportConfig::obfuscated(Framing::Intermediate, Some(s[0].clone())),
+        ),
+        (
+            "mtproxy-dd",
+            TransportConfig::obfuscated(Framing::PaddedIntermediate, Some(s[1].clone())),
+        ),
+        (
+            "mtproxy-ee",
+            TransportConfig::obfuscated(Framing::PaddedIntermediate, Some(s[2].clone())),
+        ),
     ]
 }
 
@@ -227,7 +251,11 @@ fn every_transport_handshakes_and_answers_many_requests_in_containers() {
         net.pump();
         assert!(net.ready(), "{name}: handshake");
         let ids: Vec<_> = (0..100)
-            .map(|i| net.client.invoke_raw(&body(i, 16 + i as usize * 8)).unwrap())
+            .map(|i| {
+                net.client
+                    .invoke_raw(&body(i, 16 + i as usize * 8))
+                    .unwrap()
+            })
             .collect();
         net.pump();
         for (i, id) in ids.iter().enumerate() {
@@ -256,7 +284,12 @@ fn every_transport_handshakes_and_answers_many_requests_in_containers() {
 fn salts_rotate_and_requests_survive_it() {
     let mut sc = server_config();
     sc.salt_period_secs = 60;
-    let mut net = Net::with(client_config(TransportConfig::plain(Framing::Intermediate)), sc, 2, 0);
+    let mut net = Net::with(
+        client_config(TransportConfig::plain(Framing::Intermediate)),
+        sc,
+        2,
+        0,
+    );
     net.pump();
     for round in 0..10u32 {
         let id = net.client.invoke_raw(&body(round, 32)).unwrap();
@@ -296,6 +329,7 @@ fn a_second_connection_reuses_the_key_and_the_session() {
         cn,
     );
     net.reconnect();
+    net.results.clear(); // request ids are per Connection object
     let third = net.client.invoke_raw(&body(3, 64)).unwrap();
     net.pump();
     assert_eq!(net.results.get(&third).map(Vec::len), Some(1));
@@ -343,7 +377,9 @@ fn a_client_clock_off_by_minutes_is_repaired_through_bad_msg_16_and_17() {
         net.pump();
         // The key is made with a correct clock; then the client's clock jumps.
         net.client_skew = skew;
-        let ids: Vec<_> = (0..5).map(|i| net.client.invoke_raw(&body(i, 24)).unwrap()).collect();
+        let ids: Vec<_> = (0..5)
+            .map(|i| net.client.invoke_raw(&body(i, 24)).unwrap())
+            .collect();
         net.pump();
         net.advance(1_000);
         for id in &ids {
@@ -367,7 +403,7 @@ fn lossy_network_simulation_answers_each_request_exactly_once() {
         Err(_) => vec![11, 12],
     };
     for seed in seeds {
-        simulate(seed, 5_000);
+        simulate(seed, 10_000);
     }
 }
 
@@ -376,6 +412,8 @@ fn simulate(seed: u64, requests: u32) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut cfg = client_config(TransportConfig::plain(Framing::Intermediate));
     cfg.session.max_pending_requests = 256;
+    // Small containers: more packets for the middlebox to hurt.
+    cfg.session.max_container_messages = 4;
     let mut net = Net::with(cfg, server_config(), seed, 0);
     net.pump();
     assert!(net.ready(), "seed {seed}: handshake");
@@ -420,11 +458,16 @@ fn simulate(seed: u64, requests: u32) {
         }
         out
     };
+    let mut faults = Faults::default();
     while (net.results.len() as u32) < requests {
         steps += 1;
-        assert!(steps < 2_000_000, "seed {seed}: stuck at {} answers", net.results.len());
-        // Keep up to 64 requests in flight (the session caps pending at 256).
-        while next < requests && invoked.len() - net.results.len() < 64 {
+        assert!(
+            steps < 2_000_000,
+            "seed {seed}: stuck at {} answers",
+            net.results.len()
+        );
+        // Keep up to 32 requests in flight (the session caps pending at 256).
+        while next < requests && invoked.len() - net.results.len() < 32 {
             invoked.push(net.client.invoke_raw(&body(next, 16)).expect("bounded"));
             next += 1;
         }
@@ -432,13 +475,13 @@ fn simulate(seed: u64, requests: u32) {
         let mut c_out = Vec::new();
         while net.client.poll_transmit(cn, &mut c_out) {}
         for p in split(&mut codecs.0, &c_out) {
-            enqueue(&mut rng, &mut to_server, net.ms, p);
+            enqueue(&mut rng, &mut faults, &mut to_server, net.ms, p);
         }
         net.serve();
         let mut s_out = Vec::new();
         while net.server.poll_transmit(sn, &mut s_out) {}
         for p in split(&mut codecs.1, &s_out) {
-            enqueue(&mut rng, &mut to_client, net.ms, p);
+            enqueue(&mut rng, &mut faults, &mut to_client, net.ms, p);
         }
         // Deliver what is due.
         let mut wire = Vec::new();
@@ -454,7 +497,9 @@ fn simulate(seed: u64, requests: u32) {
         net.client.handle_input(cn, &wire);
         net.collect();
         // Connection cut: everything in flight is lost.
-        if rng.next_u32() % 2_000 == 0 || net.client.is_closed() || net.server.is_closed() {
+        if rng.next_u32() % 1_000 == 0 || net.client.is_closed() || net.server.is_closed() {
+            faults.cuts += 1;
+            faults.lost_in_cuts += to_server.len() + to_client.len();
             to_server.clear();
             to_client.clear();
             codecs = new_codecs(true);
@@ -478,29 +523,74 @@ fn simulate(seed: u64, requests: u32) {
         if net.server.poll_timeout().is_some_and(|t| t <= sn.mono) {
             net.server.handle_timeout(sn);
         }
-        assert!(net.client.session().pending_requests() <= 256, "seed {seed}: bounded");
-        assert!(net.client.session().queued_events() <= 4096, "seed {seed}: bounded");
+        assert!(
+            net.client.session().pending_requests() <= 256,
+            "seed {seed}: bounded"
+        );
+        assert!(
+            net.client.session().queued_events() <= 4096,
+            "seed {seed}: bounded"
+        );
     }
     for (i, id) in invoked.iter().enumerate() {
-        let got = net.results.get(id).unwrap_or_else(|| panic!("seed {seed}: request {i} unanswered"));
-        assert_eq!(got.len(), 1, "seed {seed}: request {i} answered {} times", got.len());
-        assert_eq!(got[0], body(i as u32, 16), "seed {seed}: request {i} wrong answer");
+        let got = net
+            .results
+            .get(id)
+            .unwrap_or_else(|| panic!("seed {seed}: request {i} unanswered"));
+        assert_eq!(
+            got.len(),
+            1,
+            "seed {seed}: request {i} answered {} times",
+            got.len()
+        );
+        assert_eq!(
+            got[0],
+            body(i as u32, 16),
+            "seed {seed}: request {i} wrong answer"
+        );
     }
     assert!(
-        !net.events.iter().any(|e| matches!(e, Event::RpcError { .. })),
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::RpcError { .. })),
         "seed {seed}: errors"
     );
+    // The simulation must actually have hurt: every kind of fault happened.
+    eprintln!(
+        "seed {seed}: {faults:?}, {} ms simulated, {steps} steps",
+        net.ms
+    );
+    assert!(
+        faults.dropped > 50 && faults.duplicated > 50 && faults.cuts >= 2,
+        "{faults:?}"
+    );
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    dropped: usize,
+    duplicated: usize,
+    cuts: usize,
+    lost_in_cuts: usize,
 }
 
 /// Queues a packet with the middlebox's faults: 3 % dropped, 2 % duplicated, delay 0..400 ms
 /// (which reorders).
-fn enqueue(rng: &mut ChaCha20Rng, q: &mut Vec<(u64, Vec<u8>)>, now: u64, p: Vec<u8>) {
+fn enqueue(
+    rng: &mut ChaCha20Rng,
+    faults: &mut Faults,
+    q: &mut Vec<(u64, Vec<u8>)>,
+    now: u64,
+    p: Vec<u8>,
+) {
     let r = rng.next_u32() % 100;
     if r < 3 {
+        faults.dropped += 1;
         return;
     }
     let delay = u64::from(rng.next_u32() % 400);
     if r < 5 {
+        faults.duplicated += 1;
         q.push((now + u64::from(rng.next_u32() % 400), p.clone()));
     }
     q.push((now + delay, p));

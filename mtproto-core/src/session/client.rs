@@ -1247,8 +1247,11 @@ impl ClientSession {
         if self.clock.is_synced() && !in_window {
             self.stats.out_of_window = self.stats.out_of_window.saturating_add(1);
             self.out_of_window_run = self.out_of_window_run.saturating_add(1);
-            if self.out_of_window_run >= self.config.clock_jump_after.max(1) {
-                // A run of authenticated messages outside the window: our clock jumped.
+            if self.out_of_window_run >= self.config.clock_jump_after.max(1)
+                || self.answers_pending_request(msg.body)
+            {
+                // A run of authenticated messages outside the window, or the answer to a request
+                // we sent in this session (which no replay can carry): our clock jumped.
                 self.out_of_window_run = 0;
                 self.resync(now, msg.msg_id, rng);
             } else if contains_notice(msg.body) {
@@ -1274,6 +1277,28 @@ impl ClientSession {
             }
         }
         self.process(now, msg.msg_id, msg.seq_no, msg.body, 0, notices_only, rng);
+    }
+
+    /// Whether `body` is (or is a container holding) an `rpc_result` for a request of ours that
+    /// is still waiting: proof that the message is fresh whatever our clock says.
+    fn answers_pending_request(&self, body: &[u8]) -> bool {
+        let answers = |b: &[u8]| {
+            peek_id(b) == Some(RPC_RESULT_ID)
+                && b.get(4..12)
+                    .and_then(|r| <[u8; 8]>::try_from(r).ok())
+                    .is_some_and(|r| {
+                        matches!(
+                            self.sent.get(&i64::from_le_bytes(r)),
+                            Some(Sent::Request(id)) if self.requests.contains_key(id)
+                        )
+                    })
+        };
+        match peek_id(body) {
+            Some(MSG_CONTAINER_ID) => ContainerIter::new(body.get(4..).unwrap_or_default())
+                .map(|it| it.flatten().any(|m| answers(m.body)))
+                .unwrap_or(false),
+            _ => answers(body),
+        }
     }
 
     /// Sets the clock to the server time carried by `server_msg_id`; a backwards correction
