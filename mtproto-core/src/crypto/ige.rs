@@ -213,7 +213,7 @@ impl BlockCipherDecClosure for DecHashChain<'_> {
             *self.digest = sha256_after_prefix(self.prefix, plain);
         }
         // `first` holds the prefix (auth_key bytes).
-        first.zeroize();
+        first.as_mut_slice().zeroize();
     }
 }
 

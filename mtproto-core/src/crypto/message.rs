@@ -250,9 +250,7 @@ pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
 
 /// `msg_key_large = SHA256(substr(auth_key, 88+x, 32) ‖ plaintext)`.
 pub fn msg_key_large(key: &AuthKey, side: Side, plaintext: &[u8]) -> [u8; 32] {
-    let mut prefix = Zeroizing::new([0u8; 32]);
-    prefix.copy_from_slice(key.substr_x(88, side, 32));
-    sha256_after_prefix(&prefix, plaintext)
+    sha256_after_prefix(msg_key_prefix(key, side), plaintext)
 }
 
 /// `msg_key = substr(msg_key_large, 8, 16)`.
@@ -260,6 +258,32 @@ fn msg_key_of(large: &[u8; 32]) -> [u8; 16] {
     let mut k = [0u8; 16];
     k.copy_from_slice(large.get(8..24).unwrap_or(&[0; 16]));
     k
+}
+
+/// A stack buffer that may hold key bytes, wiped on drop in one bulk write (`zeroize` on the
+/// slice: a plain fill behind an optimisation barrier). `Zeroizing<[u8; N]>` wipes byte by
+/// byte with volatile stores, which costs more than the hashing on a small message.
+struct Wiped<const N: usize>([u8; N]);
+
+impl<const N: usize> Wiped<N> {
+    #[inline(always)]
+    fn new() -> Self {
+        Wiped([0u8; N])
+    }
+}
+
+impl<const N: usize> Drop for Wiped<N> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+/// `substr(auth_key, 88 + x, 32)`, the `msg_key_large` prefix, without a copy.
+#[inline(always)]
+fn msg_key_prefix(key: &AuthKey, side: Side) -> &[u8; 32] {
+    key.substr_x(88, side, 32).try_into().unwrap_or(&[0u8; 32])
 }
 
 /// SHA-256 initial state (FIPS 180-4, 5.3.3).
@@ -295,8 +319,8 @@ pub(super) fn sha256_finish(
         sha2::block_api::compress256(state, blocks);
     }
     // tail.len() < 64: it, 0x80, and the 8-byte length fit in one or two blocks.
-    let mut pad = Zeroizing::new([[0u8; 64]; 2]);
-    let flat = pad.as_flattened_mut();
+    let mut pad = Wiped::<128>::new();
+    let flat = &mut pad.0;
     if let Some(dst) = flat.get_mut(..tail.len()) {
         dst.copy_from_slice(tail);
     }
@@ -308,10 +332,11 @@ pub(super) fn sha256_finish(
         .unwrap_or(u64::MAX)
         .wrapping_mul(8)
         .to_be_bytes();
+    let (blocks2, _) = pad.0.as_chunks_mut::<64>();
     let used = if two {
-        pad.as_mut_slice()
+        blocks2
     } else {
-        pad.get_mut(..1).unwrap_or_default()
+        blocks2.get_mut(..1).unwrap_or_default()
     };
     if let Some(last) = used.last_mut().and_then(|b| b.last_chunk_mut::<8>()) {
         *last = bits;
@@ -330,23 +355,28 @@ pub(super) fn sha256_after_prefix(prefix: &[u8; 32], data: &[u8]) -> [u8; 32] {
     let total = data.len().saturating_add(32);
     match data.split_first_chunk::<32>() {
         Some((head, rest)) => {
-            let mut first = Zeroizing::new([0u8; 64]);
-            let (a, b) = first.split_at_mut(32);
+            let mut first = Wiped::<64>::new();
+            let (a, b) = first.0.split_at_mut(32);
             a.copy_from_slice(prefix);
             b.copy_from_slice(head);
-            compress1(&mut state, &first);
+            compress1(&mut state, &first.0);
             sha256_finish(&mut state, rest, total, &mut out);
         }
         None => {
             // Shorter than one block with the prefix: hash it as one tail.
-            let mut all = Zeroizing::new([0u8; 64]);
-            let (a, b) = all.split_at_mut(32);
+            let mut all = Wiped::<64>::new();
+            let (a, b) = all.0.split_at_mut(32);
             a.copy_from_slice(prefix);
             let n = data.len();
             if let Some(dst) = b.get_mut(..n) {
                 dst.copy_from_slice(data);
             }
-            sha256_finish(&mut state, all.get(..total).unwrap_or(&[]), total, &mut out);
+            sha256_finish(
+                &mut state,
+                all.0.get(..total).unwrap_or(&[]),
+                total,
+                &mut out,
+            );
         }
     }
     out
@@ -356,21 +386,21 @@ pub(super) fn sha256_after_prefix(prefix: &[u8; 32], data: &[u8]) -> [u8; 32] {
 /// padding precomputed. Returns the state words (the digest is their big-endian bytes).
 #[inline(always)]
 fn sha256_52(head: &[u8], tail: &[u8]) -> Zeroizing<[u32; 8]> {
-    let mut block = Zeroizing::new([0u8; 64]);
-    let (h, rest) = block.split_at_mut(head.len().min(52));
+    let mut block = Wiped::<64>::new();
+    let (h, rest) = block.0.split_at_mut(head.len().min(52));
     h.copy_from_slice(head.get(..h.len()).unwrap_or(&[]));
     if let Some(t) = rest.get_mut(..tail.len()) {
         t.copy_from_slice(tail);
     }
-    if let Some(b) = block.get_mut(52) {
+    if let Some(b) = block.0.get_mut(52) {
         *b = 0x80;
     }
     // Length in bits, 52 * 8 = 416 = 0x01a0, big-endian in the last 8 bytes.
-    if let Some(l) = block.last_chunk_mut::<2>() {
+    if let Some(l) = block.0.last_chunk_mut::<2>() {
         *l = [0x01, 0xa0];
     }
     let mut state = Zeroizing::new(SHA256_H0);
-    compress1(&mut state, &block);
+    compress1(&mut state, &block.0);
     state
 }
 
@@ -633,10 +663,9 @@ pub fn decrypt_message<'a>(
     let msg_key: [u8; 16] = mk.try_into().map_err(|_| DecryptError::TooShort)?;
 
     let (aes_key, aes_iv) = kdf(key, side, &msg_key);
-    let mut prefix = Zeroizing::new([0u8; 32]);
-    prefix.copy_from_slice(key.substr_x(88, side, 32));
+    let prefix = msg_key_prefix(key, side);
     // IGE-decrypt the whole encrypted part and hash all of it (`msg_key_large`), in one pass.
-    let large = ige::aes256_ige_decrypt_sha256(&aes_key, &aes_iv, &prefix, plaintext)
+    let large = ige::aes256_ige_decrypt_sha256(&aes_key, &aes_iv, prefix, plaintext)
         .map_err(|_| DecryptError::NotBlockAligned)?;
     // From here on: one opaque error.
     if !ct_eq(&msg_key_of(&large), &msg_key) {
