@@ -609,3 +609,80 @@ fn take_due(q: &mut Vec<(u64, Vec<u8>)>, now: u64) -> Vec<Vec<u8>> {
     due.sort_by_key(|(t, _)| *t);
     due.into_iter().map(|(_, p)| p).collect()
 }
+
+// Found by an independent review: each failed before its fix.
+#[test]
+fn pfs_after_a_pong_timeout_and_temp_expiry_requests_flow_again() {
+    let mut cfg = client_config(TransportConfig::plain(Framing::Intermediate));
+    cfg.pfs = Some(PfsConfig {
+        expires_in_secs: 300,
+        renew_before_secs: 10,
+        max_bind_retries: 3,
+    });
+    cfg.session.ping_interval_ms = 60_000;
+    cfg.session.pong_timeout_ms = 30_000;
+    let mut net = Net::with(cfg, server_config(), 4, 0);
+    net.pump();
+    assert!(net.client.is_bound());
+    // The server goes silent: the client's bytes are dropped.
+    let mut closed = false;
+    for _ in 0..2000 {
+        net.ms += 100;
+        let cn = net.client_now();
+        net.client.handle_timeout(cn);
+        let mut sink = Vec::new();
+        while net.client.poll_transmit(cn, &mut sink) {}
+        net.collect();
+        if net.client.is_closed() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "pong timeout");
+    assert!(
+        net.events.iter().any(|e| matches!(e, Event::Closed(_))),
+        "{:?}",
+        net.events
+    );
+    // Later than the temporary key's expiry, the application reconnects.
+    net.ms += 400_000;
+    net.reconnect();
+    net.advance(1_000);
+    assert!(
+        net.client.is_bound(),
+        "rebound: {:?}",
+        &net.events[net.events.len().saturating_sub(6)..]
+    );
+    let a = net.client.invoke_raw(&body(1, 32)).unwrap();
+    net.pump();
+    net.advance(2_000);
+    assert_eq!(
+        net.results.get(&a).map(Vec::len),
+        Some(1),
+        "closed={} events tail {:?}",
+        net.client.is_closed(),
+        &net.events[net.events.len().saturating_sub(6)..]
+    );
+}
+
+#[test]
+fn a_restored_session_gets_its_own_answers() {
+    let t = TransportConfig::plain(Framing::Intermediate);
+    let mut net = Net::new(t.clone(), 8);
+    net.pump();
+    net.advance(2_050); // salts fetched, acks flushed: nothing pending
+    let a = net.client.invoke_raw(&body(1, 32)).unwrap();
+    net.pump();
+    assert_eq!(net.results.get(&a).map(Vec::len), Some(1));
+    // Saved right away and restored (same clock reading), e.g. an app restart.
+    let state = net.client.export().unwrap();
+    let cn = net.client_now();
+    net.client = Connection::resume(client_config(t), state, ChaCha20Rng::seed_from_u64(99), cn);
+    net.reconnect();
+    net.results.clear();
+    let b = net.client.invoke_raw(&body(2, 32)).unwrap();
+    net.pump();
+    net.advance(20_000);
+    let got = net.results.get(&b).cloned().unwrap_or_default();
+    assert_eq!(got, vec![body(2, 32)], "request b answered with {got:x?}");
+}

@@ -441,6 +441,9 @@ impl<R: CryptoRng> Connection<R> {
         self.quick_ack_order.clear();
         self.renewal = None;
         self.phase = Phase::Ready;
+        // Whatever comes next, the session lives on: forget pings, ask about requests in
+        // flight, reopen it if a pong timeout closed it.
+        self.session.on_reconnect(now);
         let server_secs = self.session.clock().server_nanos(now.unix) / 1_000_000_000;
         match (&self.perm_key, &self.temp, self.config.pfs.is_some()) {
             (None, _, _) => self.start_handshake(now, false),
@@ -450,7 +453,7 @@ impl<R: CryptoRng> Connection<R> {
                 self.temp = None;
                 self.start_handshake(now, true);
             }
-            _ => self.session.on_reconnect(now),
+            _ => {}
         }
     }
 

@@ -187,6 +187,10 @@ pub struct SessionConfig {
     /// have been lost: the state says so and `msg_resend_ans_req` fetches it). No request waits
     /// without a deadline.
     pub answer_check_after_ms: u64,
+    /// A request the server reports as received but neither processing nor answered (its answer
+    /// was forgotten) this many times ends with an [`Event::RpcError`] `-503 ANSWER_LOST`
+    /// instead of waiting forever; it is not re-sent (that could run it twice).
+    pub max_lost_answer_checks: u32,
     /// Messages packed into one container at most (the spec allows 1024).
     pub max_container_messages: usize,
     /// Bytes of bodies packed into one container at most; a larger request goes alone.
@@ -215,6 +219,7 @@ impl Default for SessionConfig {
             pong_timeout_ms: 30_000,
             state_req_after_ms: 15_000,
             answer_check_after_ms: 60_000,
+            max_lost_answer_checks: 5,
             max_container_messages: MAX_CONTAINER_MESSAGES,
             max_container_bytes: 1 << 19,
             gzip_min_len: None,
@@ -263,6 +268,8 @@ struct Pending {
     sent_at: Option<Instant>,
     acked: bool,
     state_asked_at: Option<Instant>,
+    /// How often the server said "received" without processing or answer.
+    lost_checks: u32,
     /// Answered to the connection itself ([`ClientSession::take_internal_result`]), not as an
     /// event (e.g. `auth.bindTempAuthKey`).
     internal: bool,
@@ -501,15 +508,8 @@ impl ClientSession {
             saved.session_id,
             saved.last_msg_id & 0x7fff_ffff_ffff_0000,
         );
-        if saved.last_msg_id > 0 {
-            // Asking for an id at the floor's own time hands out the floor: later ids exceed it.
-            let _ = s
-                .msg_ids
-                .next(super::msgid::msg_id_time_nanos(saved.last_msg_id), 0);
-        }
-        for _ in 0..saved.seq_count.max(0) {
-            let _ = s.seq.next(true);
-        }
+        s.msg_ids = MsgIdGen::above(saved.last_msg_id);
+        s.seq = SeqNo::with_count(saved.seq_count);
         s
     }
 
@@ -607,6 +607,7 @@ impl ClientSession {
                 state_asked_at: None,
                 internal: false,
                 rebuild: false,
+                lost_checks: 0,
             },
         );
         self.send_queue.push_back(id);
@@ -805,6 +806,7 @@ impl ClientSession {
                 state_asked_at: None,
                 internal: true,
                 rebuild: true,
+                lost_checks: 0,
             },
         );
         self.remember(msg_id, Sent::Request(id));
@@ -836,6 +838,23 @@ impl ClientSession {
     }
 
     pub(crate) fn push_event(&mut self, e: Event) {
+        // Notices coalesce: at most one of each kind waits, so they cannot grow without bound.
+        match e {
+            Event::UpdatesGapPossible | Event::AuthKeyDestroyed if self.events.contains(&e) => {
+                return;
+            }
+            Event::TimeSynced { .. } => {
+                if let Some(old) = self
+                    .events
+                    .iter_mut()
+                    .find(|q| matches!(q, Event::TimeSynced { .. }))
+                {
+                    *old = e;
+                    return;
+                }
+            }
+            _ => {}
+        }
         if matches!(e, Event::Update { .. }) {
             if self.queued_updates >= self.config.max_queued_updates {
                 self.updates_dropped = true;
@@ -1244,6 +1263,7 @@ impl ClientSession {
         let skew = self.clock.skew_of(now.unix, msg.msg_id);
         let in_window = (-WINDOW_PAST_NANOS..=WINDOW_FUTURE_NANOS).contains(&skew);
         let mut notices_only = false;
+        let mut new_session_after = false;
         if self.clock.is_synced() && !in_window {
             self.stats.out_of_window = self.stats.out_of_window.saturating_add(1);
             self.out_of_window_run = self.out_of_window_run.saturating_add(1);
@@ -1253,7 +1273,7 @@ impl ClientSession {
                 // A run of authenticated messages outside the window, or the answer to a request
                 // we sent in this session (which no replay can carry): our clock jumped.
                 self.out_of_window_run = 0;
-                self.resync(now, msg.msg_id, rng);
+                new_session_after = self.resync_clock(now, msg.msg_id);
             } else if contains_notice(msg.body) {
                 notices_only = true;
             } else {
@@ -1277,6 +1297,9 @@ impl ClientSession {
             }
         }
         self.process(now, msg.msg_id, msg.seq_no, msg.body, 0, notices_only, rng);
+        if new_session_after {
+            self.new_session(rng);
+        }
     }
 
     /// Whether `body` is (or is a container holding) an `rpc_result` for a request of ours that
@@ -1301,18 +1324,17 @@ impl ClientSession {
         }
     }
 
-    /// Sets the clock to the server time carried by `server_msg_id`; a backwards correction
-    /// starts a new session (msg_ids must not go down within one).
-    fn resync<R: CryptoRng + ?Sized>(&mut self, now: Now, server_msg_id: i64, rng: &mut R) {
+    /// Sets the clock to the server time carried by `server_msg_id` and reports it. Returns
+    /// whether a new session is needed: after a backwards correction the msg_id floor must come
+    /// down, and msg_ids must not go down within one session. The caller starts it once the
+    /// message at hand has been processed (its answers still match the old session's requests).
+    fn resync_clock(&mut self, now: Now, server_msg_id: i64) -> bool {
         let delta = self.clock.sync_to_msg_id(now.unix, server_msg_id);
         let next_would_be = super::msgid::msg_id_for_nanos(self.clock.server_nanos(now.unix));
-        if delta < 0 || next_would_be <= self.msg_ids.last() {
-            // Our ids ran ahead of server time: the floor must come down, in a new session.
-            self.new_session(rng);
-        }
         self.push_event(Event::TimeSynced {
             offset_secs: self.clock.offset_secs(),
         });
+        delta < 0 || next_would_be <= self.msg_ids.last()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1398,20 +1420,10 @@ impl ClientSession {
                     return self.malformed();
                 };
                 match gzip::inflate(g.packed_data, self.config.max_inflated_len) {
-                    Ok(inner) if depth < 3 => {
-                        let inner_id = peek_id(&inner);
-                        if inner_id == Some(MSG_CONTAINER_ID) && depth > 0 {
-                            return self.malformed();
-                        }
-                        self.process(
-                            now,
-                            msg_id,
-                            seq_no,
-                            &inner,
-                            depth.saturating_add(1),
-                            notices_only,
-                            rng,
-                        );
+                    // gzip_packed does not nest; what it holds obeys the rules of its place
+                    // (a container at the top level is fine, inside a container it is not).
+                    Ok(inner) if peek_id(&inner) != Some(GZIP_PACKED_ID) => {
+                        self.process(now, msg_id, seq_no, &inner, depth, notices_only, rng);
                     }
                     _ => self.malformed(),
                 }
@@ -1707,6 +1719,7 @@ impl ClientSession {
     fn on_states(&mut self, _now: Now, ids: &[i64], info: &[u8]) {
         let mut resend = Vec::new();
         let mut resend_ans = Vec::new();
+        let mut lost = Vec::new();
         for (m, state) in ids.iter().zip(info.iter()) {
             let Some(Sent::Request(id)) = self.sent.get(m) else {
                 continue;
@@ -1715,12 +1728,20 @@ impl ClientSession {
             match state & 7 {
                 1..=3 => resend.push(*m),
                 4 => {
-                    if let Some(p) = self.requests.get_mut(&id) {
-                        p.acked = true;
-                    }
                     // The answer was generated but never reached us: ask for it again.
                     if state & 64 != 0 {
                         resend_ans.push(*m);
+                    }
+                    let forgotten = state & (32 | 64) == 0;
+                    let limit = self.config.max_lost_answer_checks;
+                    if let Some(p) = self.requests.get_mut(&id) {
+                        p.acked = true;
+                        if forgotten {
+                            p.lost_checks = p.lost_checks.saturating_add(1);
+                        }
+                        if p.lost_checks > limit {
+                            lost.push((*m, id, p.internal));
+                        }
                     }
                 }
                 _ => {}
@@ -1728,6 +1749,11 @@ impl ClientSession {
         }
         for m in resend {
             self.requeue_msg(m);
+        }
+        for (m, id, internal) in lost {
+            self.sent.remove(&m);
+            self.requests.remove(&id);
+            self.answer(id, internal, Err(RpcError::new(-503, "ANSWER_LOST")));
         }
         if !resend_ans.is_empty() {
             self.services.push_back(Item::ResendAns(resend_ans));
@@ -1777,8 +1803,11 @@ impl ClientSession {
         match code {
             16 | 17 => {
                 // The notification's own msg_id carries the server's time.
-                self.resync(now, msg_id, rng);
-                self.requeue_msg(bad_msg_id);
+                if self.resync_clock(now, msg_id) {
+                    self.new_session(rng); // resends every unanswered request
+                } else {
+                    self.requeue_msg(bad_msg_id);
+                }
             }
             32 | 33 => {
                 // seq_no out of step: a new session rather than arithmetic on seq_nos.

@@ -112,8 +112,12 @@ fn req(n: u32) -> Vec<u8> {
 }
 
 fn setup(offset: i64) -> (ClientSession, Server, ChaCha20Rng) {
+    setup_with(offset, SessionConfig::default())
+}
+
+fn setup_with(offset: i64, config: SessionConfig) -> (ClientSession, Server, ChaCha20Rng) {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let mut s = ClientSession::new(SessionConfig::default(), 0x5a17, offset, &mut rng);
+    let mut s = ClientSession::new(config, 0x5a17, offset, &mut rng);
     s.on_key_created(0x5a17, offset);
     let sid = s.session_id();
     (
@@ -816,4 +820,157 @@ fn future_salts_are_requested_and_rotated_by_server_time() {
     s.invoke_raw(&req(2)).unwrap();
     let sent = drain(&mut s, now_at(1_900_000, T0 + 1900));
     assert_eq!(sent[0].0.salt, 0xb, "rotated by server time");
+}
+
+// Found by an independent review: each failed before its fix.
+#[test]
+fn restore_never_reuses_the_last_msg_id() {
+    let (mut s, _srv, _rng) = setup(0);
+    s.invoke_raw(&req(0)).unwrap();
+    s.invoke_raw(&req(1)).unwrap();
+    // Two messages at the same instant: the second id is the first + 4.
+    let now = now_at(0, T0);
+    let sent = drain(&mut s, now);
+    let mut all: Vec<i64> = sent.iter().map(|(h, _)| h.msg_id).collect();
+    all.extend(sent.iter().flat_map(|(_, m)| m.iter().map(|m| m.msg_id)));
+    let saved = s.export();
+    let mut r = ClientSession::restore(SessionConfig::default(), &saved);
+    r.invoke_raw(&req(2)).unwrap();
+    let again = drain(&mut r, now);
+    let first = again
+        .iter()
+        .flat_map(|(h, m)| m.iter().map(|m| m.msg_id).chain([h.msg_id]))
+        .min()
+        .unwrap();
+    assert!(
+        first > saved.last_msg_id,
+        "restored session reuses msg_id: next {first:#x} <= saved last {:#x} (earlier ids {all:x?})",
+        saved.last_msg_id
+    );
+}
+
+#[test]
+fn top_level_gzip_of_a_container_is_processed() {
+    let (mut s, mut srv, mut rng) = setup(0);
+    let now = now_at(0, T0);
+    let mut c = Vec::new();
+    container::write_container_header(&mut c, 1);
+    let inner_id = srv.id(T0);
+    container::write_inner(
+        &mut c,
+        &OutMessage {
+            msg_id: inner_id,
+            seq_no: 1,
+            body: &req(9),
+        },
+    );
+    let packed = gzip::deflate(&c);
+    let body = types::GzipPacked {
+        packed_data: &packed,
+    }
+    .to_vec()
+    .unwrap();
+    deliver(&mut s, &mut srv, now, T0, 0, &body, &mut rng);
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&Event::Update { body: req(9) }),
+        "{ev:?} stats {:?}",
+        s.stats()
+    );
+}
+
+#[test]
+fn the_result_that_proves_a_clock_jump_is_delivered_not_re_executed() {
+    let (mut s, mut srv, mut rng) = setup(0);
+    let id = s.invoke_raw(&req(1)).unwrap();
+    let sent = drain(&mut s, now_at(0, T0));
+    let r = requests_in(&sent, REQ)[0];
+    // Our clock jumps 10 min ahead; the answer (server time T0) arrives.
+    let jumped = now_at(5_000, T0 + 600);
+    deliver(
+        &mut s,
+        &mut srv,
+        jumped,
+        T0,
+        1,
+        &rpc_result(r, &[9, 9, 9, 9]),
+        &mut rng,
+    );
+    let ev = events(&mut s);
+    let resent = requests_in(&drain(&mut s, jumped), REQ);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::RpcResult { id: i, .. } if *i == id)),
+        "answer dropped: events {ev:?}, stats {:?}, request re-sent as {resent:x?}",
+        s.stats()
+    );
+}
+
+#[test]
+fn a_request_whose_answer_the_server_forgot_ends_with_an_error_not_a_wait() {
+    // No pings: this scripted server would not answer them (and a pong timeout closes).
+    let (mut s, mut srv, mut rng) = setup_with(
+        0,
+        SessionConfig {
+            ping_interval_ms: 0,
+            ..SessionConfig::default()
+        },
+    );
+    let id = s.invoke_raw(&req(1)).unwrap();
+    let sent = requests_in(&drain(&mut s, now_at(0, T0)), REQ);
+    let limit = SessionConfig::default().max_lost_answer_checks;
+    let mut t = 0;
+    let mut outcome = None;
+    for _ in 0..=limit + 1 {
+        t += 61_000;
+        let now = now_at(t, T0 + t / 1000);
+        s.handle_timeout(now);
+        let out = drain(&mut s, now);
+        let Some(q) = out
+            .iter()
+            .flat_map(|(_, m)| m.iter())
+            .find(|m| m.body[..4] == types::MsgsStateReq::CONSTRUCTOR_ID.to_le_bytes())
+        else {
+            continue;
+        };
+        // "received" (4), nothing known about processing or an answer.
+        let info = types::MsgsStateInfo {
+            req_msg_id: q.msg_id,
+            info: &[4],
+        }
+        .to_vec()
+        .unwrap();
+        deliver(&mut s, &mut srv, now, T0 + t / 1000, 0, &info, &mut rng);
+        let evs = events(&mut s);
+        if let Some(e) = evs
+            .into_iter()
+            .find(|e| matches!(e, Event::RpcError { .. }))
+        {
+            outcome = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(outcome, Some(Event::RpcError { id: i, ref error }) if i == id && error.message == "ANSWER_LOST"),
+        "{outcome:?}"
+    );
+    assert_eq!(s.pending_requests(), 0);
+    let _ = sent;
+}
+
+#[test]
+fn notices_coalesce_so_unpolled_events_stay_bounded() {
+    let (mut s, mut srv, mut rng) = setup(0);
+    let now = now_at(0, T0);
+    for i in 0..10_000 {
+        let nsc = types::NewSessionCreated {
+            first_msg_id: 0,
+            unique_id: i,
+            server_salt: 1,
+        }
+        .to_vec()
+        .unwrap();
+        deliver(&mut s, &mut srv, now, T0, 1, &nsc, &mut rng);
+    }
+    assert_eq!(s.queued_events(), 1, "one UpdatesGapPossible waits");
 }

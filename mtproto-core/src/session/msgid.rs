@@ -111,6 +111,11 @@ impl MsgIdGen {
         Self { last: 0 }
     }
 
+    /// A generator whose next id is above `last` (a restored session's floor).
+    pub const fn above(last: i64) -> Self {
+        Self { last }
+    }
+
     /// The last id handed out (0 if none).
     pub fn last(&self) -> i64 {
         self.last
@@ -146,6 +151,13 @@ impl SeqNo {
     /// A new session's counter.
     pub const fn new() -> Self {
         Self { content_related: 0 }
+    }
+
+    /// A counter that has seen `count` content-related messages (a restored session).
+    pub const fn with_count(count: i32) -> Self {
+        Self {
+            content_related: if count < 0 { 0 } else { count },
+        }
     }
 
     /// The seq_no of the next message.
