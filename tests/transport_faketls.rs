@@ -663,9 +663,9 @@ fn bad_templates_are_refused() {
 }
 
 /// A post-quantum hello (an `X25519MLKEM768` key share, group 0x11ec: the ML-KEM-768 key then
-/// the x25519 key, 1216 bytes) builds and carries a valid digest. Note: at about 1.4 KB its
-/// record header is `16 03 01 05`, which our `Detector` (like the spec's forbidden-prefix rule,
-/// `16 03 01 02`) does not take for a hello; `check_client_hello` itself accepts it.
+/// the x25519 key, 1216 bytes) builds and carries a valid digest. At about 1.4 KB its record
+/// header is `16 03 01 05`: the `Detector` takes it for a hello too (it used to accept only
+/// `16 03 01 02`, and read kurigram's and tdlib's longer hellos as obfuscated2 inits).
 #[test]
 fn ml_kem_key_share_template() {
     use HelloOp::{BeginScope as Begin, Domain, EndScope as End, Key, MlKem768Key, Random, Zero};
@@ -722,8 +722,23 @@ fn ml_kem_key_share_template() {
         "no padding: already past 517 bytes"
     );
     assert_eq!(hello[..4], [0x16, 0x03, 0x01, 0x05]);
-    let info = check_client_hello(&hello, &[s], UnixTime::from_secs(NOW), 0).unwrap();
+    let info = check_client_hello(
+        &hello,
+        std::slice::from_ref(&s),
+        UnixTime::from_secs(NOW),
+        0,
+    )
+    .unwrap();
     assert_eq!(info.timestamp, NOW as u32);
+    let mut det = Detector::new(config(vec![s]));
+    let (used, status) = det
+        .decode(&hello, UnixTime::from_secs(NOW), &mut rng(6))
+        .unwrap();
+    assert_eq!(used, hello.len());
+    let Status::Complete(found) = status else {
+        panic!("a long hello must be recognised: {status:?}")
+    };
+    assert!(!found.reply.is_empty(), "the ServerHello answers it");
 }
 
 #[test]

@@ -156,7 +156,12 @@ impl Detector {
             [0xee, 0xee, 0xee, 0xee] | [0xdd, 0xdd, 0xdd, 0xdd] => {
                 return Err(TransportError::UnknownTransport);
             }
-            [0x16, 0x03, 0x01, 0x02] => {
+            // A TLS handshake record: 0x16 0x03 0x01 and a length. Since 2025 clients send
+            // ClientHellos above 0x2ff bytes (post-quantum key shares), so any record length of
+            // 0x200..=0x3fff bytes counts. Only 0x16030102 is forbidden to obfuscated2 inits;
+            // another client's random init starting like a longer record is a ~2^-28 event,
+            // and only where an `ee` secret is configured.
+            [0x16, 0x03, 0x01, 0x02..=0x3f] if b3 == 0x02 || self.has_tls_secret() => {
                 if !self.has_tls_secret() {
                     return Err(TransportError::UnknownTransport);
                 }

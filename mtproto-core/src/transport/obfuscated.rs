@@ -33,7 +33,8 @@ const MAX_INIT_TRIES: usize = 64;
 
 /// Whether `init` starts like something the server would read as another protocol
 /// ("the first byte must not be 0xef; the first int must not be HEAD, POST, GET , OPTI,
-/// 0x02010316, 0xdddddddd, 0xeeeeeeee; bytes 4..8 must not be zero").
+/// 0x02010316, 0xdddddddd, 0xeeeeeeee; bytes 4..8 must not be zero"). Ours also avoid every
+/// TLS handshake record start `16 03 01 02..=3f` (longer fake-TLS ClientHellos exist now).
 pub fn is_forbidden_init(init: &[u8; INIT_LEN]) -> bool {
     let first = [init[0], init[1], init[2], init[3]];
     let second = [init[4], init[5], init[6], init[7]];
@@ -44,7 +45,7 @@ pub fn is_forbidden_init(init: &[u8; INIT_LEN]) -> bool {
                 | b"POST"
                 | b"GET "
                 | b"OPTI"
-                | [0x16, 0x03, 0x01, 0x02]
+                | [0x16, 0x03, 0x01, 0x02..=0x3f]
                 | [0xdd, 0xdd, 0xdd, 0xdd]
                 | [0xee, 0xee, 0xee, 0xee]
         )
