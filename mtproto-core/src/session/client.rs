@@ -1296,6 +1296,13 @@ impl ClientSession {
                 return;
             }
         }
+        // An authenticated, fresh, in-window message from the future of our estimate: the
+        // server's clock is ahead of what we thought (upward corrections only).
+        if in_window && self.clock.learn_upward(skew) {
+            self.push_event(Event::TimeSynced {
+                offset_secs: self.clock.offset_secs(),
+            });
+        }
         self.process(now, msg.msg_id, msg.seq_no, msg.body, 0, notices_only, rng);
         if new_session_after {
             self.new_session(rng);

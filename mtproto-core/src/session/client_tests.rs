@@ -974,3 +974,39 @@ fn notices_coalesce_so_unpolled_events_stay_bounded() {
     }
     assert_eq!(s.queued_events(), 1, "one UpdatesGapPossible waits");
 }
+
+#[test]
+fn the_offset_is_learned_upward_from_ordinary_authenticated_messages() {
+    let (mut s, mut srv, mut rng) = setup(0);
+    // The server is 20 s ahead (inside the window): its messages raise our estimate.
+    deliver(
+        &mut s,
+        &mut srv,
+        now_at(0, T0),
+        T0 + 20,
+        1,
+        &req(1),
+        &mut rng,
+    );
+    assert_eq!(s.clock().offset_secs(), 20);
+    assert!(events(&mut s).contains(&Event::TimeSynced { offset_secs: 20 }));
+    // A message from our past never lowers it.
+    let mut old = Server {
+        last: 0,
+        session_id: s.session_id(),
+    };
+    deliver(
+        &mut s,
+        &mut old,
+        now_at(0, T0),
+        T0 - 100,
+        1,
+        &req(2),
+        &mut rng,
+    );
+    assert_eq!(s.clock().offset_secs(), 20);
+    // New msg_ids follow the learned server time.
+    s.invoke_raw(&req(3)).unwrap();
+    let id = requests_in(&drain(&mut s, now_at(0, T0)), REQ)[0];
+    assert_eq!(msg_id_time_nanos(id) / 1_000_000_000, (T0 + 20) as i64);
+}

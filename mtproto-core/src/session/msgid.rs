@@ -91,6 +91,18 @@ impl ServerClock {
         delta
     }
 
+    /// Moves the offset up by `nanos` (> 0) when the server's own message shows its clock is
+    /// ahead of our estimate (a message cannot be sent later than it is received, so only an
+    /// upward correction is safe, as tdlib does). Returns whether the whole-second offset moved.
+    pub fn learn_upward(&mut self, nanos: i64) -> bool {
+        if nanos <= 0 {
+            return false;
+        }
+        let before = self.offset_secs();
+        self.offset_nanos = self.offset_nanos.saturating_add(nanos);
+        before != self.offset_secs()
+    }
+
     /// How far (nanoseconds, signed) the time carried by `msg_id` lies from server time now:
     /// positive means in the future.
     pub fn skew_of(&self, local: UnixTime, msg_id: i64) -> i64 {
