@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let state = ResumeState {
         auth_key: key.clone(),
         session: saved,
+        key_created_at: None,
     };
     let mut conn = Connection::resume(config, state, LcgRng(1), now);
     // A few requests in flight so that rpc_results and bad_msgs can match something.

@@ -129,6 +129,9 @@ pub struct ResumeState {
     pub auth_key: AuthKey,
     /// The session (salt, time offset, session id, msg_id floor).
     pub session: SavedSession,
+    /// When the permanent key was made (server unix seconds), if known: under PFS a key younger
+    /// than 60 s may meet `ENCRYPTED_MESSAGE_INVALID` while the DCs catch up (`api_pfs.md`).
+    pub key_created_at: Option<i64>,
 }
 
 impl fmt::Debug for ResumeState {
@@ -199,8 +202,8 @@ pub struct Connection<R> {
     key: Option<AuthKey>,
     /// The permanent key.
     perm_key: Option<AuthKey>,
-    /// When the permanent key was made on this connection object (for the 60 s rule of PFS).
-    perm_made_at: Option<Instant>,
+    /// When the permanent key was made, server unix seconds (for the 60 s rule of PFS).
+    perm_made_at: Option<i64>,
     temp: Option<Temp>,
     /// A temporary key being made ahead of expiry while the current one serves.
     renewal: Option<KeyJob>,
@@ -269,6 +272,7 @@ impl<R: CryptoRng> Connection<R> {
         let session = ClientSession::restore(config.session.clone(), &state.session);
         let pfs = config.pfs.is_some();
         let mut c = Self::build(config, rng, session, Some(state.auth_key), now);
+        c.perm_made_at = state.key_created_at;
         if matches!(c.phase, Phase::Closed) {
             return c;
         }
@@ -388,6 +392,7 @@ impl<R: CryptoRng> Connection<R> {
         Some(ResumeState {
             auth_key: self.perm_key.clone()?,
             session: self.session.export(),
+            key_created_at: self.perm_made_at,
         })
     }
 
@@ -601,7 +606,7 @@ impl<R: CryptoRng> Connection<R> {
                 let salt = result.server_salt;
                 if !temp {
                     self.perm_key = Some(result.auth_key.clone());
-                    self.perm_made_at = Some(now.mono);
+                    self.perm_made_at = Some(self.server_secs(now));
                     if self.config.pfs.is_some() {
                         // The permanent key only signs bindings: make the temporary key now.
                         self.session.on_key_created(salt, result.time_offset);
@@ -645,6 +650,10 @@ impl<R: CryptoRng> Connection<R> {
         }
     }
 
+    fn server_secs(&self, now: Now) -> i64 {
+        self.session.clock().server_nanos(now.unix) / 1_000_000_000
+    }
+
     fn schedule_renewal(&mut self, now: Now, min_delay_secs: u64) {
         let Some(pfs) = self.config.pfs else {
             return;
@@ -679,22 +688,31 @@ impl<R: CryptoRng> Connection<R> {
                     self.events.push_back(Event::Ready);
                 }
                 Err(e) if e.is("ENCRYPTED_MESSAGE_INVALID") => {
+                    let server_now = self.session.clock().server_nanos(now.unix) / 1_000_000_000;
                     let fresh_perm = self
                         .perm_made_at
-                        .is_some_and(|at| now.mono.saturating_micros_since(at) < 60_000_000);
+                        .is_some_and(|at| server_now.saturating_sub(at) < 60);
                     let max = self.config.pfs.map_or(0, |p| p.max_bind_retries);
                     if fresh_perm && t.retries < max {
                         t.retries = t.retries.saturating_add(1);
                         t.bind = Bind::Send(Some(id));
                     } else {
-                        self.close_with(CloseReason::BindFailed(e));
+                        // api_pfs.md: for a permanent key older than 60 s this error means the
+                        // key is gone; the application decides what to do about it.
+                        self.close_with(CloseReason::BindFailed {
+                            error: e,
+                            permanent_key_invalid: !fresh_perm,
+                        });
                     }
                 }
-                Ok(_) => self.close_with(CloseReason::BindFailed(crate::session::RpcError::new(
-                    -500,
-                    "BIND_NOT_TRUE",
-                ))),
-                Err(e) => self.close_with(CloseReason::BindFailed(e)),
+                Ok(_) => self.close_with(CloseReason::BindFailed {
+                    error: crate::session::RpcError::new(-500, "BIND_NOT_TRUE"),
+                    permanent_key_invalid: false,
+                }),
+                Err(error) => self.close_with(CloseReason::BindFailed {
+                    error,
+                    permanent_key_invalid: false,
+                }),
             }
         }
     }

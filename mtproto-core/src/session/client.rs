@@ -47,10 +47,15 @@ pub enum CloseReason {
     Protocol,
     /// The application closed the connection.
     Local,
-    /// Under PFS, `auth.bindTempAuthKey` failed (for `ENCRYPTED_MESSAGE_INVALID` on a permanent
-    /// key older than 60 s, `api_pfs.md` says the permanent key is gone: the application
-    /// decides whether to make a new one).
-    BindFailed(RpcError),
+    /// Under PFS, `auth.bindTempAuthKey` failed.
+    BindFailed {
+        /// The server's answer.
+        error: RpcError,
+        /// `ENCRYPTED_MESSAGE_INVALID` for a permanent key older than 60 s: `api_pfs.md` says
+        /// the permanent key is gone. The application decides whether to make a new one (the
+        /// crate never does by itself).
+        permanent_key_invalid: bool,
+    },
 }
 
 /// What the connection tells the application. Bodies are **owned** (`Vec<u8>`): events are
