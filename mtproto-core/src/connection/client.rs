@@ -76,6 +76,33 @@ pub struct ConnectionConfig {
     pub handshake_timeout_ms: u64,
     /// Largest transport frame accepted.
     pub max_frame_len: usize,
+    /// Perfect forward secrecy (`api_pfs.md`): encrypt with temporary keys bound to the
+    /// permanent one, never with the permanent key itself.
+    pub pfs: Option<PfsConfig>,
+}
+
+/// How temporary keys are made and renewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PfsConfig {
+    /// Lifetime asked for each temporary key, seconds.
+    pub expires_in_secs: u32,
+    /// A new temporary key is made this many seconds before the current one expires.
+    pub renew_before_secs: u32,
+    /// `auth.bindTempAuthKey` retries on `ENCRYPTED_MESSAGE_INVALID` for a permanent key made
+    /// less than 60 s ago (`api_pfs.md`); for an older key that error closes the connection
+    /// with [`CloseReason::BindFailed`] and the application decides (the crate never replaces
+    /// a permanent key by itself).
+    pub max_bind_retries: u32,
+}
+
+impl Default for PfsConfig {
+    fn default() -> Self {
+        Self {
+            expires_in_secs: 86_400,
+            renew_before_secs: 600,
+            max_bind_retries: 3,
+        }
+    }
 }
 
 impl ConnectionConfig {
@@ -89,6 +116,7 @@ impl ConnectionConfig {
             padding: PaddingPolicy::default(),
             handshake_timeout_ms: 30_000,
             max_frame_len: transport::DEFAULT_MAX_FRAME_LEN,
+            pfs: None,
         }
     }
 }
@@ -120,15 +148,34 @@ enum Link {
     Ready(Transport),
 }
 
+/// A key being created: the machine, the next unencrypted body to send, its deadline.
+struct KeyJob {
+    hs: ClientHandshake,
+    out: Option<Vec<u8>>,
+    deadline: Instant,
+    temp: bool,
+}
+
 enum Phase {
-    Handshaking {
-        hs: ClientHandshake,
-        /// The next unencrypted body to send.
-        out: Option<Vec<u8>>,
-        deadline: Instant,
-    },
+    Handshaking(KeyJob),
     Ready,
     Closed,
+}
+
+/// The temporary key in use (PFS) and its binding.
+struct Temp {
+    expires_at: i64,
+    bind: Bind,
+    retries: u32,
+    renew_at: Option<Instant>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bind {
+    /// `auth.bindTempAuthKey` must be sent (again, with the id of the earlier attempt).
+    Send(Option<RequestId>),
+    Sent(RequestId),
+    Bound,
 }
 
 /// Quick-ack tokens remembered at most (oldest forgotten first).
@@ -147,7 +194,15 @@ pub struct Connection<R> {
     rng: R,
     link: Link,
     phase: Phase,
+    /// The key messages are encrypted with (the temporary key under PFS).
     key: Option<AuthKey>,
+    /// The permanent key.
+    perm_key: Option<AuthKey>,
+    /// When the permanent key was made on this connection object (for the 60 s rule of PFS).
+    perm_made_at: Option<Instant>,
+    temp: Option<Temp>,
+    /// A temporary key being made ahead of expiry while the current one serves.
+    renewal: Option<KeyJob>,
     session: ClientSession,
     /// Plaintext/encryption scratch buffer (reused: no allocation per message once grown).
     scratch: Vec<u8>,
@@ -161,7 +216,7 @@ pub struct Connection<R> {
 impl<R> fmt::Debug for Connection<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.phase {
-            Phase::Handshaking { .. } => "handshaking",
+            Phase::Handshaking(_) => "handshaking",
             Phase::Ready => "ready",
             Phase::Closed => "closed",
         };
@@ -202,17 +257,27 @@ impl<R: CryptoRng> Connection<R> {
     pub fn new(config: ConnectionConfig, mut rng: R, now: Now) -> Self {
         let session = ClientSession::new(config.session.clone(), 0, 0, &mut rng);
         let mut c = Self::build(config, rng, session, None, now);
-        c.start_handshake(now);
+        c.start_handshake(now, false);
         c
     }
 
     /// A connection that uses a key made earlier, continuing the saved session.
+    /// Under PFS a new temporary key is made and bound first; the saved session belonged to an
+    /// earlier temporary key, so only its time offset is kept.
     pub fn resume(config: ConnectionConfig, state: ResumeState, rng: R, now: Now) -> Self {
         let session = ClientSession::restore(config.session.clone(), &state.session);
+        let pfs = config.pfs.is_some();
         let mut c = Self::build(config, rng, session, Some(state.auth_key), now);
-        c.phase = Phase::Ready;
-        c.session.on_reconnect(now);
-        c.events.push_back(Event::Ready);
+        if matches!(c.phase, Phase::Closed) {
+            return c;
+        }
+        if pfs {
+            c.start_handshake(now, true);
+        } else {
+            c.key = c.perm_key.clone();
+            c.session.on_reconnect(now);
+            c.events.push_back(Event::Ready);
+        }
         c
     }
 
@@ -238,7 +303,11 @@ impl<R: CryptoRng> Connection<R> {
             rng,
             link,
             phase,
-            key,
+            key: None,
+            perm_key: key,
+            perm_made_at: None,
+            temp: None,
+            renewal: None,
             session,
             scratch: Vec::new(),
             rx: Vec::new(),
@@ -252,25 +321,32 @@ impl<R: CryptoRng> Connection<R> {
         c
     }
 
-    fn start_handshake(&mut self, now: Now) {
+    fn new_key_job(&mut self, now: Now, temp: bool) -> Option<KeyJob> {
+        let mut config =
+            ClientConfig::new(self.config.rsa_keys.clone(), i32::from(self.config.dc_id));
+        if temp {
+            let expires_in = self.config.pfs.map_or(86_400, |p| p.expires_in_secs);
+            config = config.temporary(expires_in);
+        }
+        let mut hs = ClientHandshake::new(config);
+        let first = hs.start(&mut self.rng).ok()?;
+        Some(KeyJob {
+            hs,
+            out: Some(first),
+            deadline: now
+                .mono
+                .saturating_add_micros(self.config.handshake_timeout_ms.saturating_mul(1000)),
+            temp,
+        })
+    }
+
+    fn start_handshake(&mut self, now: Now, temp: bool) {
         if matches!(self.phase, Phase::Closed) {
             return;
         }
-        let mut hs = ClientHandshake::new(ClientConfig::new(
-            self.config.rsa_keys.clone(),
-            i32::from(self.config.dc_id),
-        ));
-        match hs.start(&mut self.rng) {
-            Ok(first) => {
-                self.phase = Phase::Handshaking {
-                    hs,
-                    out: Some(first),
-                    deadline: now.mono.saturating_add_micros(
-                        self.config.handshake_timeout_ms.saturating_mul(1000),
-                    ),
-                };
-            }
-            Err(_) => self.close_with(CloseReason::HandshakeFailed),
+        match self.new_key_job(now, temp) {
+            Some(job) => self.phase = Phase::Handshaking(job),
+            None => self.close_with(CloseReason::HandshakeFailed),
         }
     }
 
@@ -286,9 +362,19 @@ impl<R: CryptoRng> Connection<R> {
         matches!(self.phase, Phase::Closed)
     }
 
-    /// The auth key, once it exists.
+    /// The permanent auth key, once it exists.
     pub fn auth_key(&self) -> Option<&AuthKey> {
+        self.perm_key.as_ref()
+    }
+
+    /// The key messages are encrypted with now (under PFS, the bound temporary key).
+    pub fn message_key(&self) -> Option<&AuthKey> {
         self.key.as_ref()
+    }
+
+    /// Under PFS: whether the current temporary key is bound.
+    pub fn is_bound(&self) -> bool {
+        self.temp.as_ref().is_some_and(|t| t.bind == Bind::Bound)
     }
 
     /// The session layer (read-only: counters, clock, pending requests).
@@ -299,7 +385,7 @@ impl<R: CryptoRng> Connection<R> {
     /// What to persist to continue later (`None` before the key exists).
     pub fn export(&self) -> Option<ResumeState> {
         Some(ResumeState {
-            auth_key: self.key.clone()?,
+            auth_key: self.perm_key.clone()?,
             session: self.session.export(),
         })
     }
@@ -352,12 +438,18 @@ impl<R: CryptoRng> Connection<R> {
         }
         self.quick_acks.clear();
         self.quick_ack_order.clear();
-        if self.key.is_some() {
-            self.phase = Phase::Ready;
-            self.session.on_reconnect(now);
-        } else {
-            self.phase = Phase::Ready;
-            self.start_handshake(now);
+        self.renewal = None;
+        self.phase = Phase::Ready;
+        let server_secs = self.session.clock().server_nanos(now.unix) / 1_000_000_000;
+        match (&self.perm_key, &self.temp, self.config.pfs.is_some()) {
+            (None, _, _) => self.start_handshake(now, false),
+            // PFS: a temporary key that is gone (-404), expired or never bound is replaced.
+            (Some(_), None, true) => self.start_handshake(now, true),
+            (Some(_), Some(t), true) if t.bind != Bind::Bound || t.expires_at <= server_secs => {
+                self.temp = None;
+                self.start_handshake(now, true);
+            }
+            _ => self.session.on_reconnect(now),
         }
     }
 
@@ -447,7 +539,13 @@ impl<R: CryptoRng> Connection<R> {
     fn on_transport_error(&mut self, code: i32) {
         self.events.push_back(Event::TransportError(code));
         if code == -404 {
-            self.events.push_back(Event::AuthKeyUnknown);
+            if self.config.pfs.is_some() && self.temp.is_some() {
+                // The server forgot the temporary key (allowed at any time): the next
+                // connection makes and binds a new one. The permanent key is not in question.
+                self.temp = None;
+            } else {
+                self.events.push_back(Event::AuthKeyUnknown);
+            }
         }
         self.close_with(CloseReason::TransportError(code));
     }
@@ -474,6 +572,7 @@ impl<R: CryptoRng> Connection<R> {
                     body: m.body,
                 };
                 self.session.handle_message(now, incoming, &mut self.rng);
+                self.on_internal_results(now);
                 if self.session.is_closed() {
                     self.phase = Phase::Closed;
                 }
@@ -486,26 +585,121 @@ impl<R: CryptoRng> Connection<R> {
     }
 
     fn on_plain(&mut self, now: Now) {
-        let Phase::Handshaking { hs, out, .. } = &mut self.phase else {
-            return; // unencrypted messages are only expected during the handshake
+        let job = match &mut self.phase {
+            Phase::Handshaking(job) => job,
+            Phase::Ready => match self.renewal.as_mut() {
+                Some(job) => job,
+                None => return, // unencrypted messages are only expected during a handshake
+            },
+            Phase::Closed => return,
         };
         let Ok((_, body)) = plain::unwrap(&self.rx) else {
             self.close_with(CloseReason::HandshakeFailed);
             return;
         };
-        match hs.handle(now.unix, body, &mut self.rng) {
-            Ok(ClientStep::Send(next)) => *out = Some(next),
+        let temp = job.temp;
+        match job.hs.handle(now.unix, body, &mut self.rng) {
+            Ok(ClientStep::Send(next)) => job.out = Some(next),
             Ok(ClientStep::Done(result)) => {
-                self.session
-                    .on_key_created(result.server_salt.cast_signed(), result.time_offset);
-                self.key = Some(result.auth_key.clone());
-                self.phase = Phase::Ready;
-                self.events.push_back(Event::Ready);
+                self.renewal = None;
+                let salt = result.server_salt.cast_signed();
+                if !temp {
+                    self.perm_key = Some(result.auth_key.clone());
+                    self.perm_made_at = Some(now.mono);
+                    if self.config.pfs.is_some() {
+                        // The permanent key only signs bindings: make the temporary key now.
+                        self.session.on_key_created(salt, result.time_offset);
+                        self.start_handshake(now, true);
+                        return;
+                    }
+                    self.key = Some(result.auth_key.clone());
+                    self.session.on_key_created(salt, result.time_offset);
+                    self.phase = Phase::Ready;
+                    self.events.push_back(Event::Ready);
+                } else {
+                    // A temporary key: its own session; nothing but the binding until bound.
+                    let renewing = self.key.is_some();
+                    self.key = Some(result.auth_key.clone());
+                    self.session.on_key_created(salt, result.time_offset);
+                    if renewing || self.session.export().last_msg_id != 0 {
+                        self.session.new_session(&mut self.rng);
+                    }
+                    self.session.set_hold_requests(true);
+                    self.temp = Some(Temp {
+                        expires_at: result.expires_at.unwrap_or(0),
+                        bind: Bind::Send(None),
+                        retries: 0,
+                        renew_at: None,
+                    });
+                    self.phase = Phase::Ready;
+                }
                 self.events.push_back(Event::TimeSynced {
                     offset_secs: result.time_offset,
                 });
             }
-            Err(_) => self.close_with(CloseReason::HandshakeFailed),
+            Err(_) => {
+                if matches!(self.phase, Phase::Ready) {
+                    // A failed renewal: the current key still serves; try again later.
+                    self.renewal = None;
+                    self.schedule_renewal(now, 30);
+                } else {
+                    self.close_with(CloseReason::HandshakeFailed);
+                }
+            }
+        }
+    }
+
+    fn schedule_renewal(&mut self, now: Now, min_delay_secs: u64) {
+        let Some(pfs) = self.config.pfs else {
+            return;
+        };
+        let server_secs = self.session.clock().server_nanos(now.unix) / 1_000_000_000;
+        if let Some(t) = self.temp.as_mut() {
+            let at = t
+                .expires_at
+                .saturating_sub(i64::from(pfs.renew_before_secs))
+                .saturating_sub(server_secs);
+            let secs = u64::try_from(at).unwrap_or(0).max(min_delay_secs);
+            t.renew_at = Some(
+                now.mono
+                    .saturating_add_micros(secs.saturating_mul(1_000_000)),
+            );
+        }
+    }
+
+    fn on_internal_results(&mut self, now: Now) {
+        while let Some((id, result)) = self.session.take_internal_result() {
+            let Some(t) = self.temp.as_mut() else {
+                continue;
+            };
+            if t.bind != Bind::Sent(id) {
+                continue;
+            }
+            match result {
+                Ok(body) if body.get(..4) == Some(&crate::tl::BOOL_TRUE_ID.to_le_bytes()[..]) => {
+                    t.bind = Bind::Bound;
+                    self.session.set_hold_requests(false);
+                    self.schedule_renewal(now, 0);
+                    self.events.push_back(Event::Ready);
+                }
+                Err(e) if e.is("ENCRYPTED_MESSAGE_INVALID") => {
+                    let fresh_perm = self
+                        .perm_made_at
+                        .is_some_and(|at| now.mono.saturating_micros_since(at) < 60_000_000);
+                    let max = self.config.pfs.map_or(0, |p| p.max_bind_retries);
+                    if fresh_perm && t.retries < max {
+                        t.retries = t.retries.saturating_add(1);
+                        t.bind = Bind::Send(Some(id));
+                    } else {
+                        self.close_with(CloseReason::BindFailed(e));
+                    }
+                }
+                Ok(_) => self.close_with(CloseReason::BindFailed(crate::session::RpcError::new(
+                    -500,
+                    "BIND_NOT_TRUE",
+                ))),
+                Err(e) => self.close_with(CloseReason::BindFailed(e)),
+            }
         }
     }
 
@@ -514,8 +708,18 @@ impl<R: CryptoRng> Connection<R> {
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.phase {
-            Phase::Handshaking { deadline, .. } => Some(*deadline),
-            Phase::Ready => self.session.poll_timeout(),
+            Phase::Handshaking(job) => Some(job.deadline),
+            Phase::Ready => {
+                let renew = self
+                    .renewal
+                    .as_ref()
+                    .map(|j| j.deadline)
+                    .or_else(|| self.temp.as_ref().and_then(|t| t.renew_at));
+                [self.session.poll_timeout(), renew]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
             Phase::Closed => None,
         }
     }
@@ -523,12 +727,31 @@ impl<R: CryptoRng> Connection<R> {
     /// Runs what is due at `now`. Extra calls are harmless.
     pub fn handle_timeout(&mut self, now: Now) {
         match &self.phase {
-            Phase::Handshaking { deadline, .. } => {
-                if now.mono >= *deadline {
+            Phase::Handshaking(job) => {
+                if now.mono >= job.deadline {
                     self.close_with(CloseReason::HandshakeTimeout);
                 }
             }
             Phase::Ready => {
+                if self
+                    .renewal
+                    .as_ref()
+                    .is_some_and(|j| now.mono >= j.deadline)
+                {
+                    self.renewal = None;
+                    self.schedule_renewal(now, 30);
+                }
+                let due = self
+                    .temp
+                    .as_ref()
+                    .and_then(|t| t.renew_at)
+                    .is_some_and(|at| now.mono >= at);
+                if due && self.renewal.is_none() {
+                    if let Some(t) = self.temp.as_mut() {
+                        t.renew_at = None;
+                    }
+                    self.renewal = self.new_key_job(now, true);
+                }
                 self.session.handle_timeout(now);
                 if self.session.is_closed() {
                     self.phase = Phase::Closed;
@@ -560,66 +783,107 @@ impl<R: CryptoRng> Connection<R> {
             }
             Link::Ready(t) => t,
         };
-        match &mut self.phase {
-            Phase::Closed => false,
-            Phase::Handshaking { out: body, .. } => {
-                let Some(body) = body.take() else {
-                    return false;
+        let job = match &mut self.phase {
+            Phase::Closed => return false,
+            Phase::Handshaking(job) => Some(job),
+            Phase::Ready => self.renewal.as_mut(),
+        };
+        if let Some(body) = job.and_then(|j| j.out.take()) {
+            let wire = plain::wrap(plain::msg_id_from_time(now.unix), &body);
+            return transport.encode(&wire, false, &mut self.rng, out).is_ok();
+        }
+        if !matches!(self.phase, Phase::Ready) {
+            return false;
+        }
+        let Some(key) = self.key.as_ref() else {
+            return false;
+        };
+        self.scratch.clear();
+        self.scratch.resize(BODY_OFFSET, 0);
+        // Under PFS the binding goes first, alone, built around its own msg_id.
+        let rebuild = self.session.take_rebuild();
+        let bind_now = match (self.temp.as_mut(), rebuild) {
+            (Some(t), Some(id)) if t.bind == Bind::Sent(id) => Some(Some(id)),
+            (Some(t), _) => match t.bind {
+                Bind::Send(id) => Some(id),
+                _ => None,
+            },
+            _ => None,
+        };
+        let h = match (bind_now, self.perm_key.as_ref(), self.temp.as_mut()) {
+            (Some(prev), Some(perm), Some(t)) => {
+                let rng = &mut self.rng;
+                let expires_at = i32::try_from(t.expires_at).unwrap_or(i32::MAX);
+                let mut build = |msg_id: i64, session_id: i64| {
+                    crate::handshake::pfs::bind_temp_auth_key(
+                        perm,
+                        key,
+                        session_id.cast_unsigned(),
+                        expires_at,
+                        msg_id,
+                        rng,
+                    )
+                    .ok()
                 };
-                let wire = plain::wrap(plain::msg_id_from_time(now.unix), &body);
-                transport.encode(&wire, false, &mut self.rng, out).is_ok()
-            }
-            Phase::Ready => {
-                let Some(key) = self.key.as_ref() else {
-                    return false;
-                };
-                self.scratch.clear();
-                self.scratch.resize(BODY_OFFSET, 0);
-                let Some(h) = self.session.poll_message(now, &mut self.scratch) else {
-                    return false;
-                };
-                let body_len = self.scratch.len().saturating_sub(BODY_OFFSET);
-                let Some(cap) = max_encrypted_len(body_len, &self.config.padding) else {
-                    self.close_with(CloseReason::Protocol);
-                    return false;
-                };
-                self.scratch.resize(cap.max(self.scratch.len()), 0);
-                let header = MessageHeader {
-                    salt: h.salt.cast_unsigned(),
-                    session_id: h.session_id.cast_unsigned(),
-                    msg_id: h.msg_id.cast_unsigned(),
-                    seq_no: h.seq_no.cast_unsigned(),
-                };
-                let enc = match message::encrypt_message(
-                    key,
-                    Side::Client,
-                    &header,
-                    body_len,
-                    &mut self.scratch,
-                    &self.config.padding,
-                    &mut self.rng,
-                ) {
-                    Ok(e) => e,
-                    Err(_) => {
+                match self
+                    .session
+                    .send_built(now, &mut self.scratch, prev, &mut build)
+                {
+                    Some((h, id)) => {
+                        t.bind = Bind::Sent(id);
+                        h
+                    }
+                    None => {
                         self.close_with(CloseReason::Protocol);
                         return false;
                     }
-                };
-                let quick_ack = self.config.transport.quick_ack && h.first_request.is_some();
-                if let (true, Some(id)) = (quick_ack, h.first_request) {
-                    if self.quick_ack_order.len() >= MAX_QUICK_ACKS
-                        && let Some(old) = self.quick_ack_order.pop_front()
-                    {
-                        self.quick_acks.remove(&old);
-                    }
-                    self.quick_acks.insert(enc.quick_ack_token, id);
-                    self.quick_ack_order.push_back(enc.quick_ack_token);
                 }
-                let wire = self.scratch.get(..enc.len).unwrap_or_default();
-                transport
-                    .encode(wire, quick_ack, &mut self.rng, out)
-                    .is_ok()
             }
+            _ => match self.session.poll_message(now, &mut self.scratch) {
+                Some(h) => h,
+                None => return false,
+            },
+        };
+        let body_len = self.scratch.len().saturating_sub(BODY_OFFSET);
+        let Some(cap) = max_encrypted_len(body_len, &self.config.padding) else {
+            self.close_with(CloseReason::Protocol);
+            return false;
+        };
+        self.scratch.resize(cap.max(self.scratch.len()), 0);
+        let header = MessageHeader {
+            salt: h.salt.cast_unsigned(),
+            session_id: h.session_id.cast_unsigned(),
+            msg_id: h.msg_id.cast_unsigned(),
+            seq_no: h.seq_no.cast_unsigned(),
+        };
+        let enc = match message::encrypt_message(
+            key,
+            Side::Client,
+            &header,
+            body_len,
+            &mut self.scratch,
+            &self.config.padding,
+            &mut self.rng,
+        ) {
+            Ok(e) => e,
+            Err(_) => {
+                self.close_with(CloseReason::Protocol);
+                return false;
+            }
+        };
+        let quick_ack = self.config.transport.quick_ack && h.first_request.is_some();
+        if let (true, Some(id)) = (quick_ack, h.first_request) {
+            if self.quick_ack_order.len() >= MAX_QUICK_ACKS
+                && let Some(old) = self.quick_ack_order.pop_front()
+            {
+                self.quick_acks.remove(&old);
+            }
+            self.quick_acks.insert(enc.quick_ack_token, id);
+            self.quick_ack_order.push_back(enc.quick_ack_token);
         }
+        let wire = self.scratch.get(..enc.len).unwrap_or_default();
+        transport
+            .encode(wire, quick_ack, &mut self.rng, out)
+            .is_ok()
     }
 }

@@ -47,6 +47,10 @@ pub enum CloseReason {
     Protocol,
     /// The application closed the connection.
     Local,
+    /// Under PFS, `auth.bindTempAuthKey` failed (for `ENCRYPTED_MESSAGE_INVALID` on a permanent
+    /// key older than 60 s, `api_pfs.md` says the permanent key is gone: the application
+    /// decides whether to make a new one).
+    BindFailed(RpcError),
 }
 
 /// What the connection tells the application. Bodies are **owned** (`Vec<u8>`): events are
@@ -254,7 +258,16 @@ struct Pending {
     sent_at: Option<Instant>,
     acked: bool,
     state_asked_at: Option<Instant>,
+    /// Answered to the connection itself ([`ClientSession::take_internal_result`]), not as an
+    /// event (e.g. `auth.bindTempAuthKey`).
+    internal: bool,
+    /// The body depends on its own msg_id: a resend is rebuilt by the connection
+    /// ([`ClientSession::take_rebuild`]) instead of re-sent as is.
+    rebuild: bool,
 }
+
+/// The outcome of an internal request: its result body or its error.
+pub type InternalResult = (RequestId, Result<Vec<u8>, RpcError>);
 
 /// What an outgoing msg_id carried.
 enum Sent {
@@ -388,6 +401,9 @@ pub struct ClientSession {
     updates_dropped: bool,
     stats: SessionStats,
     closed: bool,
+    hold_requests: bool,
+    internal_results: VecDeque<InternalResult>,
+    rebuilds: Vec<RequestId>,
 }
 
 impl fmt::Debug for ClientSession {
@@ -463,6 +479,9 @@ impl ClientSession {
             updates_dropped: false,
             stats: SessionStats::default(),
             closed: false,
+            hold_requests: false,
+            internal_results: VecDeque::new(),
+            rebuilds: Vec::new(),
         }
     }
 
@@ -581,6 +600,8 @@ impl ClientSession {
                 sent_at: None,
                 acked: false,
                 state_asked_at: None,
+                internal: false,
+                rebuild: false,
             },
         );
         self.send_queue.push_back(id);
@@ -663,6 +684,16 @@ impl ClientSession {
         self.pings = 0;
         self.pong_deadline = None;
         let mut ids: Vec<RequestId> = Vec::new();
+        let rebuild: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, p)| p.rebuild)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in rebuild {
+            self.requests.remove(&id);
+            self.rebuilds.push(id);
+        }
         for (id, p) in self.requests.iter_mut() {
             if p.msg_id.take().is_some() {
                 p.sent_at = None;
@@ -680,6 +711,11 @@ impl ClientSession {
     fn requeue_msg(&mut self, msg_id: i64) {
         match self.sent.remove(&msg_id) {
             Some(Sent::Request(id)) => {
+                if self.requests.get(&id).is_some_and(|p| p.rebuild) {
+                    self.requests.remove(&id);
+                    self.rebuilds.push(id);
+                    return;
+                }
                 if let Some(p) = self.requests.get_mut(&id) {
                     p.msg_id = None;
                     p.sent_at = None;
@@ -710,6 +746,73 @@ impl ClientSession {
             Some(Sent::ResendAns(ids)) => self.services.push_back(Item::ResendAns(ids)),
             Some(Sent::DropAnswer) | Some(Sent::StateInfo) | None => {}
         }
+    }
+
+    /// While held, requests stay queued (service messages still flow): a PFS temp key carries
+    /// nothing but its binding until it is bound.
+    pub fn set_hold_requests(&mut self, hold: bool) {
+        self.hold_requests = hold;
+    }
+
+    /// The next answer to an internal request (see [`send_built`](Self::send_built)).
+    pub fn take_internal_result(&mut self) -> Option<InternalResult> {
+        self.internal_results.pop_front()
+    }
+
+    /// A request built with [`send_built`](Self::send_built) whose message must be sent again
+    /// (bad_msg, new session): build it anew with a fresh msg_id.
+    pub fn take_rebuild(&mut self) -> Option<RequestId> {
+        self.rebuilds.pop()
+    }
+
+    /// Sends one internal, content-related request alone in a message whose body `build` makes
+    /// from the message's own `(msg_id, session_id)` (as `auth.bindTempAuthKey` needs). Its
+    /// answer comes from [`take_internal_result`](Self::take_internal_result); a resend comes
+    /// back through [`take_rebuild`](Self::take_rebuild). `id` reuses the id of a rebuilt
+    /// request. The body is appended to `out`.
+    pub fn send_built(
+        &mut self,
+        now: Now,
+        out: &mut Vec<u8>,
+        id: Option<RequestId>,
+        build: &mut dyn FnMut(i64, i64) -> Option<Vec<u8>>,
+    ) -> Option<(OutHeader, RequestId)> {
+        let salt = self.current_salt(now);
+        let msg_id = self.next_msg_id(now);
+        let body = build(msg_id, self.session_id)?;
+        if body.is_empty() || !body.len().is_multiple_of(4) {
+            return None;
+        }
+        let seq_no = self.seq.next(true);
+        let id = id.unwrap_or_else(|| {
+            let id = RequestId(self.next_request);
+            self.next_request = self.next_request.wrapping_add(1);
+            id
+        });
+        out.extend_from_slice(&body);
+        self.requests.insert(
+            id,
+            Pending {
+                body,
+                msg_id: Some(msg_id),
+                sent_at: Some(now.mono),
+                acked: false,
+                state_asked_at: None,
+                internal: true,
+                rebuild: true,
+            },
+        );
+        self.remember(msg_id, Sent::Request(id));
+        Some((
+            OutHeader {
+                salt,
+                session_id: self.session_id,
+                msg_id,
+                seq_no,
+                first_request: Some(id),
+            },
+            id,
+        ))
     }
 
     // ----------------------------------------------------------------------------------- events
@@ -829,7 +932,9 @@ impl ClientSession {
 
     /// Whether [`poll_message`](Self::poll_message) would produce a message now.
     pub fn wants_to_send(&self, now: Now) -> bool {
-        !self.send_queue.is_empty() || !self.services.is_empty() || self.ack_due(now)
+        (!self.send_queue.is_empty() && !self.hold_requests)
+            || !self.services.is_empty()
+            || self.ack_due(now)
     }
 
     fn current_salt(&mut self, now: Now) -> i64 {
@@ -881,7 +986,8 @@ impl ClientSession {
             return None;
         }
         let salt = self.current_salt(now);
-        let has_items = !self.send_queue.is_empty() || !self.services.is_empty();
+        let has_items =
+            (!self.send_queue.is_empty() && !self.hold_requests) || !self.services.is_empty();
         if !has_items && !self.ack_due(now) {
             return None;
         }
@@ -1007,7 +1113,7 @@ impl ClientSession {
             self.remember(msg_id, sent);
         }
         // Requests, in order, while they fit; one too big for a container goes alone.
-        while inner.len() < max_msgs {
+        while inner.len() < max_msgs && !self.hold_requests {
             let Some(&id) = self.send_queue.front() else {
                 break;
             };
@@ -1459,9 +1565,10 @@ impl ClientSession {
             }
         };
         self.sent.remove(&req_msg_id);
-        if self.requests.remove(&id).is_none() {
+        let Some(pending) = self.requests.remove(&id) else {
             return;
-        }
+        };
+        let internal = pending.internal;
         let inflated;
         let mut result = result;
         if peek_id(result) == Some(GZIP_PACKED_ID) {
@@ -1475,10 +1582,11 @@ impl ClientSession {
                 }
                 None => {
                     self.malformed();
-                    self.push_event(Event::RpcError {
+                    self.answer(
                         id,
-                        error: RpcError::new(-500, "GZIP_PACKED_INVALID"),
-                    });
+                        internal,
+                        Err(RpcError::new(-500, "GZIP_PACKED_INVALID")),
+                    );
                     return;
                 }
             }
@@ -1489,21 +1597,26 @@ impl ClientSession {
                     let message =
                         core::str::from_utf8(e.error_message).unwrap_or("RPC_ERROR_NOT_UTF8");
                     let error = RpcError::new(e.error_code, message);
-                    self.push_event(Event::RpcError { id, error });
+                    self.answer(id, internal, Err(error));
                 }
                 Err(_) => {
                     self.malformed();
-                    self.push_event(Event::RpcError {
-                        id,
-                        error: RpcError::new(-500, "RPC_ERROR_INVALID"),
-                    });
+                    self.answer(id, internal, Err(RpcError::new(-500, "RPC_ERROR_INVALID")));
                 }
             }
             return;
         }
-        self.push_event(Event::RpcResult {
-            id,
-            body: result.to_vec(),
+        self.answer(id, internal, Ok(result.to_vec()));
+    }
+
+    fn answer(&mut self, id: RequestId, internal: bool, result: Result<Vec<u8>, RpcError>) {
+        if internal {
+            self.internal_results.push_back((id, result));
+            return;
+        }
+        self.push_event(match result {
+            Ok(body) => Event::RpcResult { id, body },
+            Err(error) => Event::RpcError { id, error },
         });
     }
 
