@@ -122,7 +122,11 @@ impl Client {
             let deadline = Instant::now() + Duration::from_millis(100);
             self.step(deadline).map_err(CallError::Client)?;
         }
-        let id = self.engine.conn.invoke_raw(body).map_err(CallError::Invoke)?;
+        let id = self
+            .engine
+            .conn
+            .invoke_raw(body)
+            .map_err(CallError::Invoke)?;
         self.in_flight.insert(id);
         self.flush();
         Ok(id)
@@ -323,7 +327,9 @@ impl Client {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => self.drop_socket(&format!("read: {e}")),
         }

@@ -132,7 +132,7 @@ impl KeyFile {
             }
         }
         let mut buf = Zeroizing::new(Vec::with_capacity(FILE_LEN + 1));
-        file.by_ref()
+        Read::by_ref(&mut file)
             .take(u64::try_from(FILE_LEN).unwrap_or(u64::MAX) + 1)
             .read_to_end(&mut buf)
             .map_err(io)?;
@@ -191,7 +191,9 @@ fn decode(buf: &[u8]) -> Option<ResumeState> {
     let mut key_bytes = Zeroizing::new([0u8; 256]);
     key_bytes.copy_from_slice(key);
     let i64_at = |i: usize| -> Option<i64> {
-        Some(i64::from_le_bytes(rest.get(i * 8..i * 8 + 8)?.try_into().ok()?))
+        Some(i64::from_le_bytes(
+            rest.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
     };
     let seq = i32::from_le_bytes(rest.get(32..36)?.try_into().ok()?);
     Some(ResumeState {
@@ -275,9 +277,15 @@ mod tests {
         let kf = KeyFile::open(&p).unwrap();
         kf.save(&state()).unwrap();
         let raw = fs::read(&p).unwrap();
-        let mut write = |bytes: &[u8]| {
+        let write = |bytes: &[u8]| {
             let _ = fs::remove_file(&p);
-            private_options().write(true).create_new(true).open(&p).unwrap().write_all(bytes).unwrap();
+            private_options()
+                .write(true)
+                .create_new(true)
+                .open(&p)
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
         };
         write(&raw[..FILE_LEN - 1]);
         assert!(matches!(kf.load(), Err(KeyFileError::Format(_))));
@@ -300,6 +308,9 @@ mod tests {
         let kf = KeyFile::open(&p).unwrap();
         kf.save(&state()).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(matches!(kf.load(), Err(KeyFileError::Permissions(_, 0o640))));
+        assert!(matches!(
+            kf.load(),
+            Err(KeyFileError::Permissions(_, 0o640))
+        ));
     }
 }

@@ -10,12 +10,15 @@
 
 pub use mtproto_core as core;
 
+pub mod client;
 pub mod clock;
+pub mod driver;
 pub mod keyfile;
 pub mod limiter;
-pub mod driver;
-pub mod client;
 #[cfg(feature = "tokio")]
 pub mod tokio_client;
 
 pub use driver::{CallError, ClientConfig, ClientError, State};
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod echo;

@@ -107,9 +107,7 @@ impl AttemptLimiter {
             .next_allowed()
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
         let backoff = match self.failures.events.back() {
-            Some(&last) => {
-                (last + self.backoff.delay(jitter)).saturating_duration_since(now)
-            }
+            Some(&last) => (last + self.backoff.delay(jitter)).saturating_duration_since(now),
             None => Duration::ZERO,
         };
         limits.max(backoff)
@@ -283,6 +281,12 @@ mod tests {
         // With the backoff at its cap, attempts are ≥ 15 s apart whatever the jitter.
         let at = greedy_failing(Duration::from_secs(600), 0);
         let gaps: Vec<_> = at.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(gaps.iter().rev().take(5).all(|&g| g >= Duration::from_secs(15)), "{gaps:?}");
+        assert!(
+            gaps.iter()
+                .rev()
+                .take(5)
+                .all(|&g| g >= Duration::from_secs(15)),
+            "{gaps:?}"
+        );
     }
 }

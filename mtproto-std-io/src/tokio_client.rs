@@ -189,7 +189,10 @@ impl Task {
                     tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
                         .await
                         .unwrap_or_else(|_| {
-                            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "connect timeout",
+                            ))
                         });
                 match attempt {
                     Ok(s) => {
