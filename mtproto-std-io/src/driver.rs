@@ -358,14 +358,15 @@ impl Engine {
     pub(crate) fn drain(&mut self, mut out: impl FnMut(Outcome)) {
         while let Some(ev) = self.conn.poll_event() {
             match ev {
-                Event::Ready => {
-                    if self.state == State::Handshaking {
-                        tracing::info!(auth_key_id = %format_args!("{:016x}", self.conn.auth_key().map_or(0, |k| k.id())), "auth key created");
-                        self.proven = true;
-                        self.limiter.success();
-                        self.state = State::Ready;
-                        self.save();
-                    }
+                Event::Ready if self.state == State::Handshaking => {
+                    tracing::info!(
+                        auth_key_id = %format_args!("{:016x}", self.conn.auth_key().map_or(0, |k| k.id())),
+                        "auth key ready"
+                    );
+                    self.proven = true;
+                    self.limiter.success();
+                    self.state = State::Ready;
+                    self.save();
                 }
                 Event::RpcResult { id, body } => {
                     self.prove();

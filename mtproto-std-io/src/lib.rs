@@ -22,3 +22,4 @@ pub use driver::{CallError, ClientConfig, ClientError, State};
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod echo;
+pub mod server;
