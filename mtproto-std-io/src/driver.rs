@@ -336,8 +336,12 @@ impl Engine {
         while self.conn.poll_transmit(now, out) {}
     }
 
-    /// Persists the key and session (no-op without a key file or a key).
+    /// Persists the key and session (no-op without a key file or a key, and once the server
+    /// rejected or destroyed the key: the file is left as it was for the user to decide).
     pub(crate) fn save(&mut self) {
+        if matches!(self.fatal, Some(Fatal::AuthKeyUnknown | Fatal::AuthKeyDestroyed)) {
+            return;
+        }
         if let (Some(kf), Some(state)) = (&self.key_file, self.conn.export())
             && let Err(e) = kf.save(&state)
         {

@@ -1,119 +1,90 @@
-//! A loopback TCP proxy that injects faults between a client and the server: cut a connection
-//! after some bytes, stop forwarding the server's bytes, refuse connections.
+//! A loopback TCP proxy that injects faults between a client and the server, on the live
+//! connections: cut after some more client bytes, stop forwarding the server's bytes.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
-/// What the proxy does to the next connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Forward everything.
-    Pass,
-    /// Forward, but cut the connection (both ways) once this many client bytes went through;
-    /// then back to `Pass` for later connections.
-    CutAfterClientBytes(usize),
-    /// Forward client → server, drop everything server → client after this many bytes.
-    BlackholeServerAfter(usize),
-    /// Accept and close at once.
-    Refuse,
+#[derive(Default)]
+struct Faults {
+    /// Client bytes still forwarded before the connection is cut (< 0: no cut planned).
+    cut_budget: AtomicI64,
+    /// Drop everything the server sends.
+    blackhole: AtomicBool,
+    cuts: AtomicUsize,
+    accepted: AtomicUsize,
 }
 
 pub struct Proxy {
     pub addr: SocketAddr,
-    mode: Arc<Mutex<Mode>>,
-    pub accepted: Arc<AtomicUsize>,
-    pub cuts: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
+    faults: Arc<Faults>,
 }
 
 impl Proxy {
     pub fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mode = Arc::new(Mutex::new(Mode::Pass));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let cuts = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (m, a, c, s) = (mode.clone(), accepted.clone(), cuts.clone(), stop.clone());
+        let faults = Arc::new(Faults::default());
+        faults.cut_budget.store(-1, Ordering::SeqCst);
+        let f = faults.clone();
         thread::spawn(move || {
             for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
                 let Ok(client) = conn else { continue };
-                a.fetch_add(1, Ordering::SeqCst);
-                let mode = *m.lock().unwrap();
-                if mode == Mode::Refuse {
-                    drop(client);
-                    continue;
-                }
+                f.accepted.fetch_add(1, Ordering::SeqCst);
                 let Ok(server) = TcpStream::connect(upstream) else {
                     continue;
                 };
-                if let Mode::CutAfterClientBytes(_) = mode {
-                    *m.lock().unwrap() = Mode::Pass;
-                }
-                let c = c.clone();
-                pump_pair(client, server, mode, c);
+                pump_pair(client, server, f.clone());
             }
         });
-        Proxy {
-            addr,
-            mode,
-            accepted,
-            cuts,
-            stop,
-        }
+        Proxy { addr, faults }
     }
 
-    pub fn set(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
+    /// Cuts the current connection once `n` more client bytes went through.
+    pub fn cut_after_client_bytes(&self, n: i64) {
+        self.faults.cut_budget.store(n, Ordering::SeqCst);
+    }
+
+    pub fn blackhole(&self, on: bool) {
+        self.faults.blackhole.store(on, Ordering::SeqCst);
+    }
+
+    pub fn cuts(&self) -> usize {
+        self.faults.cuts.load(Ordering::SeqCst)
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.faults.accepted.load(Ordering::SeqCst)
     }
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-    }
-}
-
-fn pump_pair(client: TcpStream, server: TcpStream, mode: Mode, cuts: Arc<AtomicUsize>) {
+fn pump_pair(client: TcpStream, server: TcpStream, f: Arc<Faults>) {
     let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     let (c3, s3) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let cut_at = match mode {
-        Mode::CutAfterClientBytes(n) => Some(n),
-        _ => None,
-    };
-    let blackhole_at = match mode {
-        Mode::BlackholeServerAfter(n) => Some(n),
-        _ => None,
-    };
+    let f2 = f.clone();
     thread::spawn(move || {
         // client → server
         let (mut from, mut to) = (client, server);
         let mut buf = [0u8; 4096];
-        let mut total = 0usize;
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some(limit) = cut_at
-                && total + n >= limit
-            {
-                let keep = limit - total;
-                let _ = to.write_all(&buf[..keep]);
-                cuts.fetch_add(1, Ordering::SeqCst);
-                break;
+            let budget = f.cut_budget.load(Ordering::SeqCst);
+            if budget >= 0 {
+                if n as i64 >= budget {
+                    let _ = to.write_all(&buf[..budget as usize]);
+                    f.cut_budget.store(-1, Ordering::SeqCst);
+                    f.cuts.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                f.cut_budget.fetch_sub(n as i64, Ordering::SeqCst);
             }
-            total += n;
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }
@@ -125,24 +96,19 @@ fn pump_pair(client: TcpStream, server: TcpStream, mode: Mode, cuts: Arc<AtomicU
         // server → client
         let (mut from, mut to) = (s2, c2);
         let mut buf = [0u8; 4096];
-        let mut total = 0usize;
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let forward = match blackhole_at {
-                Some(limit) if total >= limit => 0,
-                Some(limit) => n.min(limit - total),
-                None => n,
-            };
-            total += n;
-            if forward > 0 && to.write_all(&buf[..forward]).is_err() {
+            if f2.blackhole.load(Ordering::SeqCst) {
+                continue;
+            }
+            if to.write_all(&buf[..n]).is_err() {
                 break;
             }
         }
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });
-    let _ = Duration::ZERO;
 }
