@@ -9,6 +9,7 @@ use mtproto::core::crypto::message::DecryptError;
 use mtproto::core::crypto::{AuthKey, Side, v1};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
+use zeroize::Zeroizing;
 
 fn test_key() -> AuthKey {
     let mut k = [0u8; 256];
@@ -39,7 +40,9 @@ impl CryptoRng for Stream {}
 fn v1_kdf_matches_reference_both_directions() {
     let key = test_key();
     let mk: [u8; 16] = core::array::from_fn(|i| i as u8);
-    let (k, iv) = v1::kdf(&key, Side::Client, &mk);
+    // Zeroizing: the key and IV are wiped on drop (issue 9 item 5).
+    let (k, iv): v1::KeyIv = v1::kdf(&key, Side::Client, &mk);
+    let (_, _): (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) = v1::kdf(&key, Side::Client, &mk);
     assert_eq!(
         k.to_vec(),
         unhex("3a9e0a35f7806c0b31087b6209bef5de101cb0b7c22ff405e53e5908c1e48120")

@@ -6,6 +6,7 @@ mod common;
 
 use common::hex_parts as unhex;
 use mtproto::core::crypto::{self, AuthKey, handshake, ige};
+use zeroize::Zeroizing;
 
 fn arr<const N: usize>(s: &str) -> [u8; N] {
     unhex(&[s]).try_into().unwrap()
@@ -113,9 +114,11 @@ const AUTH_KEY: &[&str] = &[
 
 #[test]
 fn sample_tmp_aes_key_iv() {
-    let (key, iv) = handshake::tmp_aes_key_iv(&arr(NEW_NONCE), &arr(SERVER_NONCE));
-    assert_eq!(key, arr::<32>(TMP_AES_KEY));
-    assert_eq!(iv, arr::<32>(TMP_AES_IV));
+    // Zeroizing: both come from the secret new_nonce and are wiped on drop (issue 9 item 5).
+    let (key, iv): (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) =
+        handshake::tmp_aes_key_iv(&arr(NEW_NONCE), &arr(SERVER_NONCE));
+    assert_eq!(*key, arr::<32>(TMP_AES_KEY));
+    assert_eq!(*iv, arr::<32>(TMP_AES_IV));
 }
 
 #[test]

@@ -14,6 +14,7 @@ use mtproto::core::transport::{
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
 
 /// A predictable byte source for vectors: byte k is (7k + 3) mod 256 (replayed in Python).
 struct Scripted(u64);
@@ -170,7 +171,9 @@ fn secret_parsing() {
         assert!(s.is_fake_tls() && s.forces_padded());
         assert_eq!(s.domain(), Some(&b"example.com"[..]));
         assert_eq!(s.key(), plain.key());
-        assert_eq!(s.to_bytes(), hex(ee_hex));
+        // Zeroizing: the byte form holds the key (issue 9 item 5).
+        let bytes: Zeroizing<Vec<u8>> = s.to_bytes();
+        assert_eq!(*bytes, hex(ee_hex));
     }
     // Upper-case hex is fine.
     assert!(ProxySecret::parse("DD000102030405060708090A0B0C0D0E0F").is_ok());

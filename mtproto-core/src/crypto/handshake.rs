@@ -1,6 +1,7 @@
 //! Key derivations used while creating an authorization key (`mtproto_auth_key.md`).
 
 use super::{AuthKey, sha1};
+use zeroize::Zeroizing;
 
 /// `(tmp_aes_key, tmp_aes_iv)` for encrypting `server_DH_inner_data` / `client_DH_inner_data`
 /// with AES-256-IGE (`mtproto_auth_key.md`, step 6):
@@ -10,19 +11,25 @@ use super::{AuthKey, sha1};
 /// tmp_aes_iv  = substr(SHA1(server_nonce + new_nonce), 12, 8) + SHA1(new_nonce + new_nonce)
 ///               + substr(new_nonce, 0, 4)
 /// ```
-pub fn tmp_aes_key_iv(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
-    let a = sha1(&[new_nonce, server_nonce]);
-    let b = sha1(&[server_nonce, new_nonce]);
-    let c = sha1(&[new_nonce, new_nonce]);
-    let mut key = [0u8; 32];
-    let mut iv = [0u8; 32];
+///
+/// Both are derived from the secret `new_nonce` and are wiped when dropped (as are the hashes
+/// they are built from).
+pub fn tmp_aes_key_iv(
+    new_nonce: &[u8; 32],
+    server_nonce: &[u8; 16],
+) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
+    let a = Zeroizing::new(sha1(&[new_nonce, server_nonce]));
+    let b = Zeroizing::new(sha1(&[server_nonce, new_nonce]));
+    let c = Zeroizing::new(sha1(&[new_nonce, new_nonce]));
+    let mut key = Zeroizing::new([0u8; 32]);
+    let mut iv = Zeroizing::new([0u8; 32]);
     let (k0, k1) = key.split_at_mut(20);
-    k0.copy_from_slice(&a);
+    k0.copy_from_slice(a.as_slice());
     k1.copy_from_slice(b.first_chunk::<12>().unwrap_or(&[0; 12]));
     let (i0, rest) = iv.split_at_mut(8);
     let (i1, i2) = rest.split_at_mut(20);
     i0.copy_from_slice(b.last_chunk::<8>().unwrap_or(&[0; 8]));
-    i1.copy_from_slice(&c);
+    i1.copy_from_slice(c.as_slice());
     i2.copy_from_slice(new_nonce.first_chunk::<4>().unwrap_or(&[0; 4]));
     (key, iv)
 }

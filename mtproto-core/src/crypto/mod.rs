@@ -22,9 +22,40 @@ use sha2::{Digest, Sha256};
 pub fn sha1(parts: &[&[u8]]) -> [u8; 20] {
     let mut h = Sha1::new();
     for p in parts {
+        #[cfg(test)]
+        sha1_meter::record(p.len(), 0);
         h.update(p);
     }
+    #[cfg(test)]
+    sha1_meter::record(0, 1);
     h.finalize().into()
+}
+
+/// Unit tests only: how much SHA-1 work this thread did (bytes absorbed, digests finished), to
+/// check that work does not depend on secret data.
+#[cfg(test)]
+pub(crate) mod sha1_meter {
+    use core::cell::Cell;
+
+    std::thread_local! {
+        static WORK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    }
+
+    /// Adds `bytes` absorbed and `finals` digests finished.
+    pub(crate) fn record(bytes: usize, finals: usize) {
+        WORK.with(|w| {
+            let (b, f) = w.get();
+            w.set((b + bytes, f + finals));
+        });
+    }
+
+    /// Runs `f` and returns the SHA-1 work it did on this thread.
+    pub(crate) fn measure(f: impl FnOnce()) -> (usize, usize) {
+        let before = WORK.with(Cell::get);
+        f();
+        let after = WORK.with(Cell::get);
+        (after.0 - before.0, after.1 - before.1)
+    }
 }
 
 /// SHA-256 over the concatenation of `parts`.
@@ -64,6 +95,47 @@ mod tests {
                 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
                 0xf2, 0x00, 0x15, 0xad
             ]
+        );
+    }
+
+    /// Issue 9 item 2: v1 decryption hashed `32 + length` bytes when the decrypted length field
+    /// looked plausible and 32 otherwise, so its timing followed secret-derived data (a server
+    /// verifying `auth.bindTempAuthKey` runs it on attacker-chosen ciphertext). Every buffer of
+    /// one size must now cost the same SHA-1 work, whatever the length field decrypts to.
+    #[test]
+    fn v1_decrypt_work_does_not_depend_on_the_decrypted_length() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::{RngCore, SeedableRng};
+
+        let key = AuthKey::from_bytes(core::array::from_fn(|i| (i * 7 + 3) as u8));
+        let mut rng = ChaCha20Rng::seed_from_u64(0x7131);
+        // All encrypt to 24 + 96 bytes: (plaintext length, length field).
+        let mut cases = alloc::vec![];
+        for data_len in [84usize, 88, 92, 96] {
+            cases.push((data_len, (data_len - 32) as u32, true));
+        }
+        for field in [0u32, 3, 20, 52, 56, 60, 61, 68, 1000, 1 << 31, u32::MAX] {
+            cases.push((96, field, false));
+        }
+        let mut work = alloc::vec![];
+        for (data_len, field, valid) in cases {
+            let mut plain = alloc::vec![0u8; data_len];
+            rng.fill_bytes(&mut plain);
+            plain[28..32].copy_from_slice(&field.to_le_bytes());
+            let mut buf = v1::encrypt(&key, Side::Client, &plain, &mut rng);
+            assert_eq!(buf.len(), 24 + 96);
+            let w = sha1_meter::measure(|| {
+                let r = v1::decrypt(&key, Side::Client, &mut buf);
+                assert_eq!(r.is_ok(), valid, "{data_len} bytes, field {field}");
+                if valid {
+                    assert_eq!(r.unwrap(), &plain[..]);
+                }
+            });
+            work.push((data_len, field, w));
+        }
+        assert!(
+            work.iter().all(|&(_, _, w)| w == work[0].2),
+            "SHA-1 work (bytes, digests) varies: {work:?}"
         );
     }
 

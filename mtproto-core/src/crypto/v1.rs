@@ -16,9 +16,11 @@
 //! The plaintext is padded with 0..15 random bytes to a multiple of 16 (padding NOT hashed).
 
 use super::message::{DecryptError, EXTERNAL_HEADER_LEN, INTERNAL_HEADER_LEN, peek_auth_key_id};
-use super::{AuthKey, Side, ct_eq, ige, sha1};
+use super::{AuthKey, Side, ige, sha1};
 use alloc::vec::Vec;
+use core::fmt;
 use rand_core::{CryptoRng, RngCore};
+use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
 /// Constructor id of `bind_auth_key_inner#75a3f765`.
@@ -47,15 +49,11 @@ fn put(dst: &mut [u8; 32], at: usize, src: &[u8; 20], from: usize, n: usize) {
     }
 }
 
-/// The MTProto 1.0 KDF: `(aes_key, aes_iv)` from `auth_key` and a v1 `msg_key`.
-pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
-    let (k, iv) = kdf_zeroizing(key, side, msg_key);
-    (*k, *iv)
-}
+/// `(aes_key, aes_iv)`, wiped when dropped.
+pub type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
 
-type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
-
-fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
+/// The MTProto 1.0 KDF: `(aes_key, aes_iv)` from `auth_key` and a v1 `msg_key`, wiped on drop.
+pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
     let a = Zeroizing::new(sha1(&[msg_key, key.substr_x(0, side, 32)]));
     let b = Zeroizing::new(sha1(&[
         key.substr_x(32, side, 16),
@@ -99,7 +97,7 @@ where
     if let Some(pad) = out.get_mut(pad_start..) {
         rng.fill_bytes(pad);
     }
-    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &mk);
+    let (aes_key, aes_iv) = kdf(key, side, &mk);
     if let Some(body) = out.get_mut(EXTERNAL_HEADER_LEN..) {
         // Length is a multiple of 16 by construction.
         let _ = ige::aes256_ige_encrypt(&aes_key, &aes_iv, body);
@@ -110,10 +108,16 @@ where
 /// Decrypts and verifies one v1 message in place; returns the unpadded plaintext (32-byte
 /// header ‖ data). `side` is the sender.
 ///
-/// v1 must read the length field (at offset 28) before it can hash, because the padding is not
-/// hashed; it is only used to bound a slice, and every failure after the `auth_key_id` check
-/// is the same opaque [`DecryptError::Rejected`].
+/// v1 hashes the plaintext *without* its padding, so the hashed length comes from the decrypted
+/// (secret) length field. To keep the work independent of it, every length the field could
+/// validly hold is hashed — 0..=15 bytes of padding and a whole number of words leave at most
+/// four, `len - 12`, `len - 8`, `len - 4`, `len`, one SHA-1 over the longest prefix finalized at
+/// each — and the one the field names is selected in constant time. The work depends only on
+/// the (public) buffer length; every failure after the `auth_key_id` check is the same opaque
+/// [`DecryptError::Rejected`].
 pub fn decrypt<'a>(key: &AuthKey, side: Side, buf: &'a mut [u8]) -> Result<&'a [u8], DecryptError> {
+    use subtle::{ConditionallySelectable, ConstantTimeEq};
+
     if buf.len() < MIN_LEN {
         return Err(DecryptError::TooShort);
     }
@@ -130,31 +134,67 @@ pub fn decrypt<'a>(key: &AuthKey, side: Side, buf: &'a mut [u8]) -> Result<&'a [
         .get(8..24)
         .and_then(|s| s.try_into().ok())
         .ok_or(DecryptError::TooShort)?;
-    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &mk);
+    let (aes_key, aes_iv) = kdf(key, side, &mk);
     ige::aes256_ige_decrypt(&aes_key, &aes_iv, plaintext)
         .map_err(|_| DecryptError::NotBlockAligned)?;
+    let plaintext: &'a [u8] = plaintext;
 
-    let length = plaintext
+    // The `msg_len` field (secret until the msg_key matches): compared, never branched on.
+    let field = plaintext
         .get(28..32)
-        .and_then(|s| s.try_into().ok())
-        .map_or(u32::MAX, u32::from_le_bytes) as usize;
-    let data_len = INTERNAL_HEADER_LEN.checked_add(length).filter(|&n| {
-        // 0..=15 padding bytes, and a whole number of TL words.
-        plaintext
+        .and_then(|s| s.first_chunk::<4>())
+        .map_or(u32::MAX, |b| u32::from_le_bytes(*b));
+    let mut hasher = Sha1::new();
+    let mut hashed = 0usize;
+    let mut matched = subtle::Choice::from(0);
+    let mut data_len = 0u32;
+    for padding in [12usize, 8, 4, 0] {
+        // Which candidates exist depends on the public buffer length only.
+        let Some(candidate) = plaintext
             .len()
-            .checked_sub(n)
-            .is_some_and(|padding| padding < 16)
-            && length.is_multiple_of(4)
-    });
-    // Hash a fixed-size prefix even when the length is bad, then reject: same work, same error.
-    let hashed = plaintext
-        .get(..data_len.unwrap_or(INTERNAL_HEADER_LEN))
-        .ok_or(DecryptError::Rejected)?;
-    let ok = ct_eq(&msg_key(hashed), &mk);
-    match data_len {
-        Some(_) if ok => Ok(hashed),
-        _ => Err(DecryptError::Rejected),
+            .checked_sub(padding)
+            .filter(|&n| n >= INTERNAL_HEADER_LEN)
+        else {
+            continue;
+        };
+        let more = plaintext
+            .get(hashed..candidate)
+            .ok_or(DecryptError::Rejected)?;
+        absorb(&mut hasher, more);
+        hashed = candidate;
+        let digest = finalize(hasher.clone());
+        let candidate_mk = digest.last_chunk::<16>().ok_or(DecryptError::Rejected)?;
+        // candidate >= 32 and the plaintext is at most a slice's length: both fit a u32 unless
+        // the buffer is over 4 GiB, which then simply never matches.
+        let candidate_u32 = u32::try_from(candidate).unwrap_or(u32::MAX);
+        let length = candidate.saturating_sub(INTERNAL_HEADER_LEN);
+        let length_matches =
+            u32::try_from(length).map_or(subtle::Choice::from(0), |l| field.ct_eq(&l));
+        let this = length_matches & candidate_mk.ct_eq(&mk);
+        data_len.conditional_assign(&candidate_u32, this);
+        matched |= this;
     }
+    if !bool::from(matched) {
+        return Err(DecryptError::Rejected);
+    }
+    // Authenticated now: the length is no longer secret.
+    plaintext
+        .get(..usize::try_from(data_len).map_err(|_| DecryptError::Rejected)?)
+        .ok_or(DecryptError::Rejected)
+}
+
+/// Feeds `data` to the SHA-1 of [`decrypt`] (counted in unit tests, see `sha1_meter`).
+fn absorb(h: &mut Sha1, data: &[u8]) {
+    #[cfg(test)]
+    super::sha1_meter::record(data.len(), 0);
+    h.update(data);
+}
+
+/// Finishes one SHA-1 of [`decrypt`] (counted in unit tests, see `sha1_meter`).
+fn finalize(h: Sha1) -> [u8; 20] {
+    #[cfg(test)]
+    super::sha1_meter::record(0, 1);
+    h.finalize().into()
 }
 
 /// Builds and v1-encrypts the `auth.bindTempAuthKey` `encrypted_message`
@@ -186,7 +226,9 @@ where
 }
 
 /// A verified `auth.bindTempAuthKey` `encrypted_message` (server side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// `Debug` shows the header fields and the length of `inner`, never its decrypted bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct BindMessage<'a> {
     /// The `msg_id` inside (must equal the id of the carrying request; the caller checks).
     pub msg_id: u64,
@@ -194,6 +236,16 @@ pub struct BindMessage<'a> {
     pub seq_no: u32,
     /// The serialized `bind_auth_key_inner` (not parsed here).
     pub inner: &'a [u8],
+}
+
+impl fmt::Debug for BindMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BindMessage")
+            .field("msg_id", &self.msg_id)
+            .field("seq_no", &self.seq_no)
+            .field("inner_len", &self.inner.len())
+            .finish()
+    }
 }
 
 /// Server side of [`encrypt_bind_auth_key_inner`]: decrypts with the permanent key (sender =

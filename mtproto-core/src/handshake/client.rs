@@ -313,8 +313,7 @@ impl ClientHandshake {
         if !same16(ok.server_nonce, &server_nonce) {
             return Err(HandshakeError::ServerNonceMismatch);
         }
-        let (key, iv) = tmp_aes_key_iv(&new_nonce, &server_nonce);
-        let (tmp_key, tmp_iv) = (Zeroizing::new(key), Zeroizing::new(iv));
+        let (tmp_key, tmp_iv) = tmp_aes_key_iv(&new_nonce, &server_nonce);
         let answer = decrypt_with_hash(ok.encrypted_answer, &tmp_key, &tmp_iv, |b: &[u8]| {
             tl_len::<types::ServerDhInnerData<'_>>(b)
         })?;

@@ -419,8 +419,7 @@ impl ServerHandshake {
             server_time,
         }
         .to_vec()?;
-        let (k, iv) = tmp_aes_key_iv(&inner.new_nonce, &server_nonce);
-        let (tmp_key, tmp_iv) = (Zeroizing::new(k), Zeroizing::new(iv));
+        let (tmp_key, tmp_iv) = tmp_aes_key_iv(&inner.new_nonce, &server_nonce);
         let encrypted = encrypt_with_hash(&answer, &tmp_key, &tmp_iv, rng)?;
         let body = types::ServerDhParamsOk {
             nonce: &nonce,

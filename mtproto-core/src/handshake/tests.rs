@@ -120,8 +120,8 @@ fn after_req_dh(config: ClientConfig) -> (ClientHandshake, ChaCha20Rng, FakeServ
         nonce,
         server_nonce,
         new_nonce,
-        key,
-        iv,
+        key: *key,
+        iv: *iv,
     };
     (c, rng, fs)
 }
@@ -687,7 +687,8 @@ impl FakeClient {
     }
 
     fn keys(&self) -> ([u8; 32], [u8; 32]) {
-        tmp_aes_key_iv(&self.new_nonce, &self.server_nonce)
+        let (key, iv) = tmp_aes_key_iv(&self.new_nonce, &self.server_nonce);
+        (*key, *iv)
     }
 
     /// Opens `server_DH_params_ok`; returns `g_a`.

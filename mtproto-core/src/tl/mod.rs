@@ -67,7 +67,7 @@ mod writer;
 use alloc::vec::Vec;
 
 pub use error::TlError;
-pub use reader::{Limits, Reader};
+pub use reader::{Limits, PREALLOC_PER_INPUT_BYTE, Reader};
 pub use writer::{MAX_BYTES_LEN, Writer, bytes_len};
 
 /// Constructor id of `vector {t:Type} # [ t ] = Vector t` (`mtproto_serialize.md`).

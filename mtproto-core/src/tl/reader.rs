@@ -1,6 +1,7 @@
 //! [`Reader`]: a bounded, zero-copy cursor over TL input.
 
 use alloc::vec::Vec;
+use core::fmt;
 
 use super::{BOOL_FALSE_ID, BOOL_TRUE_ID, Deserialize, TlError, VECTOR_ID};
 
@@ -40,12 +41,40 @@ impl Default for Limits {
 /// `int128`/`int256` as `&'a [u8; 16]`/`&'a [u8; 32]`, all borrowed from the input.
 ///
 /// After an error the position is unspecified; drop the reader (decoding is all-or-nothing).
-#[derive(Clone, Debug)]
+///
+/// Vectors are pre-allocated from their claimed count only within a budget of
+/// [`PREALLOC_PER_INPUT_BYTE`] heap bytes per input byte, shared by all vectors the reader
+/// decodes; past it a vector grows as elements actually decode. So a hostile count never makes
+/// the reader reserve more than a small multiple of the input, whatever `size_of::<T>()` is and
+/// however deeply vectors nest.
+///
+/// `Debug` shows lengths and limits only, never the input (which may be decrypted secrets,
+/// e.g. the RSA_PAD plaintext holding `new_nonce`).
+#[derive(Clone)]
 pub struct Reader<'a> {
     rest: &'a [u8],
     consumed: usize,
     depth: u32,
     limits: Limits,
+    /// Heap bytes still available for up-front vector capacity.
+    prealloc_budget: usize,
+}
+
+/// Up-front vector capacity a [`Reader`] may reserve, in heap bytes per input byte (over the
+/// whole input, all vectors together). 2 matches the densest MTProto type: a bare `message` is
+/// 16 wire bytes and 32 bytes in memory, so a full `msg_container` is still allocated exactly
+/// once; anything denser than that grows by doubling once its elements are really there.
+pub const PREALLOC_PER_INPUT_BYTE: usize = 2;
+
+impl fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("position", &self.consumed)
+            .field("remaining", &self.rest.len())
+            .field("depth", &self.depth)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Rounds `n` up to a multiple of 4 (`None` on overflow).
@@ -75,6 +104,7 @@ impl<'a> Reader<'a> {
             consumed: 0,
             depth: 0,
             limits,
+            prealloc_budget: input.len().saturating_mul(PREALLOC_PER_INPUT_BYTE),
         })
     }
 
@@ -272,6 +302,22 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// How many of `n` claimed elements of `T` may be reserved up front: all of them if they fit
+    /// the remaining pre-allocation budget, else as many as do (the vector then grows as its
+    /// elements decode). Charges the budget.
+    fn take_prealloc<T>(&mut self, n: usize) -> usize {
+        let size = core::mem::size_of::<T>();
+        // Zero-sized elements never allocate (`checked_div` is `None` for them).
+        let Some(fit) = self.prealloc_budget.checked_div(size) else {
+            return n;
+        };
+        let cap = n.min(fit);
+        self.prealloc_budget = self
+            .prealloc_budget
+            .saturating_sub(cap.saturating_mul(size));
+        cap
+    }
+
     /// Reads a bare `vector` whose elements are decoded by `elem`; each element must take at least
     /// `min_elem_len` bytes. Counts as one nesting level.
     pub fn read_bare_vector_with<T>(
@@ -281,7 +327,7 @@ impl<'a> Reader<'a> {
     ) -> Result<Vec<T>, TlError> {
         self.nested(|r| {
             let n = r.read_vector_len(min_elem_len)?;
-            let mut out = Vec::with_capacity(n);
+            let mut out = Vec::with_capacity(r.take_prealloc::<T>(n));
             for _ in 0..n {
                 out.push(elem(r)?);
             }

@@ -1,5 +1,7 @@
 //! [`Writer`]: TL output into a caller-owned buffer.
 
+use core::fmt;
+
 use super::{BOOL_FALSE_ID, BOOL_TRUE_ID, TlError, VECTOR_ID};
 
 /// The largest length a TL `bytes`/`string` can carry (3-byte length field).
@@ -17,10 +19,21 @@ pub const fn bytes_len(len: usize) -> usize {
 /// `Serialize::serialized_len` first. A write that does not fit fails with
 /// [`TlError::BufferTooSmall`] and leaves the buffer contents past [`position`](Self::position)
 /// unspecified.
-#[derive(Debug)]
+///
+/// `Debug` shows the position and capacity only, never the buffer (it may hold a plaintext
+/// about to be encrypted).
 pub struct Writer<'b> {
     buf: &'b mut [u8],
     pos: usize,
+}
+
+impl fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer")
+            .field("position", &self.pos)
+            .field("capacity", &self.buf.len())
+            .finish()
+    }
 }
 
 impl<'b> Writer<'b> {

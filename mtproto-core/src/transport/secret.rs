@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Longest fake-TLS domain accepted (tdlib's `ProxySecret::MAX_DOMAIN_LENGTH`).
 pub const MAX_DOMAIN_LEN: usize = 182;
@@ -192,8 +192,12 @@ impl ProxySecret {
     }
 
     /// The secret's byte form (prefix, key, domain): the inverse of [`ProxySecret::from_bytes`].
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.domain().map_or(0, <[u8]>::len).saturating_add(17));
+    /// It holds the key, so it is wiped when dropped (allocated once at its final size, so no
+    /// unwiped copy is left behind by a reallocation).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut v = Zeroizing::new(Vec::with_capacity(
+            self.domain().map_or(0, <[u8]>::len).saturating_add(17),
+        ));
         v.extend(self.prefix);
         v.extend_from_slice(&self.key);
         v.extend_from_slice(self.domain().unwrap_or_default());
