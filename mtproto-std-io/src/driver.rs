@@ -339,7 +339,10 @@ impl Engine {
     /// Persists the key and session (no-op without a key file or a key, and once the server
     /// rejected or destroyed the key: the file is left as it was for the user to decide).
     pub(crate) fn save(&mut self) {
-        if matches!(self.fatal, Some(Fatal::AuthKeyUnknown | Fatal::AuthKeyDestroyed)) {
+        if matches!(
+            self.fatal,
+            Some(Fatal::AuthKeyUnknown | Fatal::AuthKeyDestroyed)
+        ) {
             return;
         }
         if let (Some(kf), Some(state)) = (&self.key_file, self.conn.export())

@@ -29,7 +29,13 @@ pub struct ServerOptions {
     pub max_conns: Option<u64>,
     /// A fixed seed (tests); `None` seeds from the OS.
     pub seed: Option<[u8; 32]>,
+    /// The key store to start with (e.g. [`ServerHandle::key_store`] of a server that
+    /// stopped); `None`: an empty one.
+    pub key_store: Option<SharedKeyStore>,
 }
+
+/// The auth keys a server knows, shared by its connections (and across restarts in tests).
+pub type SharedKeyStore = Arc<Mutex<()>>;
 
 /// What the server did.
 #[derive(Clone, Debug, Default)]
@@ -127,7 +133,10 @@ impl Server {
 
     /// Accepts on a background thread.
     pub fn spawn(self) -> ServerHandle {
-        let addr = self.listener.local_addr().unwrap_or(([127, 0, 0, 1], 0).into());
+        let addr = self
+            .listener
+            .local_addr()
+            .unwrap_or(([127, 0, 0, 1], 0).into());
         let shared = self.shared.clone();
         let accept = thread::spawn(move || self.accept_loop());
         ServerHandle {
@@ -155,7 +164,10 @@ impl Server {
             }
             let Ok(stream) = conn else { continue };
             n += 1;
-            self.shared.counters.connections.fetch_add(1, Ordering::SeqCst);
+            self.shared
+                .counters
+                .connections
+                .fetch_add(1, Ordering::SeqCst);
             let shared = self.shared.clone();
             threads.retain(|h: &thread::JoinHandle<()>| !h.is_finished());
             threads.push(thread::spawn(move || {
@@ -180,6 +192,11 @@ impl ServerHandle {
         self.addr
     }
 
+    /// The server's key store (to start another server with the same keys).
+    pub fn key_store(&self) -> SharedKeyStore {
+        self.shared.state.keys.clone()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> ServerStats {
         self.shared.counters.snapshot()
@@ -187,7 +204,11 @@ impl ServerHandle {
 
     /// Sends `body` (a TL update) to every connection that has a session; returns how many.
     pub fn push_update(&self, body: &[u8]) -> usize {
-        let mut p = self.shared.pushers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self
+            .shared
+            .pushers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         p.retain(|tx| tx.send(body.to_vec()).is_ok());
         p.len()
     }
@@ -232,11 +253,13 @@ impl Drop for ServerHandle {
 /// The protocol side, shared by every connection (key store, sessions, RSA keys).
 struct ServerState {
     options: ServerOptions,
+    keys: SharedKeyStore,
 }
 
 impl ServerState {
-    fn new(options: ServerOptions) -> Self {
-        Self { options }
+    fn new(mut options: ServerOptions) -> Self {
+        let keys = options.key_store.take().unwrap_or_default();
+        Self { options, keys }
     }
 }
 

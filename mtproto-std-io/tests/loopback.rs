@@ -92,7 +92,13 @@ fn a_restarted_server_accepts_the_persisted_key() {
     echo_ok(&mut client, 64);
     // The server goes away with its connections, and comes back with the same key store.
     assert_eq!(server.kill().handshakes, 1);
-    let server = server_at(&addr.to_string(), ServerOptions { key_store: Some(store), ..options() });
+    let server = server_at(
+        &addr.to_string(),
+        ServerOptions {
+            key_store: Some(store),
+            ..options()
+        },
+    );
     echo_ok(&mut client, 64);
     assert_eq!(client.auth_key_id(), Some(key_id));
     assert!(client.disconnects() >= 1);
@@ -148,7 +154,10 @@ fn unknown_methods_get_rpc_error_400() {
     let server = server_at("127.0.0.1:0", options());
     let mut client = Client::connect(client_config(server.local_addr().to_string())).unwrap();
     match client.invoke(&0xdead_beefu32.to_le_bytes()) {
-        Err(CallError::Rpc(e)) => assert_eq!((e.code, e.message.as_str()), (400, "METHOD_NOT_IMPLEMENTED")),
+        Err(CallError::Rpc(e)) => assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "METHOD_NOT_IMPLEMENTED")
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -179,8 +188,15 @@ fn a_key_the_server_does_not_know_is_reported_never_replaced() {
         Ok(mut c) => c.ping().map(|_| ()).unwrap_err(),
         Err(e) => CallError::Client(e),
     };
-    assert!(matches!(err, CallError::Client(ClientError::AuthKeyUnknown)), "{err:?}");
-    assert_eq!(std::fs::read(&key_path).unwrap(), saved, "the key file is untouched");
+    assert!(
+        matches!(err, CallError::Client(ClientError::AuthKeyUnknown)),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::fs::read(&key_path).unwrap(),
+        saved,
+        "the key file is untouched"
+    );
     assert_eq!(server.stop().handshakes, 0, "no new key was made");
 }
 

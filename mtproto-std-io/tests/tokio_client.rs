@@ -24,7 +24,11 @@ async fn tokio_client_pings_echoes_concurrently_and_cancels_on_timeout() {
     let keys = RsaKeySet::new().with(RsaPrivateKey::demo().public_key().clone());
     let mut config = ClientConfig::new(
         server.local_addr().to_string(),
-        ConnectionConfig::new(2, TransportConfig::obfuscated(Framing::Abridged, None), keys),
+        ConnectionConfig::new(
+            2,
+            TransportConfig::obfuscated(Framing::Abridged, None),
+            keys,
+        ),
     );
     config.max_in_flight = 4;
     let client = TokioClient::connect(config).await.unwrap();
@@ -48,7 +52,10 @@ async fn tokio_client_pings_echoes_concurrently_and_cancels_on_timeout() {
         client.invoke_timeout(big, Duration::ZERO).await,
         Err(CallError::Timeout)
     ));
-    let a = client.invoke(echo::request(b"after").unwrap()).await.unwrap();
+    let a = client
+        .invoke(echo::request(b"after").unwrap())
+        .await
+        .unwrap();
     assert_eq!(echo::parse_answer(&a), Some(&b"after"[..]));
     client.close().await;
     let before = server.stats().requests;

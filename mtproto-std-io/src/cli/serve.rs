@@ -111,6 +111,7 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
                 b[..8].copy_from_slice(&s.to_le_bytes());
                 b
             }),
+            key_store: None,
         },
     )
     .map_err(|e| CliError(format!("--listen {}: {e}", a.listen)))?;
