@@ -38,9 +38,9 @@ use mtproto::core::crypto::message::{
 };
 use mtproto::core::crypto::{AuthKey, Side};
 use mtproto::core::handshake::{
-    ClientConfig, ClientHandshake, ClientStep, RsaKeySet, ServerConfig, ServerHandshake,
-    ServerStep, plain,
+    ClientConfig, ClientHandshake, ClientStep, RsaKeySet, ServerConfig, ServerHandshake, ServerStep,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use mtproto::core::tl::schema::{functions, types};
 use mtproto::core::tl::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ use mtproto::core::transport::{
     self, Detector, Frame, Framing, ObfuscatedCodec, ProxySecret, SecretKind, Status, Transport,
 };
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -77,7 +77,7 @@ impl Conn {
     }
 
     /// The next payload, or `None` if the peer closed the connection between two frames.
-    /// Padded-intermediate payloads come back without their padding.
+    /// (The transport hands out payloads without padded-intermediate padding.)
     fn recv_or_eof(&mut self) -> Res<Option<Vec<u8>>> {
         let mut buf = [0u8; 4096];
         loop {
@@ -92,14 +92,7 @@ impl Conn {
                 };
                 self.pending.drain(..used);
                 if let Some(frame) = frame {
-                    let mut frame = frame?;
-                    // Asked per frame: behind fake TLS the framing is only known once the
-                    // obfuscation init (inside the first TLS record) has been decoded.
-                    if self.transport.framing() == Some(Framing::PaddedIntermediate) {
-                        let keep = transport::strip_padding(&frame).len();
-                        frame.truncate(keep);
-                    }
-                    return Ok(Some(frame));
+                    return Ok(Some(frame?));
                 }
                 if !self.pending.is_empty() {
                     continue;
@@ -117,10 +110,10 @@ impl Conn {
 /// Message ids for the few encrypted messages of the demo client: `unixtime * 2^32` plus a
 /// counter, client ids divisible by 4 (`mtproto_description.md`, "Message Identifier"). The
 /// session layer will own this.
-fn msg_id(time_offset: i64, counter: &mut u64) -> u64 {
+fn msg_id(time_offset: i64, counter: &mut i64) -> i64 {
     let secs = UnixTime::now().as_secs() as i64 + time_offset;
     *counter += 1;
-    ((secs as u64) << 32) | (*counter << 2)
+    (secs << 32) | (*counter << 2)
 }
 
 /// Server message ids (`mtproto_description.md`, "Message Identifier"): time-based (the
@@ -128,12 +121,12 @@ fn msg_id(time_offset: i64, counter: &mut u64) -> u64 {
 /// strictly increasing on the connection even if the clock stalls or steps back.
 #[derive(Default)]
 struct ServerMsgIds {
-    last: u64,
+    last: i64,
 }
 
 impl ServerMsgIds {
-    fn next(&mut self) -> u64 {
-        let from_clock = plain::msg_id_from_time(UnixTime::now()) as u64 | 1;
+    fn next(&mut self) -> i64 {
+        let from_clock = plain::msg_id_from_time(UnixTime::now()) | 1;
         self.last = from_clock.max(self.last + 4);
         self.last
     }
@@ -158,7 +151,7 @@ fn constructor(body: &[u8]) -> Option<u32> {
 
 /// What a served connection did, for the log line.
 struct Served {
-    auth_key_id: u64,
+    auth_key_id: i64,
     transport: String,
     requests: usize,
 }
@@ -192,7 +185,7 @@ fn serve_connection(
     let key = loop {
         let frame = conn.recv()?;
         let (_, body) = plain::unwrap(&frame)?;
-        let id = ids.next() as i64;
+        let id = ids.next();
         match hs.handle(UnixTime::now(), body, rng)? {
             ServerStep::Send(reply) => conn.send(&plain::wrap(id, &reply), rng)?,
             ServerStep::Done { reply, key } => {
@@ -218,16 +211,16 @@ fn serve_connection(
 
     // Encrypted messages until the client hangs up: ping → pong, any other content-related
     // message is echoed back in an rpc_result; non-content-related ones (acks) get no answer.
-    let mut seq = 0u32;
+    let mut seq = 0i32;
     while let Some(mut frame) = conn.recv_or_eof()? {
         let (reply, header) = {
             let msg: DecryptedMessage<'_> =
                 decrypt_message(&key.auth_key, Side::Client, &mut frame)
                     .map_err(|e| format!("server: {e}"))?;
-            if msg.seq_no.is_multiple_of(2) {
+            if msg.seq_no % 2 == 0 {
                 continue;
             }
-            let req_msg_id = msg.msg_id as i64;
+            let req_msg_id = msg.msg_id;
             let reply = if constructor(msg.body) == Some(functions::Ping::CONSTRUCTOR_ID) {
                 let ping = functions::Ping::from_bytes(msg.body)?;
                 types::Pong {
@@ -372,7 +365,7 @@ fn serve_forever(opts: ServeOptions) -> Res<()> {
         let (stream, peer) = listener.accept()?;
         let mut rng = match opts.seed {
             Some(s) => ChaCha20Rng::seed_from_u64(s.wrapping_add(index)),
-            None => ChaCha20Rng::from_os_rng(),
+            None => rand::make_rng::<ChaCha20Rng>(),
         };
         index += 1;
         let (transports, handshake) = (transports.clone(), handshake.clone());
@@ -453,10 +446,10 @@ fn run_client(addr: std::net::SocketAddr, secret: &ProxySecret, mut rng: ChaCha2
         result.time_offset
     );
 
-    let session_id = rng.next_u64();
+    let session_id = rng.next_u64() as i64;
     let mut counter = 0;
-    let mut seq = 0u32;
-    let mut call = |conn: &mut Conn, rng: &mut ChaCha20Rng, body: &[u8]| -> Res<(u64, Vec<u8>)> {
+    let mut seq = 0i32;
+    let mut call = |conn: &mut Conn, rng: &mut ChaCha20Rng, body: &[u8]| -> Res<(i64, Vec<u8>)> {
         seq += 1;
         let header = MessageHeader {
             salt: result.server_salt,
@@ -482,7 +475,7 @@ fn run_client(addr: std::net::SocketAddr, secret: &ProxySecret, mut rng: ChaCha2
     let t = Instant::now();
     let (sent_id, reply) = call(&mut conn, &mut rng, &functions::Ping { ping_id }.to_vec()?)?;
     let pong = types::Pong::from_bytes(&reply)?;
-    if pong.ping_id != ping_id || pong.msg_id != sent_id as i64 {
+    if pong.ping_id != ping_id || pong.msg_id != sent_id {
         return Err("pong does not answer our ping".into());
     }
     println!(
@@ -497,7 +490,7 @@ fn run_client(addr: std::net::SocketAddr, secret: &ProxySecret, mut rng: ChaCha2
     let t = Instant::now();
     let (sent_id, reply) = call(&mut conn, &mut rng, &request)?;
     let result = types::RpcResult::from_bytes(&reply)?;
-    if result.req_msg_id != sent_id as i64 || result.result != request.as_slice() {
+    if result.req_msg_id != sent_id || result.result != request.as_slice() {
         return Err("echo mismatch".into());
     }
     println!(
@@ -523,7 +516,10 @@ fn main() -> Res<()> {
             ChaCha20Rng::seed_from_u64(s),
             ChaCha20Rng::seed_from_u64(!s),
         ),
-        None => (ChaCha20Rng::from_os_rng(), ChaCha20Rng::from_os_rng()),
+        None => (
+            rand::make_rng::<ChaCha20Rng>(),
+            rand::make_rng::<ChaCha20Rng>(),
+        ),
     };
     let mut key = [0u8; 16];
     client_rng.fill_bytes(&mut key);

@@ -33,7 +33,7 @@ fn body_strategy() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// msg_id with the sender's parity.
-fn header_for(side: Side, raw: (u64, u64, u64, u32)) -> MessageHeader {
+fn header_for(side: Side, raw: (i64, i64, i64, i32)) -> MessageHeader {
     let msg_id = match side {
         Side::Client => raw.2 & !1,
         Side::Server => raw.2 | 1,
@@ -55,7 +55,7 @@ proptest! {
         side in side_strategy(),
         policy in policy_strategy(),
         body in body_strategy(),
-        raw in any::<(u64, u64, u64, u32)>(),
+        raw in any::<(i64, i64, i64, i32)>(),
         seed in any::<u64>(),
     ) {
         let h = header_for(side, raw);
@@ -83,7 +83,7 @@ proptest! {
         key in key_strategy(),
         side in side_strategy(),
         body in body_strategy(),
-        raw in any::<(u64, u64, u64, u32)>(),
+        raw in any::<(i64, i64, i64, i32)>(),
         seed in any::<u64>(),
         bit in any::<prop::sample::Index>(),
     ) {

@@ -8,7 +8,7 @@ use common::hex as unhex;
 use mtproto::core::crypto::message::DecryptError;
 use mtproto::core::crypto::{AuthKey, Side, v1};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 use zeroize::Zeroizing;
 
 fn test_key() -> AuthKey {
@@ -21,20 +21,22 @@ fn test_key() -> AuthKey {
 
 /// Serves bytes from a script, in order. Test-only.
 struct Stream(std::vec::IntoIter<u8>);
-impl RngCore for Stream {
-    fn next_u32(&mut self) -> u32 {
+impl rand_core::TryRng for Stream {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
         unimplemented!()
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
         unimplemented!()
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         for d in dst {
             *d = self.0.next().expect("script exhausted");
         }
+        Ok(())
     }
 }
-impl CryptoRng for Stream {}
+impl rand_core::TryCryptoRng for Stream {}
 
 #[test]
 fn v1_kdf_matches_reference_both_directions() {
@@ -68,7 +70,7 @@ const INNER: &str =
     "65f7a375111100000000000022220000000000003333000000000000444400000000000000f15365";
 /// random = a0..b0, msg_id = 0x5f000000000000a8, padding = c0..c8.
 const BIND: &str = "fc4eaf55f743da3fce0fe77e3e8a23c4628a810f04ed5180f92f36714ac4da315b87cad62222e9b4a41575c1efb1f17a8331764cb68b08ad4cad087f70920901624e957b32507e83142f1f25cd2aa4449587c037dcee17a275a3cb0056a060e5878489e65370ce3d";
-const MSG_ID: u64 = 0x5f000000000000a8;
+const MSG_ID: i64 = 0x5f000000000000a8;
 
 #[test]
 fn bind_message_matches_reference() {

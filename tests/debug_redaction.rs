@@ -18,17 +18,17 @@ use mtproto::core::crypto::message::{
     MessageHeader, PaddingPolicy, decrypt_message, encrypt_message_to_vec,
 };
 use mtproto::core::crypto::{AuthKey, Side, v1};
-use mtproto::core::handshake::plain;
 use mtproto::core::handshake::{
     ClientConfig, ClientHandshake, ClientStep, RsaKeySet, RsaPrivateKey, ServerConfig,
     ServerHandshake, ServerStep,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use mtproto::core::tl::{Reader, Writer};
 use mtproto::core::transport::obfuscated::ObfuscatedCodec;
 use mtproto::core::transport::{self, FakeTlsClient, Framing, ProxySecret, Transport};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng, TryCryptoRng, TryRng};
 
 /// A non-repeating secret of `N` bytes, none of them zero (so no window is all zeros).
 fn pattern<const N: usize>(seed: u8) -> [u8; N] {
@@ -145,8 +145,8 @@ fn auth_key_and_decrypted_messages() {
     let salt = pattern::<8>(0x44);
     let session = pattern::<8>(0x55);
     let header = MessageHeader {
-        salt: u64::from_le_bytes(salt),
-        session_id: u64::from_le_bytes(session),
+        salt: i64::from_le_bytes(salt),
+        session_id: i64::from_le_bytes(session),
         msg_id: 0x6000_0000_0000_0004,
         seq_no: 1,
     };
@@ -235,24 +235,26 @@ struct Recording {
     drawn: Rc<RefCell<Vec<Vec<u8>>>>,
 }
 
-impl RngCore for Recording {
-    fn next_u32(&mut self) -> u32 {
+impl TryRng for Recording {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
         let v = self.inner.next_u32();
         self.drawn.borrow_mut().push(v.to_le_bytes().to_vec());
-        v
+        Ok(v)
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
         let v = self.inner.next_u64();
         self.drawn.borrow_mut().push(v.to_le_bytes().to_vec());
-        v
+        Ok(v)
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         self.inner.fill_bytes(dst);
         self.drawn.borrow_mut().push(dst.to_vec());
+        Ok(())
     }
 }
 
-impl CryptoRng for Recording {}
+impl TryCryptoRng for Recording {}
 
 // A throwaway 2048-bit RSA key (generated with Python's `cryptography` for this test only).
 const N: &str = "d0bc88c202fd984e42ec2d93db2879f186a91371bbc872ecc361e1257ea08d49245e2116c4f07bf94efebea9bace74b75293da941bdb4ec5bd424b20c1ba0968eda5700ce86affa50367a40a111acf9c234923540cd1e9acd6106f2b7dec63496ef766403e98340b75ebe1e3490d6dfd0fff8bf1acb82ad16ef356c69f3f5ddb61f351245c8fb997489a62f5683bfc5ea1285089159a081584479c8dfbb47a2d5391efcf99109d38a3b75d8d3ad380c8d1d3dbdbf74e0525c55ab6cbece51615dcfa314dd1f2f3f83ce2396e7f04d7abfff52e607845112c09c09507cf5c3297655818b60c77a70e48fe917f84039149f8788500a1035cc244941ed161125513";

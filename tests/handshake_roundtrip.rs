@@ -4,11 +4,11 @@
 
 use mtproto::core::crypto::{AuthKey, Side, v1};
 use mtproto::core::handshake::pfs::{BindError, BindTempAuthKey, bind_temp_auth_key, verify_bind};
-use mtproto::core::handshake::plain;
 use mtproto::core::handshake::{
     AuthKeyResult, ClientConfig, ClientHandshake, ClientStep, HandshakeError, KeyKind, RsaKeySet,
     ServerAuthKey, ServerConfig, ServerHandshake, ServerStep,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use mtproto::core::tl::Serialize;
 use mtproto::core::tl::schema::types::BindAuthKeyInner;
@@ -29,7 +29,7 @@ fn exchange(
     kind: KeyKind,
     seed: u64,
     skew: i64,
-    mut taken: impl FnMut(u64) -> bool,
+    mut taken: impl FnMut(i64) -> bool,
 ) -> Result<Outcome, HandshakeError> {
     let client_now = UnixTime::from_secs(1_700_000_000);
     let server_now = UnixTime::from_secs(1_700_000_000u64.checked_add_signed(skew).unwrap());
@@ -110,7 +110,7 @@ proptest! {
             check_agreement(&perm, KeyKind::Permanent, skew);
             prop_assert_ne!(perm.client.auth_key.id(), o.client.auth_key.id());
             let expires_at = i32::try_from(o.client.expires_at.unwrap()).unwrap();
-            let session_id = seed.rotate_left(17) | 1;
+            let session_id = (seed.rotate_left(17) | 1).cast_signed();
             let client_now = UnixTime::from_secs(1_700_000_000);
             let msg_id = plain::msg_id_from_time(client_now);
             let mut rng = ChaCha20Rng::seed_from_u64(seed.wrapping_add(1));
@@ -274,7 +274,7 @@ fn bind_request(
         plaintext.extend_from_slice(extra);
         v1::encrypt(perm_key, Side::Client, &plaintext, &mut rng)
     } else {
-        v1::encrypt_bind_auth_key_inner(perm_key, msg_id.cast_unsigned(), &buf, &mut rng)
+        v1::encrypt_bind_auth_key_inner(perm_key, msg_id, &buf, &mut rng)
     };
     BindTempAuthKey {
         perm_auth_key_id: req.perm,
@@ -292,13 +292,13 @@ fn pfs_binding_inner_mismatches_are_refused() {
     let temp = exchange(KeyKind::Temporary { expires_in: 600 }, 22, 0, |_| false).unwrap();
     let perm_key = &perm.server.auth_key;
     let temp_id = temp.server.auth_key.id();
-    let session_id = 0x0102_0304_0506_0708u64;
+    let session_id = 0x0102_0304_0506_0708i64;
     let msg_id = plain::msg_id_from_time(UnixTime::from_secs(1_700_000_000));
     let now = 1_700_000_000;
     let good = || BindParts {
-        perm: perm_key.id().cast_signed(),
-        temp: temp_id.cast_signed(),
-        session: session_id.cast_signed(),
+        perm: perm_key.id(),
+        temp: temp_id,
+        session: session_id,
         nonce: 0x1234_5678_9abc_def0,
         expires_at: 1_700_000_600,
     };
@@ -383,7 +383,7 @@ fn pfs_binding_verifies() {
     let perm = exchange(KeyKind::Permanent, 11, 30, |_| false).unwrap();
     let temp = exchange(KeyKind::Temporary { expires_in: 3600 }, 12, 30, |_| false).unwrap();
     let expires_at = i32::try_from(temp.client.expires_at.unwrap()).unwrap();
-    let session_id = 0x1122_3344_5566_7788u64;
+    let session_id = 0x1122_3344_5566_7788i64;
     let msg_id = plain::msg_id_from_time(UnixTime::from_secs(1_700_000_030));
     let mut rng = ChaCha20Rng::seed_from_u64(13);
     let request = bind_temp_auth_key(

@@ -13,13 +13,13 @@ mod common;
 use std::collections::VecDeque;
 
 use common::hex;
-use mtproto::core::handshake::plain;
 use mtproto::core::handshake::{
     ClientConfig, ClientHandshake, ClientStep, RsaKeySet, RsaPrivateKey,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 // Constants from mtproto_samples-auth_key.md (hex dumps and inline values), extracted from the
 // page's code blocks by a script (not typed by hand).
@@ -130,14 +130,15 @@ struct Script {
     fallback: ChaCha20Rng,
 }
 
-impl RngCore for Script {
-    fn next_u32(&mut self) -> u32 {
-        self.fallback.next_u32()
+impl rand_core::TryRng for Script {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+        Ok(self.fallback.next_u32())
     }
-    fn next_u64(&mut self) -> u64 {
-        self.fallback.next_u64()
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
+        Ok(self.fallback.next_u64())
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         match self.chunks.front() {
             Some(c) if c.len() == dst.len() => {
                 dst.copy_from_slice(c);
@@ -145,9 +146,10 @@ impl RngCore for Script {
             }
             _ => self.fallback.fill_bytes(dst),
         }
+        Ok(())
     }
 }
-impl CryptoRng for Script {}
+impl rand_core::TryCryptoRng for Script {}
 
 const NONCE: &str = "79F0AFB50252E5FC96924BFCECDA4F05";
 const SERVER_TIME: u64 = 1_735_910_891;
@@ -239,7 +241,7 @@ fn rsa_pad_input_is_the_sample_data() {
     let keys = RsaKeySet::new().with(demo.public_key().clone());
     let (req_dh, _) = run(keys, &res_pq, &mut rng);
     assert_eq!(req_dh[..52], body(REQ_DH_PARAMS)[..52]);
-    let data_with_padding = demo.decrypt_pad(&req_dh[64..320]).unwrap();
+    let data_with_padding = demo.decrypt_pad(&req_dh[64..320], &mut rng).unwrap();
     assert_eq!(data_with_padding[..100], hex(P_Q_INNER_DATA));
     assert_eq!(data_with_padding[100..], hex(RANDOM_PADDING_BYTES));
 }

@@ -9,17 +9,18 @@ use mtproto::core::crypto::message::{
 use mtproto::core::crypto::{AuthKey, Side};
 use mtproto::core::handshake::{
     AuthKeyResult, ClientConfig, ClientHandshake, ClientStep, RsaKeySet, RsaPrivateKey,
-    ServerAuthKey, ServerConfig, ServerHandshake, ServerStep, plain,
+    ServerAuthKey, ServerConfig, ServerHandshake, ServerStep,
 };
+use mtproto::core::plain;
 use mtproto::core::time::UnixTime;
 use mtproto::core::tl::schema::{functions, types};
 use mtproto::core::tl::{Deserialize, Serialize};
 use mtproto::core::transport::{
     self, Codec, Detector, FakeTlsClient, Frame, Framing, ObfuscatedCodec, ProxySecret, Role,
-    Status, Transport, strip_padding,
+    Status, Transport,
 };
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 const NOW: u64 = 1_764_000_000;
 const DC: i16 = -4;
@@ -51,15 +52,14 @@ struct Inbox {
 }
 
 impl Inbox {
-    /// Decodes every complete frame of `pending` with `t`, stripping padded-framing padding.
+    /// Decodes every complete frame of `pending` with `t` (payloads come without padding).
     fn frames(&mut self, t: &mut Transport) -> Vec<Vec<u8>> {
-        let padded = t.framing() == Some(Framing::PaddedIntermediate);
         let mut out = Vec::new();
         while !self.pending.is_empty() {
             let (used, status) = t.decode(&self.pending).expect("transport decode");
             let done = match status {
                 Status::Complete(Frame::Payload { data, .. }) => {
-                    out.push(if padded { strip_padding(data) } else { data }.to_vec());
+                    out.push(data.to_vec());
                     false
                 }
                 Status::Complete(other) => panic!("unexpected frame {other:?}"),
@@ -158,7 +158,7 @@ fn pong(key: &AuthKey, mut frame: Vec<u8>, rng: &mut ChaCha20Rng) -> Vec<u8> {
     let msg = decrypt_message(key, Side::Client, &mut frame).expect("server decrypts");
     let ping = functions::Ping::from_bytes(msg.body).expect("a ping");
     let body = types::Pong {
-        msg_id: msg.msg_id as i64,
+        msg_id: msg.msg_id,
         ping_id: ping.ping_id,
     }
     .to_vec()
@@ -243,8 +243,8 @@ fn run(kind: Client, seed: u64) {
     let ping_id = rng.next_u64() as i64;
     let header = MessageHeader {
         salt: result.server_salt,
-        session_id: rng.next_u64(),
-        msg_id: (NOW << 32) | 4,
+        session_id: rng.next_u64().cast_signed(),
+        msg_id: ((NOW << 32) | 4).cast_signed(),
         seq_no: 1,
     };
     let ping = functions::Ping { ping_id }.to_vec().unwrap();
@@ -265,7 +265,7 @@ fn run(kind: Client, seed: u64) {
     let pong = types::Pong::from_bytes(msg.body).unwrap();
     assert_eq!(
         (pong.msg_id, pong.ping_id),
-        (header.msg_id as i64, ping_id),
+        (header.msg_id, ping_id),
         "{kind:?}"
     );
 

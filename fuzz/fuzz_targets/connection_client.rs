@@ -88,8 +88,8 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 7
             },
-            msg_id: msg_id as u64,
-            seq_no: u32::from_le_bytes([*s0, *s1, *s2, *s3]),
+            msg_id,
+            seq_no: i32::from_le_bytes([*s0, *s1, *s2, *s3]),
         };
         let Ok(m) = encrypt_message_to_vec(
             &key,

@@ -14,7 +14,7 @@ use mtproto_core::handshake::{
     ServerStep,
 };
 use mtproto_core::time::UnixTime;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::Rng;
 
 /// Fuzzer bytes first, then a SplitMix64 stream (so a short input cannot stall a retry loop).
 struct FuzzRng<'a> {
@@ -22,18 +22,19 @@ struct FuzzRng<'a> {
     state: u64,
 }
 
-impl RngCore for FuzzRng<'_> {
-    fn next_u32(&mut self) -> u32 {
+impl rand_core::TryRng for FuzzRng<'_> {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
         let mut b = [0; 4];
         self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
+        Ok(u32::from_le_bytes(b))
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
         let mut b = [0; 8];
         self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
+        Ok(u64::from_le_bytes(b))
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         for d in dst {
             if let Some((&first, rest)) = self.data.split_first() {
                 *d = first;
@@ -46,9 +47,10 @@ impl RngCore for FuzzRng<'_> {
                 *d = (z ^ (z >> 31)) as u8;
             }
         }
+        Ok(())
     }
 }
-impl CryptoRng for FuzzRng<'_> {}
+impl rand_core::TryCryptoRng for FuzzRng<'_> {}
 
 fn mutate(msg: &mut Vec<u8>, mode: u8, pos: usize, value: u8, replacement: &[u8]) {
     match mode % 4 {

@@ -7,7 +7,7 @@ use mtproto_core::transport::{
     Detector, Frame, Framing, ObfuscatedCodec, ProxySecret, ServerConfig, Status, Transport,
 };
 
-use mtproto_fuzz::LcgRng as FuzzRng;
+use mtproto_fuzz::{LcgRng as FuzzRng, encrypted_shape};
 
 fn drain(t: &mut Transport, bytes: &[u8], chunk: usize) -> Option<Vec<Vec<u8>>> {
     let mut got = Vec::new();
@@ -61,16 +61,22 @@ fuzz_target!(|data: &[u8]| {
     let mut wire = Vec::new();
     let mut sent = Vec::new();
     for p in body.split(|&b| b == 0x5a) {
-        let p = &p[..p.len() / 4 * 4];
-        c.encode(p, false, &mut rng, &mut wire).unwrap();
-        sent.push(p.to_vec());
+        let mut p = p[..p.len() / 4 * 4].to_vec();
+        if c.framing() == Some(Framing::Abridged) && p.starts_with(&[0xfe, 0xff, 0xff]) {
+            // Documented ambiguity: a 1-byte length 0x6c/0x6d/0x53/0x44 then `fe ff ff` reads
+            // as a bare transport error (-404/-403/-429/-444); MTProto payloads avoid it.
+            p[0] = 0xfd;
+        }
+        if c.framing() == Some(Framing::PaddedIntermediate) {
+            p = encrypted_shape(&p);
+        }
+        c.encode(&p, false, &mut rng, &mut wire).unwrap();
+        sent.push(p);
     }
     let init: [u8; 64] = wire[..64].try_into().unwrap();
     let s = ObfuscatedCodec::server_from_init(&init, secret.as_ref()).unwrap();
     assert_eq!(s.dc_id(), Some(dc));
     let got = drain(&mut Transport::Obfuscated(s), &wire[64..], chunk).unwrap();
-    assert_eq!(got.len(), sent.len());
-    for (g, s) in got.iter().zip(&sent) {
-        assert_eq!(&g[..s.len()], &s[..]);
-    }
+    // Exactly what was sent: padded intermediate padding is stripped by the decoder.
+    assert_eq!(got, sent);
 });

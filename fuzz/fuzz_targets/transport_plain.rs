@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use mtproto_core::transport::{Codec, Frame, Framing, Role, Status};
 
-use mtproto_fuzz::LcgRng as FuzzRng;
+use mtproto_fuzz::{LcgRng as FuzzRng, encrypted_shape};
 
 const FRAMINGS: [Framing; 4] = [
     Framing::Abridged,
@@ -60,14 +60,18 @@ fuzz_target!(|data: &[u8]| {
     let mut wire = Vec::new();
     let mut sent = Vec::new();
     for p in body.split(|&b| b == 0xa5) {
-        let p = if framing == Framing::Abridged {
-            &p[..p.len() / 4 * 4]
-        } else {
-            p
-        };
+        let mut p = p[..p.len() / 4 * 4].to_vec(); // payloads are whole words in every framing
+        if framing == Framing::Abridged && p.starts_with(&[0xfe, 0xff, 0xff]) {
+            // Documented ambiguity: a 1-byte length 0x6c/0x6d/0x53/0x44 then `fe ff ff` reads
+            // as a bare transport error (-404/-403/-429/-444); MTProto payloads avoid it.
+            p[0] = 0xfd;
+        }
+        if framing == Framing::PaddedIntermediate {
+            p = encrypted_shape(&p);
+        }
         let qa = framing != Framing::Full && p.len() % 3 == 0;
-        enc.encode(p, qa, &mut rng, &mut wire).unwrap();
-        sent.push((p.to_vec(), qa));
+        enc.encode(&p, qa, &mut rng, &mut wire).unwrap();
+        sent.push((p, qa));
     }
     let mut got = Vec::new();
     for piece in wire.chunks(chunk) {
@@ -84,10 +88,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    assert_eq!(got.len(), sent.len());
-    for ((g, gq), (s, sq)) in got.iter().zip(&sent) {
-        assert_eq!(&g[..s.len()], &s[..]);
-        assert!(g.len() - s.len() <= 15);
-        assert_eq!(gq, sq);
-    }
+    // Exactly what was sent: padded intermediate padding is stripped by the decoder.
+    assert_eq!(got, sent);
 });

@@ -43,3 +43,15 @@ pub fn own(f: Frame<'_>) -> Ev {
         Frame::TransportError(c) => Ev::Err(c),
     }
 }
+
+/// `bytes` in the shape of an encrypted MTProto message (non-zero auth_key_id, the 24-byte
+/// header, then whole 16-byte AES blocks): what the padded intermediate framing carries. Its
+/// decoder tells the 0..=15 padding bytes from the payload by this layout, so tests of that
+/// framing send such payloads and expect them back exactly. Truncates, or pads with zeros.
+pub fn encrypted_shape(bytes: &[u8]) -> Vec<u8> {
+    let mut p = bytes.to_vec();
+    let len = 24 + p.len().saturating_sub(24) / 16 * 16;
+    p.resize(len, 0);
+    p[0] |= 1;
+    p
+}

@@ -11,7 +11,8 @@ use crate::crypto::message::{
     self, BODY_OFFSET, DecryptError, MessageHeader, PaddingPolicy, max_encrypted_len,
 };
 use crate::crypto::{AuthKey, Side};
-use crate::handshake::{ClientConfig, ClientHandshake, ClientStep, RsaKeySet, plain};
+use crate::handshake::{ClientConfig, ClientHandshake, ClientStep, RsaKeySet};
+use crate::plain;
 use crate::session::{
     ClientSession, CloseReason, Event, Incoming, InvokeError, RequestId, SavedSession,
     SessionConfig,
@@ -493,37 +494,29 @@ impl<R: CryptoRng> Connection<R> {
                         return;
                     }
                 },
-                Link::Ready(t) => {
-                    let padded = t.framing() == Some(Framing::PaddedIntermediate);
-                    match t.decode(input) {
-                        Ok((n, Status::Complete(frame))) => {
-                            match frame {
-                                Frame::Payload { data, .. } => {
-                                    let data = if padded {
-                                        transport::strip_padding(data)
-                                    } else {
-                                        data
-                                    };
-                                    self.rx.clear();
-                                    self.rx.extend_from_slice(data);
-                                    self.on_payload(now);
-                                }
-                                Frame::QuickAck(token) => {
-                                    if let Some(id) = self.quick_acks.remove(&token.get()) {
-                                        self.events.push_back(Event::QuickAck { id });
-                                    }
-                                }
-                                Frame::TransportError(code) => self.on_transport_error(code),
+                Link::Ready(t) => match t.decode(input) {
+                    Ok((n, Status::Complete(frame))) => {
+                        match frame {
+                            Frame::Payload { data, .. } => {
+                                self.rx.clear();
+                                self.rx.extend_from_slice(data);
+                                self.on_payload(now);
                             }
-                            n
+                            Frame::QuickAck(token) => {
+                                if let Some(id) = self.quick_acks.remove(&token.get()) {
+                                    self.events.push_back(Event::QuickAck { id });
+                                }
+                            }
+                            Frame::TransportError(code) => self.on_transport_error(code),
                         }
-                        Ok((n, Status::Partial)) => n,
-                        Err(e) => {
-                            self.on_decode_error(e);
-                            return;
-                        }
+                        n
                     }
-                }
+                    Ok((n, Status::Partial)) => n,
+                    Err(e) => {
+                        self.on_decode_error(e);
+                        return;
+                    }
+                },
             };
             if consumed == 0 {
                 break;
@@ -565,10 +558,10 @@ impl<R: CryptoRng> Connection<R> {
         match message::decrypt_message(key, Side::Server, &mut self.rx) {
             Ok(m) => {
                 let incoming = Incoming {
-                    salt: m.salt.cast_signed(),
-                    session_id: m.session_id.cast_signed(),
-                    msg_id: m.msg_id.cast_signed(),
-                    seq_no: m.seq_no.cast_signed(),
+                    salt: m.salt,
+                    session_id: m.session_id,
+                    msg_id: m.msg_id,
+                    seq_no: m.seq_no,
                     body: m.body,
                 };
                 self.session.handle_message(now, incoming, &mut self.rng);
@@ -602,7 +595,7 @@ impl<R: CryptoRng> Connection<R> {
             Ok(ClientStep::Send(next)) => job.out = Some(next),
             Ok(ClientStep::Done(result)) => {
                 self.renewal = None;
-                let salt = result.server_salt.cast_signed();
+                let salt = result.server_salt;
                 if !temp {
                     self.perm_key = Some(result.auth_key.clone());
                     self.perm_made_at = Some(now.mono);
@@ -816,12 +809,7 @@ impl<R: CryptoRng> Connection<R> {
                 let expires_at = i32::try_from(t.expires_at).unwrap_or(i32::MAX);
                 let mut build = |msg_id: i64, session_id: i64| {
                     crate::handshake::pfs::bind_temp_auth_key(
-                        perm,
-                        key,
-                        session_id.cast_unsigned(),
-                        expires_at,
-                        msg_id,
-                        rng,
+                        perm, key, session_id, expires_at, msg_id, rng,
                     )
                     .ok()
                 };
@@ -851,10 +839,10 @@ impl<R: CryptoRng> Connection<R> {
         };
         self.scratch.resize(cap.max(self.scratch.len()), 0);
         let header = MessageHeader {
-            salt: h.salt.cast_unsigned(),
-            session_id: h.session_id.cast_unsigned(),
-            msg_id: h.msg_id.cast_unsigned(),
-            seq_no: h.seq_no.cast_unsigned(),
+            salt: h.salt,
+            session_id: h.session_id,
+            msg_id: h.msg_id,
+            seq_no: h.seq_no,
         };
         let enc = match message::encrypt_message(
             key,

@@ -38,8 +38,8 @@ impl Side {
 #[derive(Clone)]
 pub struct AuthKey {
     key: [u8; 256],
-    id: u64,
-    aux_hash: u64,
+    id: i64,
+    aux_hash: i64,
 }
 
 impl AuthKey {
@@ -74,8 +74,8 @@ impl AuthKey {
         ] = h;
         AuthKey {
             key: bytes,
-            id: u64::from_le_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
-            aux_hash: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            id: i64::from_le_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
+            aux_hash: i64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
         }
     }
 
@@ -85,13 +85,13 @@ impl AuthKey {
     }
 
     /// `auth_key_id`: the low 64 bits of SHA1(key), i.e. bytes 12..20 as little-endian.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> i64 {
         self.id
     }
 
     /// `auth_key_aux_hash`: the high 64 bits of SHA1(key), i.e. bytes 0..8 as little-endian.
     /// Secret-ish (it goes into `new_nonce_hash` and `retry_id`), so never printed.
-    pub fn aux_hash(&self) -> u64 {
+    pub fn aux_hash(&self) -> i64 {
         self.aux_hash
     }
 

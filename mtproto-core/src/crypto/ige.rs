@@ -254,7 +254,7 @@ mod reference_tests {
     use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
     use alloc::{vec, vec::Vec};
     use rand_chacha::ChaCha20Rng;
-    use rand_core::{RngCore, SeedableRng};
+    use rand_core::{Rng, SeedableRng};
 
     fn xor16(a: &[u8], b: &[u8]) -> [u8; 16] {
         let mut out = [0u8; 16];

@@ -20,7 +20,7 @@
 use super::{AuthKey, Side, ct_eq, ige, sha256};
 use alloc::vec::Vec;
 use core::fmt;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::{CryptoRng, Rng};
 use zeroize::Zeroizing;
 
 /// Length of the external header: `auth_key_id` (8) + `msg_key` (16).
@@ -119,7 +119,7 @@ impl PaddingPolicy {
         self.range(body_len).map(|(_, hi)| hi)
     }
 
-    fn choose<R: RngCore + ?Sized>(&self, body_len: usize, rng: &mut R) -> Option<usize> {
+    fn choose<R: Rng + ?Sized>(&self, body_len: usize, rng: &mut R) -> Option<usize> {
         let (lo, hi) = self.range(body_len)?;
         // (hi - lo) / 16 + 1 <= 64 choices.
         let choices = u32::try_from(hi.checked_sub(lo)? / 16)
@@ -133,7 +133,7 @@ impl PaddingPolicy {
 /// Uniform in `0..n` (`n >= 1`) by rejection sampling, so no length is favoured. The loop is
 /// bounded so a degenerate RNG (e.g. a constant test stub) cannot hang us: with a real RNG and
 /// `n <= 64` the chance of 32 rejections in a row is below 2^-800.
-fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: u32) -> u32 {
+fn uniform_below<R: Rng + ?Sized>(rng: &mut R, n: u32) -> u32 {
     if n <= 1 {
         return 0;
     }
@@ -165,13 +165,13 @@ pub fn max_encrypted_len(body_len: usize, policy: &PaddingPolicy) -> Option<usiz
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct MessageHeader {
     /// Server salt (`long` on the wire).
-    pub salt: u64,
+    pub salt: i64,
     /// Session id.
-    pub session_id: u64,
+    pub session_id: i64,
     /// Message id: even for client→server, odd for server→client.
-    pub msg_id: u64,
+    pub msg_id: i64,
     /// Sequence number.
-    pub seq_no: u32,
+    pub seq_no: i32,
 }
 
 impl fmt::Debug for MessageHeader {
@@ -234,7 +234,8 @@ pub struct Encrypted {
 }
 
 /// Quick-ack token from `msg_key_large`: its first 32 bits as a little-endian integer with the
-/// most significant bit set (`mtproto_mtproto-transports.md`, "Quick ack").
+/// most significant bit set (`mtproto_mtproto-transports.md`, "Quick ack"). `u32`, not `i32`:
+/// these are hash bits, not a TL `int`.
 pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
     let [a, b, c, d, ..] = *msg_key_large;
     u32::from_le_bytes([a, b, c, d]) | 0x8000_0000
@@ -280,7 +281,7 @@ fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
 }
 
 /// Client msg_ids are even, server msg_ids odd (`mtproto_security_guidelines.md`).
-fn msg_id_parity_ok(sender: Side, msg_id: u64) -> bool {
+fn msg_id_parity_ok(sender: Side, msg_id: i64) -> bool {
     (msg_id & 1 == 1) == (sender == Side::Server)
 }
 
@@ -310,7 +311,7 @@ pub fn encrypt_message<R>(
     rng: &mut R,
 ) -> Result<Encrypted, EncryptError>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     let length = check_body_len(body_len)?;
     if !msg_id_parity_ok(side, header.msg_id) {
@@ -381,7 +382,7 @@ pub fn encrypt_message_to_vec<R>(
     rng: &mut R,
 ) -> Result<EncryptedMessage, EncryptError>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     check_body_len(body.len())?;
     let cap = max_encrypted_len(body.len(), policy).ok_or(EncryptError::InvalidPolicy)?;
@@ -434,21 +435,21 @@ impl core::error::Error for DecryptError {}
 
 /// The `auth_key_id` of a message (its first 8 bytes, little-endian), to pick the key; `None`
 /// if shorter than 8 bytes.
-pub fn peek_auth_key_id(buf: &[u8]) -> Option<u64> {
-    buf.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
+pub fn peek_auth_key_id(buf: &[u8]) -> Option<i64> {
+    buf.first_chunk::<8>().map(|b| i64::from_le_bytes(*b))
 }
 
 /// A decrypted, verified message borrowing the caller's buffer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DecryptedMessage<'a> {
     /// Server salt.
-    pub salt: u64,
+    pub salt: i64,
     /// Session id (the caller must check it is its session's).
-    pub session_id: u64,
+    pub session_id: i64,
     /// Message id (parity already checked; the replay window is the caller's job).
-    pub msg_id: u64,
+    pub msg_id: i64,
     /// Sequence number.
-    pub seq_no: u32,
+    pub seq_no: i32,
     /// The message body (`length` bytes, padding stripped).
     pub body: &'a [u8],
     /// Quick-ack token of this message (what a server echoes; see [`quick_ack_token`]).
@@ -465,10 +466,10 @@ impl fmt::Debug for DecryptedMessage<'_> {
     }
 }
 
-fn le_u64(b: &[u8], at: usize) -> u64 {
+fn le_i64(b: &[u8], at: usize) -> i64 {
     b.get(at..)
         .and_then(|s| s.first_chunk::<8>())
-        .map_or(0, |c| u64::from_le_bytes(*c))
+        .map_or(0, |c| i64::from_le_bytes(*c))
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
@@ -521,7 +522,7 @@ pub fn decrypt_message<'a>(
         .checked_sub(INTERNAL_HEADER_LEN) // >= 48 - 32 checked above
         .ok_or(DecryptError::TooShort)?;
     let padding = room.checked_sub(length).ok_or(DecryptError::Rejected)?;
-    let msg_id = le_u64(plaintext, 16);
+    let msg_id = le_i64(plaintext, 16);
     let parity_ok = msg_id_parity_ok(side, msg_id);
     if !length.is_multiple_of(4) || !(MIN_PADDING..=MAX_PADDING).contains(&padding) || !parity_ok {
         return Err(DecryptError::Rejected);
@@ -531,10 +532,10 @@ pub fn decrypt_message<'a>(
         .and_then(|p| p.get(..length))
         .ok_or(DecryptError::Rejected)?;
     Ok(DecryptedMessage {
-        salt: le_u64(plaintext, 0),
-        session_id: le_u64(plaintext, 8),
+        salt: le_i64(plaintext, 0),
+        session_id: le_i64(plaintext, 8),
         msg_id,
-        seq_no: le_u32(plaintext, 24),
+        seq_no: le_u32(plaintext, 24).cast_signed(),
         body,
         quick_ack_token: quick_ack_token(&large),
     })
@@ -546,15 +547,17 @@ mod tests {
 
     /// An RNG stuck at one value (only for this test; not a CryptoRng).
     struct Stuck(u32);
-    impl RngCore for Stuck {
-        fn next_u32(&mut self) -> u32 {
-            self.0
+    impl rand_core::TryRng for Stuck {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+            Ok(self.0)
         }
-        fn next_u64(&mut self) -> u64 {
-            u64::from(self.0)
+        fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
+            Ok(u64::from(self.0))
         }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
             dst.fill(0);
+            Ok(())
         }
     }
 

@@ -1,5 +1,6 @@
 //! Cryptographic primitives of MTProto: AES-256-IGE, the MTProto 2.0 and 1.0 KDFs, message
-//! encryption and decryption, and the handshake key derivations. Knows nothing of sessions.
+//! encryption and decryption, and the key derivations used while creating an auth key
+//! ([`handshake_kdf`]). Knows nothing of sessions.
 //!
 //! Everything here is a pure function of its inputs (randomness comes from the caller's
 //! [`rand_core::CryptoRng`]); nothing allocates on the message hot path.
@@ -8,7 +9,7 @@
 //! (tests excepted); every length from a peer or a caller goes through `get`/`checked_*`.
 
 mod auth_key;
-pub mod handshake;
+pub mod handshake_kdf;
 pub mod ige;
 pub mod message;
 pub mod v1;
@@ -105,7 +106,7 @@ mod tests {
     #[test]
     fn v1_decrypt_work_does_not_depend_on_the_decrypted_length() {
         use rand_chacha::ChaCha20Rng;
-        use rand_core::{RngCore, SeedableRng};
+        use rand_core::{Rng, SeedableRng};
 
         let key = AuthKey::from_bytes(core::array::from_fn(|i| (i * 7 + 3) as u8));
         let mut rng = ChaCha20Rng::seed_from_u64(0x7131);

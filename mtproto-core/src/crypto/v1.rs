@@ -19,7 +19,7 @@ use super::message::{DecryptError, EXTERNAL_HEADER_LEN, INTERNAL_HEADER_LEN, pee
 use super::{AuthKey, Side, ige, sha1};
 use alloc::vec::Vec;
 use core::fmt;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
@@ -79,7 +79,7 @@ pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
 /// `side` is the sender.
 pub fn encrypt<R>(key: &AuthKey, side: Side, plaintext: &[u8], rng: &mut R) -> Vec<u8>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     let mk = msg_key(plaintext);
     // 0..=15 bytes of padding up to a whole number of blocks.
@@ -203,12 +203,12 @@ fn finalize(h: Sha1) -> [u8; 20] {
 /// id of the request that carries it; `bind_auth_key_inner` is its 40-byte serialization.
 pub fn encrypt_bind_auth_key_inner<R>(
     perm_key: &AuthKey,
-    msg_id: u64,
+    msg_id: i64,
     bind_auth_key_inner: &[u8; BIND_AUTH_KEY_INNER_LEN],
     rng: &mut R,
 ) -> Vec<u8>
 where
-    R: CryptoRng + RngCore + ?Sized,
+    R: CryptoRng + ?Sized,
 {
     let mut plaintext = [0u8; INTERNAL_HEADER_LEN + BIND_AUTH_KEY_INNER_LEN];
     let (random, rest) = plaintext.split_at_mut(16);
@@ -216,7 +216,7 @@ where
     let (id, rest) = rest.split_at_mut(8);
     id.copy_from_slice(&msg_id.to_le_bytes());
     let (seqno, rest) = rest.split_at_mut(4);
-    seqno.copy_from_slice(&0u32.to_le_bytes());
+    seqno.copy_from_slice(&0i32.to_le_bytes());
     let (len, inner) = rest.split_at_mut(4);
     len.copy_from_slice(&BIND_AUTH_KEY_INNER_LEN_FIELD.to_le_bytes());
     inner.copy_from_slice(bind_auth_key_inner);
@@ -231,9 +231,9 @@ where
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct BindMessage<'a> {
     /// The `msg_id` inside (must equal the id of the carrying request; the caller checks).
-    pub msg_id: u64,
+    pub msg_id: i64,
     /// The `seqno` inside (the spec says 0).
-    pub seq_no: u32,
+    pub seq_no: i32,
     /// The serialized `bind_auth_key_inner` (not parsed here).
     pub inner: &'a [u8],
 }
@@ -261,12 +261,12 @@ pub fn decrypt_bind_auth_key_inner<'a>(
     let msg_id = header
         .get(16..24)
         .and_then(|s| s.try_into().ok())
-        .map(u64::from_le_bytes)
+        .map(i64::from_le_bytes)
         .ok_or(DecryptError::Rejected)?;
     let seq_no = header
         .get(24..28)
         .and_then(|s| s.try_into().ok())
-        .map(u32::from_le_bytes)
+        .map(i32::from_le_bytes)
         .ok_or(DecryptError::Rejected)?;
     Ok(BindMessage {
         msg_id,

@@ -65,6 +65,17 @@ pub(crate) fn modpow(base: &BigUint, exp: &BigUint, m: &BigUint) -> Option<BigUi
     Some(base.modpow(exp, m))
 }
 
+/// `a^-1 mod m`, or `None` if it does not exist (`gcd(a, m) != 1`, or `m` is zero). Not
+/// constant time: only used on random blinding factors.
+pub(crate) fn mod_inverse(a: &BigUint, m: &BigUint) -> Option<BigUint> {
+    if m.is_zero() {
+        return None;
+    }
+    let inv = num_bigint_dig::ModInverse::mod_inverse(a, m)?;
+    // The result is reduced into [0, m): never negative, but the conversion is checked anyway.
+    num_bigint_dig::ToBigUint::to_biguint(&inv)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +104,12 @@ mod tests {
         assert_eq!(shr(&five, 1000), zero);
         assert_eq!(pow2(0), BigUint::from(1u32));
         assert_eq!(pow2(70).bits(), 71);
+        // 3 * 5 = 15 = 1 mod 7; 2 has no inverse mod 6.
+        assert_eq!(
+            mod_inverse(&BigUint::from(3u32), &BigUint::from(7u32)),
+            Some(BigUint::from(5u32))
+        );
+        assert_eq!(mod_inverse(&two, &BigUint::from(6u32)), None);
+        assert_eq!(mod_inverse(&two, &zero), None);
     }
 }

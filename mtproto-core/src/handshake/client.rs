@@ -22,9 +22,9 @@ use super::common::{
     u64_be_min,
 };
 use super::dh::{self, TELEGRAM_DH_PRIME, check_public_value, to_256_be};
-use super::{HandshakeError, KeyKind, pq, rsa::RsaKeySet};
+use super::{Fingerprints, HandshakeError, KeyKind, pq, rsa::RsaKeySet};
 use crate::crypto::AuthKey;
-use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
+use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
 use crate::tl::{Deserialize, Serialize};
@@ -41,7 +41,8 @@ pub struct ClientConfig {
     /// `dh_prime` values accepted without a primality test (verified offline). Defaults to
     /// Telegram's current prime.
     pub known_primes: Vec<[u8; 256]>,
-    /// Miller–Rabin rounds for an unknown `dh_prime` (and again for `(p-1)/2`).
+    /// Miller–Rabin rounds for an unknown `dh_prime` (and again for `(p-1)/2`). Values below
+    /// [`dh::MIN_MR_ROUNDS`] (15, the security guidelines' minimum) are raised to it.
     pub mr_rounds: u32,
     /// How many `dh_gen_retry` answers are tolerated before giving up.
     pub max_retries: u32,
@@ -73,7 +74,7 @@ pub struct AuthKeyResult {
     /// The 2048-bit auth key (its id is `auth_key.id()`).
     pub auth_key: AuthKey,
     /// The first server salt: `new_nonce[0..8] XOR server_nonce[0..8]`, as a little-endian long.
-    pub server_salt: u64,
+    pub server_salt: i64,
     /// `server_time - local time` in seconds, measured when `server_DH_params_ok` arrived.
     pub time_offset: i64,
     /// Permanent or temporary.
@@ -103,6 +104,7 @@ pub enum ClientStep {
     Done(Box<AuthKeyResult>),
 }
 
+#[derive(Clone)]
 struct DhGenState {
     nonce: [u8; 16],
     server_nonce: [u8; 16],
@@ -117,6 +119,7 @@ struct DhGenState {
     time_offset: i64,
 }
 
+#[derive(Clone)]
 enum State {
     Idle,
     AwaitResPq {
@@ -133,6 +136,10 @@ enum State {
 }
 
 /// The client state machine. See the [module docs](super) for the driving loop.
+///
+/// `Clone` copies the whole state, secrets included (each copy wipes its own on drop): e.g. to
+/// fuzz one step from a precomputed state.
+#[derive(Clone)]
 pub struct ClientHandshake {
     config: ClientConfig,
     state: State,
@@ -221,16 +228,13 @@ impl ClientHandshake {
             return Err(HandshakeError::NonceMismatch);
         }
         let server_nonce = *res.server_nonce;
-        let offered: Vec<u64> = res
-            .server_public_key_fingerprints
-            .iter()
-            .map(|&f| f.cast_unsigned())
-            .collect();
         let key = self
             .config
             .keys
-            .select(&offered)
-            .ok_or(HandshakeError::UnknownFingerprint)?;
+            .select(&res.server_public_key_fingerprints)
+            .ok_or_else(|| HandshakeError::UnknownFingerprint {
+                offered: Fingerprints::from_slice(&res.server_public_key_fingerprints),
+            })?;
         let (p, q) = pq::factorize_be(res.pq)?;
         let (p, q) = (u64_be_min(p), u64_be_min(q));
 
@@ -265,7 +269,7 @@ impl ClientHandshake {
             server_nonce: &server_nonce,
             p: &p,
             q: &q,
-            public_key_fingerprint: key.fingerprint().cast_signed(),
+            public_key_fingerprint: key.fingerprint(),
             encrypted_data: &encrypted,
         }
         .to_vec()?;
@@ -420,7 +424,7 @@ impl ClientHandshake {
 /// Step 7–8: draws `b`, computes `g_b` and the auth key, returns the `set_client_DH_params` body.
 fn client_dh<R: CryptoRng + ?Sized>(
     st: &mut DhGenState,
-    retry_id: u64,
+    retry_id: i64,
     rng: &mut R,
 ) -> Result<Vec<u8>, HandshakeError> {
     let (b, g_b) = dh_keypair(st.g, &st.p, rng)?;
@@ -430,7 +434,7 @@ fn client_dh<R: CryptoRng + ?Sized>(
         types::ClientDhInnerData {
             nonce: &st.nonce,
             server_nonce: &st.server_nonce,
-            retry_id: retry_id.cast_signed(),
+            retry_id,
             g_b: &g_b,
         }
         .to_vec()?,

@@ -32,6 +32,14 @@ pub const TELEGRAM_DH_G: u32 = 3;
 /// rounds already give an error probability below 10^-9; we use more.
 pub const DEFAULT_MR_ROUNDS: u32 = 24;
 
+/// The fewest Miller–Rabin rounds [`check_prime`] ever runs, whatever the caller asks for:
+/// `mtproto_security_guidelines.md` allows "only 15 Miller–Rabin iterations" at the least.
+/// Fewer rounds are raised to this floor (clamped, not refused): the round count is a speed
+/// knob, and an error would only surface mid-handshake, when a server first sends a prime that
+/// is not in the known-good table. With 0 rounds any composite without a factor below 256
+/// would pass.
+pub const MIN_MR_ROUNDS: u32 = 15;
+
 /// Decodes a 512-digit hex string (whitespace ignored) at compile time.
 pub(crate) const fn hex256(s: &[u8]) -> [u8; 256] {
     hex_array::<256>(s)
@@ -159,7 +167,8 @@ pub fn check_generator(g: u32, p: &BigUint) -> Result<(), DhError> {
 
 /// Checks that `p` is a 2048-bit safe prime. `known_good` is a table of primes already verified
 /// offline (big-endian, 256 bytes): a match skips the Miller–Rabin work. Otherwise `rounds`
-/// Miller–Rabin rounds with random bases from `rng` are run on `p` and on `(p-1)/2`.
+/// Miller–Rabin rounds with random bases from `rng` are run on `p` and on `(p-1)/2`; `rounds`
+/// below [`MIN_MR_ROUNDS`] is raised to it.
 pub fn check_prime<R: CryptoRng + ?Sized>(
     p: &BigUint,
     known_good: &[[u8; 256]],
@@ -173,6 +182,7 @@ pub fn check_prime<R: CryptoRng + ?Sized>(
     if known_good.iter().any(|k| k.as_slice() == bytes.as_slice()) {
         return Ok(());
     }
+    let rounds = rounds.max(MIN_MR_ROUNDS);
     if !is_probable_prime(p, rounds, rng) {
         return Err(DhError::PrimeNotPrime);
     }
@@ -237,7 +247,7 @@ pub fn to_256_be(v: &BigUint) -> [u8; 256] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
@@ -297,6 +307,65 @@ mod tests {
     fn rfc3526_safe_prime_is_accepted_with_g2() {
         let p = BigUint::from_bytes_be(&RFC3526_2048);
         assert_eq!(check_params(2, &p, &[], 8, &mut rng()), Ok(()));
+    }
+
+    /// RFC 2409 (Oakley group 2) 1024-bit prime, and `P * (P + 3350)`: `P + 3350` is prime too
+    /// (checked with Python), and neither that 2048-bit product nor `(product - 1) / 2` has a
+    /// prime factor below 256 (Python trial division), so only Miller–Rabin rounds can reject it.
+    pub(crate) fn composite_without_small_factors() -> BigUint {
+        let p = BigUint::from_bytes_be(&hex_array::<128>(
+            b"FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+              020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+              4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+              EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
+        ));
+        let q = &p + BigUint::from(3350u32);
+        p * q
+    }
+
+    #[test]
+    fn zero_miller_rabin_rounds_are_raised_to_the_floor() {
+        let n = composite_without_small_factors();
+        assert_eq!(n.bits(), 2048);
+        // Any requested count below the guidelines' 15 still rejects the composite (0 rounds
+        // used to accept it: trial division alone cannot see its factors).
+        for rounds in [0, 1, MIN_MR_ROUNDS - 1] {
+            assert_eq!(
+                check_prime(&n, &[], rounds, &mut rng()),
+                Err(DhError::PrimeNotPrime),
+                "rounds = {rounds}"
+            );
+            assert_eq!(
+                check_params(4, &n, &[], rounds, &mut rng()),
+                Err(DhError::PrimeNotPrime)
+            );
+        }
+        // The floor is exactly 15: count the bases drawn for a prime that passes.
+        struct Counting(ChaCha20Rng, usize);
+        impl rand_core::TryRng for Counting {
+            type Error = core::convert::Infallible;
+            fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+                Ok(rand_core::Rng::next_u32(&mut self.0))
+            }
+            fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+                Ok(rand_core::Rng::next_u64(&mut self.0))
+            }
+            fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+                self.1 += 1;
+                rand_core::Rng::fill_bytes(&mut self.0, dst);
+                Ok(())
+            }
+        }
+        impl rand_core::TryCryptoRng for Counting {}
+        for (asked, used) in [(0, 15), (15, 15), (16, 16)] {
+            let mut r = Counting(rng(), 0);
+            assert_eq!(
+                check_prime(&telegram_dh_prime(), &[], asked, &mut r),
+                Ok(())
+            );
+            // One base per round, for p and for (p - 1) / 2.
+            assert_eq!(r.1, 2 * used, "asked {asked}");
+        }
     }
 
     /// Euler's criterion: `g` is a quadratic residue mod the odd prime `p` iff

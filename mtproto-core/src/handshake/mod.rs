@@ -8,15 +8,16 @@
 //!
 //! # The client loop
 //!
-//! A driver sends each body in an unencrypted message ([`plain::wrap`]), unwraps the answer and
+//! A driver sends each body in an unencrypted message ([`plain::wrap`](crate::plain::wrap)), unwraps the answer and
 //! feeds it back until [`ClientStep::Done`]. Here our own server (with its demo key) stands in
 //! for the network:
 //!
 //! ```
 //! use mtproto_core::handshake::{
 //!     ClientConfig, ClientHandshake, ClientStep, HandshakeError, RsaKeySet, ServerConfig,
-//!     ServerHandshake, ServerStep, plain,
+//!     ServerHandshake, ServerStep,
 //! };
+//! use mtproto_core::plain;
 //! use mtproto_core::time::UnixTime;
 //! # use rand_core::SeedableRng;
 //! # fn main() -> Result<(), HandshakeError> {
@@ -66,8 +67,10 @@
 //! Known limitations (not fixed here):
 //! - **`modpow` is not constant time.** num-bigint-dig's modular exponentiation (used for
 //!   `g^x`, `g_ab` and RSA decryption) has secret-dependent timing and memory access. The
-//!   exposure is one exponentiation per handshake with a fresh exponent on the client, but a
-//!   server decrypts attacker-chosen RSA ciphertexts with a long-lived key.
+//!   exposure is one exponentiation per handshake with a fresh exponent on the client. The
+//!   server's RSA decryption of attacker-chosen ciphertexts with its long-lived key is
+//!   blinded with a fresh random factor per call ([`RsaPrivateKey`]), which hides the input
+//!   from the exponentiation but does not make the exponentiation itself constant time.
 //! - **Library temporaries are not wiped.** Intermediates allocated inside num-bigint-dig
 //!   (Montgomery buffers and products in `modpow`, the remainder/multiplication results of the
 //!   CRT before we wrap them, old buffers freed when a `BigUint` grows) are released without
@@ -79,12 +82,11 @@
 //! This module denies `clippy::indexing_slicing`, `clippy::arithmetic_side_effects` and the
 //! truncating / sign-changing `as` casts outside tests. Big-integer arithmetic goes through a
 //! small internal helper whose subtraction, remainder and `modpow` return `None` instead of
-//! panicking (num-bigint-dig panics on underflow and on a zero modulus). TL `long` ids and
-//! fingerprints are reinterpreted with `cast_signed` / `cast_unsigned` (same bits).
+//! panicking (num-bigint-dig panics on underflow and on a zero modulus). TL `long` ids, salts
+//! and fingerprints are `i64` throughout, as on the wire (no reinterpreting casts).
 //!
 //! Modules: [`pq`] (factorization), [`prime`] (Miller–Rabin), [`dh`] (DH parameter checks),
-//! [`rsa`] (keys, RSA_PAD), [`plain`] (the unencrypted envelope), [`client`], [`server`],
-//! [`pfs`] (binding a temporary key to a permanent one).
+//! [`rsa`] (keys, RSA_PAD), [`client`], [`server`], [`pfs`] (binding a temporary key to a permanent one).
 
 use core::fmt;
 
@@ -94,7 +96,6 @@ mod bn;
 pub mod client;
 pub mod dh;
 pub mod pfs;
-pub mod plain;
 pub mod pq;
 pub mod prime;
 pub mod rsa;
@@ -122,6 +123,77 @@ pub enum KeyKind {
     },
 }
 
+/// RSA key fingerprints (TL `long`s) carried by [`HandshakeError::UnknownFingerprint`]: the
+/// first [`Fingerprints::CAPACITY`] of a list and the length of the whole list. Inline and
+/// `Copy`, so the error stays `Copy`.
+///
+/// `Display` lists each as the signed decimal `long` (the form `rsa_keys_and_dh_prime.md`,
+/// tdlib and grammers use) with its 64 bits in hex, e.g.
+/// `-3414540481677951611 (0xd09d1d85de64fd85)`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Fingerprints {
+    first: [i64; Fingerprints::CAPACITY],
+    /// Entries of `first` in use (at most `CAPACITY`).
+    kept: usize,
+    /// Length of the list they came from.
+    total: usize,
+}
+
+impl Fingerprints {
+    /// How many fingerprints are kept (Telegram's `resPQ` lists three).
+    pub const CAPACITY: usize = 4;
+
+    /// The first [`Self::CAPACITY`] of `all`, remembering `all.len()`.
+    pub fn from_slice(all: &[i64]) -> Self {
+        let mut first = [0i64; Self::CAPACITY];
+        let mut kept = 0usize;
+        for (d, s) in first.iter_mut().zip(all) {
+            *d = *s;
+            kept = kept.saturating_add(1);
+        }
+        Self {
+            first,
+            kept,
+            total: all.len(),
+        }
+    }
+
+    /// The kept fingerprints, in the order offered.
+    pub fn as_slice(&self) -> &[i64] {
+        self.first.get(..self.kept).unwrap_or(&[])
+    }
+
+    /// How many fingerprints were offered in all (may exceed [`Self::CAPACITY`]).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
+impl fmt::Debug for Fingerprints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprints({self})")
+    }
+}
+
+impl fmt::Display for Fingerprints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.total == 0 {
+            return f.write_str("none");
+        }
+        for (i, fp) in self.as_slice().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{fp} ({:#018x})", fp.cast_unsigned())?;
+        }
+        let more = self.total.saturating_sub(self.kept);
+        if more > 0 {
+            write!(f, " and {more} more")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a handshake step failed. Each key-exchange check of `mtproto_auth_key.md` and
 /// `mtproto_security_guidelines.md` has its own variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,8 +214,14 @@ pub enum HandshakeError {
     NewNonceMismatch,
     /// `new_nonce_hash1/2/3` in `dh_gen_*` is wrong.
     NewNonceHashMismatch,
-    /// No offered (client) or known (server) RSA key fingerprint.
-    UnknownFingerprint,
+    /// None of the offered RSA key fingerprints is one we know. Client: `offered` are the
+    /// fingerprints the server listed in `resPQ` and none is in [`ClientConfig::keys`] (e.g. a
+    /// test DC, which needs [`RsaPublicKey::telegram_test`]). Server: `offered` is the one the
+    /// client named in `req_DH_params`.
+    UnknownFingerprint {
+        /// The fingerprints offered (the first [`Fingerprints::CAPACITY`] of them).
+        offered: Fingerprints,
+    },
     /// `pq` could not be decomposed.
     Pq(PqError),
     /// Server: `p`, `q` or `pq` sent by the client are not the ones from `resPQ`.
@@ -184,7 +262,12 @@ impl fmt::Display for HandshakeError {
             Self::ServerNonceMismatch => f.write_str("server_nonce mismatch"),
             Self::NewNonceMismatch => f.write_str("new_nonce mismatch"),
             Self::NewNonceHashMismatch => f.write_str("new_nonce_hash mismatch"),
-            Self::UnknownFingerprint => f.write_str("no known RSA key fingerprint"),
+            Self::UnknownFingerprint { offered } => {
+                write!(
+                    f,
+                    "no known RSA key among the offered fingerprints: {offered}"
+                )
+            }
             Self::Pq(e) => write!(f, "pq: {e}"),
             Self::PqMismatch => f.write_str("p, q or pq do not match resPQ"),
             Self::Rsa(e) => write!(f, "RSA: {e}"),

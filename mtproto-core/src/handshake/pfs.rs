@@ -141,7 +141,7 @@ impl From<TlError> for BindError {
 pub fn bind_temp_auth_key<R: CryptoRng + ?Sized>(
     perm: &AuthKey,
     temp: &AuthKey,
-    temp_session_id: u64,
+    temp_session_id: i64,
     expires_at: i32,
     msg_id: i64,
     rng: &mut R,
@@ -151,16 +151,16 @@ pub fn bind_temp_auth_key<R: CryptoRng + ?Sized>(
     let nonce = i64::from_le_bytes(nonce);
     let inner = types::BindAuthKeyInner {
         nonce,
-        temp_auth_key_id: temp.id().cast_signed(),
-        perm_auth_key_id: perm.id().cast_signed(),
-        temp_session_id: temp_session_id.cast_signed(),
+        temp_auth_key_id: temp.id(),
+        perm_auth_key_id: perm.id(),
+        temp_session_id,
         expires_at,
     };
     let mut buf = [0u8; v1::BIND_AUTH_KEY_INNER_LEN];
     inner.serialize_into(&mut buf)?;
-    let encrypted = v1::encrypt_bind_auth_key_inner(perm, msg_id.cast_unsigned(), &buf, rng);
+    let encrypted = v1::encrypt_bind_auth_key_inner(perm, msg_id, &buf, rng);
     BindTempAuthKey {
-        perm_auth_key_id: perm.id().cast_signed(),
+        perm_auth_key_id: perm.id(),
         nonce,
         expires_at,
         encrypted_message: &encrypted,
@@ -172,9 +172,9 @@ pub fn bind_temp_auth_key<R: CryptoRng + ?Sized>(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Binding {
     /// The permanent key id.
-    pub perm_auth_key_id: u64,
+    pub perm_auth_key_id: i64,
     /// The temporary key id now bound to it.
-    pub temp_auth_key_id: u64,
+    pub temp_auth_key_id: i64,
     /// Expiry of the binding (unix seconds).
     pub expires_at: i32,
 }
@@ -184,19 +184,19 @@ pub struct Binding {
 /// the permanent key `perm` the request names.
 pub fn verify_bind(
     perm: &AuthKey,
-    temp_auth_key_id: u64,
-    temp_session_id: u64,
+    temp_auth_key_id: i64,
+    temp_session_id: i64,
     msg_id: i64,
     now_secs: i64,
     request: &[u8],
 ) -> Result<Binding, BindError> {
     let req = BindTempAuthKey::from_bytes(request)?;
-    if req.perm_auth_key_id.cast_unsigned() != perm.id() {
+    if req.perm_auth_key_id != perm.id() {
         return Err(BindError::PermKeyIdMismatch);
     }
     let mut buf = super::common::SecretVec(req.encrypted_message.to_vec());
     let msg = v1::decrypt_bind_auth_key_inner(perm, &mut buf).map_err(BindError::Decrypt)?;
-    if msg.msg_id != msg_id.cast_unsigned() || msg.seq_no != 0 {
+    if msg.msg_id != msg_id || msg.seq_no != 0 {
         return Err(BindError::MsgIdMismatch);
     }
     if msg.inner.len() != v1::BIND_AUTH_KEY_INNER_LEN {
@@ -206,13 +206,13 @@ pub fn verify_bind(
     if inner.nonce != req.nonce {
         return Err(BindError::NonceMismatch);
     }
-    if inner.temp_auth_key_id.cast_unsigned() != temp_auth_key_id {
+    if inner.temp_auth_key_id != temp_auth_key_id {
         return Err(BindError::TempKeyIdMismatch);
     }
     if inner.perm_auth_key_id != req.perm_auth_key_id {
         return Err(BindError::InnerPermKeyIdMismatch);
     }
-    if inner.temp_session_id.cast_unsigned() != temp_session_id {
+    if inner.temp_session_id != temp_session_id {
         return Err(BindError::SessionMismatch);
     }
     if inner.expires_at != req.expires_at {

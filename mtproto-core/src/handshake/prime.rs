@@ -249,18 +249,20 @@ mod tests {
         assert_eq!(random_prime_u64(64, &mut rng), None);
         // A stuck RNG (all zeros gives 2^30 + 1 = 5^2 * 42949673 every time) ends, with None.
         struct Zero;
-        impl rand_core::RngCore for Zero {
-            fn next_u32(&mut self) -> u32 {
-                0
+        impl rand_core::TryRng for Zero {
+            type Error = core::convert::Infallible;
+            fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+                Ok(0)
             }
-            fn next_u64(&mut self) -> u64 {
-                0
+            fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
+                Ok(0)
             }
-            fn fill_bytes(&mut self, dst: &mut [u8]) {
+            fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
                 dst.fill(0);
+                Ok(())
             }
         }
-        impl rand_core::CryptoRng for Zero {}
+        impl rand_core::TryCryptoRng for Zero {}
         assert_eq!(random_prime_u64(31, &mut Zero), None);
         assert_eq!(random_prime_u64(1, &mut rng), None);
     }

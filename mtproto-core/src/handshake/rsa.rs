@@ -21,6 +21,9 @@ pub const RSA_PAD_MAX_DATA: usize = 144;
 /// Attempts at drawing a `temp_key` whose `key_aes_encrypted` is below the modulus. Each attempt
 /// fails with probability < 1/2 for a 2048-bit modulus, so 64 failures mean a broken RNG.
 const RSA_PAD_MAX_TRIES: usize = 64;
+/// Attempts at drawing an RSA blinding factor invertible mod `n`. A random value shares a factor
+/// with `n = p * q` with probability about 2^-1023: a second attempt is already never needed.
+const BLIND_MAX_TRIES: usize = 8;
 
 /// An RSA operation or key that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +47,8 @@ pub enum RsaError {
     LegacyFormat,
     /// The PEM/DER text is not an RSA public key we can read.
     BadPem,
+    /// No blinding factor invertible modulo `n` could be drawn (the RNG is broken).
+    Blinding,
 }
 
 impl fmt::Display for RsaError {
@@ -58,6 +63,7 @@ impl fmt::Display for RsaError {
             Self::PadHashMismatch => "RSA_PAD hash check failed",
             Self::LegacyFormat => "legacy RSA padding is malformed",
             Self::BadPem => "not a PEM/DER RSA public key",
+            Self::Blinding => "no invertible RSA blinding factor (broken RNG)",
         })
     }
 }
@@ -84,7 +90,7 @@ fn to_256(v: &BigUint) -> Option<[u8; 256]> {
 pub struct RsaPublicKey {
     n: BigUint,
     e: BigUint,
-    fingerprint: u64,
+    fingerprint: i64,
 }
 
 impl fmt::Debug for RsaPublicKey {
@@ -168,7 +174,7 @@ impl RsaPublicKey {
     /// The fingerprint: the low 64 bits of SHA-1 over the TL serialization of
     /// `rsa_public_key n:string e:string`, i.e. the last 8 bytes of the digest read as a
     /// little-endian `long` (exactly how it travels in `resPQ` and `req_DH_params`).
-    pub fn fingerprint(&self) -> u64 {
+    pub fn fingerprint(&self) -> i64 {
         self.fingerprint
     }
 
@@ -325,7 +331,7 @@ mod pem {
     }
 }
 
-fn compute_fingerprint(n: &BigUint, e: &BigUint) -> u64 {
+fn compute_fingerprint(n: &BigUint, e: &BigUint) -> i64 {
     // SHA1 over the bare `rsa_public_key n:string e:string` (mtproto_auth_key.md step 2).
     let (n, e) = (n.to_bytes_be(), e.to_bytes_be());
     let key = types::RsaPublicKey { n: &n, e: &e };
@@ -339,7 +345,7 @@ fn compute_fingerprint(n: &BigUint, e: &BigUint) -> u64 {
     let digest = sha1(&[written]);
     let mut low = [0u8; 8];
     low.copy_from_slice(digest.get(12..20).unwrap_or(&[0; 8]));
-    u64::from_le_bytes(low)
+    i64::from_le_bytes(low)
 }
 
 /// The set of server public keys a client trusts, looked up by fingerprint. Starts empty
@@ -382,12 +388,12 @@ impl RsaKeySet {
     }
 
     /// The key with this fingerprint.
-    pub fn get(&self, fingerprint: u64) -> Option<&RsaPublicKey> {
+    pub fn get(&self, fingerprint: i64) -> Option<&RsaPublicKey> {
         self.keys.iter().find(|k| k.fingerprint == fingerprint)
     }
 
     /// The first fingerprint offered by the server (in the server's order) that we know.
-    pub fn select(&self, offered: &[u64]) -> Option<&RsaPublicKey> {
+    pub fn select(&self, offered: &[i64]) -> Option<&RsaPublicKey> {
         offered.iter().find_map(|&f| self.get(f))
     }
 
@@ -411,7 +417,13 @@ impl RsaKeySet {
 ///
 /// The private components (`p`, `q`, `d mod (p-1)`, `d mod (q-1)`, `q^-1 mod p`) and the
 /// decryption intermediates are wiped on drop ([`Zeroizing`]). Not wiped: temporaries inside
-/// num-bigint-dig (see [`handshake`](super) docs). Decryption (`modpow`) is not constant time.
+/// num-bigint-dig (see [`handshake`](super) docs).
+///
+/// Decryption (`modpow`) is not constant time, so it is **blinded** (as the RustCrypto `rsa`
+/// crate does on the same num-bigint-dig): for each ciphertext `c` a fresh random `r` is drawn
+/// from the caller's RNG, the CRT exponentiation runs on `c * r^e mod n`, and the result is
+/// multiplied by `r^-1 mod n`. The private-key operation thus never sees the attacker-chosen
+/// value, and its timing is decorrelated from it.
 #[derive(Clone)]
 pub struct RsaPrivateKey {
     public: RsaPublicKey,
@@ -513,10 +525,14 @@ impl RsaPrivateKey {
         &self.public
     }
 
-    /// c^d mod n with the CRT (Garner). Every intermediate is secret and wiped. `None` is
-    /// impossible for a key from [`RsaPrivateKey::from_be`] (`p, q > 1`, so no zero modulus);
-    /// the `Option` keeps the arithmetic panic-free rather than asserting that.
+    /// c^d mod n with the CRT (Garner), unblinded: only for the fixed probe of
+    /// [`RsaPrivateKey::from_be`] and inside [`RsaPrivateKey::blinded_decrypt`]. Every
+    /// intermediate is secret and wiped. `None` is impossible for a key from
+    /// [`RsaPrivateKey::from_be`] (`p, q > 1`, so no zero modulus); the `Option` keeps the
+    /// arithmetic panic-free rather than asserting that.
     fn raw_decrypt(&self, c: &BigUint) -> Option<Zeroizing<BigUint>> {
+        #[cfg(test)]
+        tests::CRT_INPUTS.with(|v| v.borrow_mut().push(c.clone()));
         let (p, q) = (&*self.p, &*self.q);
         let m1 = Zeroizing::new(bn::modpow(c, &self.dp, p)?);
         let m2 = Zeroizing::new(bn::modpow(c, &self.dq, q)?);
@@ -531,7 +547,36 @@ impl RsaPrivateKey {
         Some(Zeroizing::new(bn::add(&m2, &hq)))
     }
 
-    fn decrypt_block(&self, ciphertext: &[u8]) -> Result<Zeroizing<[u8; 256]>, RsaError> {
+    /// `c^d mod n` blinded: a fresh `r` in `[2, n)` from `rng` (redrawn if not invertible),
+    /// `m' = (c * r^e)^d mod n` by the CRT, `m = m' * r^-1 mod n`. Returns `m` and the `r` used
+    /// (for tests; callers drop it). `c` must be below `n`.
+    fn blinded_decrypt<R: CryptoRng + ?Sized>(
+        &self,
+        c: &BigUint,
+        rng: &mut R,
+    ) -> Result<(Zeroizing<BigUint>, Zeroizing<BigUint>), RsaError> {
+        const BAD: RsaError = RsaError::BadCiphertext;
+        let n = &self.public.n;
+        let two = BigUint::from(2u32);
+        for _ in 0..BLIND_MAX_TRIES {
+            let r = Zeroizing::new(super::prime::random_below(rng, &two, n));
+            let Some(r_inv) = bn::mod_inverse(&r, n).map(Zeroizing::new) else {
+                continue;
+            };
+            let r_e = Zeroizing::new(bn::modpow(&r, &self.public.e, n).ok_or(BAD)?);
+            let blinded = Zeroizing::new(bn::rem(&Zeroizing::new(bn::mul(c, &r_e)), n).ok_or(BAD)?);
+            let m_blinded = self.raw_decrypt(&blinded).ok_or(BAD)?;
+            let m = bn::rem(&Zeroizing::new(bn::mul(&m_blinded, &r_inv)), n).ok_or(BAD)?;
+            return Ok((Zeroizing::new(m), r));
+        }
+        Err(RsaError::Blinding)
+    }
+
+    fn decrypt_block<R: CryptoRng + ?Sized>(
+        &self,
+        ciphertext: &[u8],
+        rng: &mut R,
+    ) -> Result<Zeroizing<[u8; 256]>, RsaError> {
         if ciphertext.len() != 256 {
             return Err(RsaError::BadCiphertext);
         }
@@ -539,16 +584,21 @@ impl RsaPrivateKey {
         if c >= self.public.n {
             return Err(RsaError::BadCiphertext);
         }
-        let m = self.raw_decrypt(&c).ok_or(RsaError::BadCiphertext)?;
+        let (m, _r) = self.blinded_decrypt(&c, rng)?;
         to_256(&m)
             .map(Zeroizing::new)
             .ok_or(RsaError::BadCiphertext)
     }
 
     /// Undoes RSA_PAD: returns `data_with_padding` (192 bytes: the TL data and the client's
-    /// random padding) after checking the SHA-256 in constant time.
-    pub fn decrypt_pad(&self, ciphertext: &[u8]) -> Result<Zeroizing<[u8; 192]>, RsaError> {
-        let mut block = self.decrypt_block(ciphertext)?;
+    /// random padding) after checking the SHA-256 in constant time. `rng` supplies the RSA
+    /// blinding factor (256 + 8 bytes per call; see the type docs).
+    pub fn decrypt_pad<R: CryptoRng + ?Sized>(
+        &self,
+        ciphertext: &[u8],
+        rng: &mut R,
+    ) -> Result<Zeroizing<[u8; 192]>, RsaError> {
+        let mut block = self.decrypt_block(ciphertext, rng)?;
         let (key_part, aes_part) = block.split_at_mut(32);
         let h = sha256(&[aes_part]);
         let mut temp_key = Zeroizing::new([0u8; 32]);
@@ -574,9 +624,14 @@ impl RsaPrivateKey {
     }
 
     /// Decodes the legacy padding old clients still send: `RSA(SHA1(data) + data + random)`
-    /// with a 255-byte plaintext. Only used when the server enables it explicitly.
-    pub fn decrypt_legacy(&self, ciphertext: &[u8]) -> Result<LegacyPayload, RsaError> {
-        let block = self.decrypt_block(ciphertext)?;
+    /// with a 255-byte plaintext. Only used when the server enables it explicitly. `rng`
+    /// supplies the RSA blinding factor, as for [`RsaPrivateKey::decrypt_pad`].
+    pub fn decrypt_legacy<R: CryptoRng + ?Sized>(
+        &self,
+        ciphertext: &[u8],
+        rng: &mut R,
+    ) -> Result<LegacyPayload, RsaError> {
+        let block = self.decrypt_block(ciphertext, rng)?;
         let (&first, rest) = block.split_first().ok_or(RsaError::LegacyFormat)?;
         if first != 0 {
             return Err(RsaError::LegacyFormat);
@@ -649,7 +704,7 @@ mod tests {
     use super::*;
     use alloc::collections::VecDeque;
     use rand_chacha::ChaCha20Rng;
-    use rand_core::{RngCore, SeedableRng};
+    use rand_core::{Rng, SeedableRng};
 
     fn hex(s: &str) -> Vec<u8> {
         let s: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
@@ -658,36 +713,125 @@ mod tests {
             .collect()
     }
 
+    std::thread_local! {
+        /// Every value the CRT private-key operation ([`RsaPrivateKey::raw_decrypt`]) was run
+        /// on, in this test thread.
+        pub(super) static CRT_INPUTS: core::cell::RefCell<Vec<BigUint>> =
+            const { core::cell::RefCell::new(Vec::new()) };
+    }
+
+    fn take_crt_inputs() -> Vec<BigUint> {
+        CRT_INPUTS.with(|v| core::mem::take(&mut *v.borrow_mut()))
+    }
+
+    #[test]
+    fn blinded_decryption_matches_an_independent_computation() {
+        // c = 2^2000 + 12345 and m = pow(c, d, n) computed with Python from DEMO_N / DEMO_D.
+        let c = (BigUint::one() << 2000usize) + BigUint::from(12_345u32);
+        let expected = hex(
+            "44a6acf0d3ee5a9b7d837396d67759952a7b56161ff09bac6a7ca9fbbdd5ab121b7b01d4cf759ba310f6d635f3aeaef9dccd273ae19dc255c64b76ef20c5ccb340fecad3a9a3e5fa62182503184ca309e99c76e3603c2898443d8ee40b0a2dd36387ef738fb86f62c781be40079db90cd5320318ec16b964d32e9eeab30c0ed849503ae7d940fe88b623ec8f4619e921394008c4fcdb45f7fb058c47ebbd09d8e5e664dca2ad894ba951e4afceb2715a57c65d05c58a9eb199a03b6bd5fc27f664425e8149d1f1ff62ebcfb2e0a4f22b6645d7b8649126d1343f225888e8d6d2055458ae982ba24685596a9f9bdc0a82c4f451bb10a18f1a3f8839628668e2c6",
+        );
+        let key = RsaPrivateKey::demo();
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        for _ in 0..3 {
+            let (m, _) = key.blinded_decrypt(&c, &mut rng).unwrap();
+            assert_eq!(m.to_bytes_be(), expected);
+        }
+        let block = key.decrypt_block(&to_256(&c).unwrap(), &mut rng).unwrap();
+        assert_eq!(block.as_slice(), expected.as_slice());
+        // Edge values: 0 and 1 are their own roots, n - 1 too (d is odd).
+        let n_minus_1 = &key.public.n - BigUint::one();
+        for v in [BigUint::from(0u32), BigUint::one(), n_minus_1] {
+            assert_eq!(*key.blinded_decrypt(&v, &mut rng).unwrap().0, v);
+        }
+    }
+
+    #[test]
+    fn the_private_operation_never_sees_the_ciphertext_and_r_is_fresh() {
+        // issue 9 item 4: attacker-chosen ciphertexts went straight into the CRT modpow.
+        let key = RsaPrivateKey::demo();
+        let n = &key.public.n;
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let c = key
+            .public_key()
+            .encrypt_pad(b"blinding", &mut rng)
+            .map(|c| BigUint::from_bytes_be(&c))
+            .unwrap();
+        take_crt_inputs();
+        let (m1, r1) = key.blinded_decrypt(&c, &mut rng).unwrap();
+        let (m2, r2) = key.blinded_decrypt(&c, &mut rng).unwrap();
+        assert_eq!(*m1, *m2);
+        assert_ne!(*r1, *r2, "a fresh blinding factor per call");
+        for r in [&r1, &r2] {
+            assert!(**r > BigUint::one() && **r < *n);
+        }
+        // The CRT ran exactly on c * r^e mod n, once per call, never on c itself.
+        let seen = take_crt_inputs();
+        let blind = |r: &BigUint| (&c * r.modpow(&key.public.e, n)) % n;
+        assert_eq!(seen, alloc::vec![blind(&r1), blind(&r2)]);
+        assert!(!seen.contains(&c));
+        // The public entry points blind too: the same ciphertext twice, two different inputs.
+        let bytes = to_256(&c).unwrap();
+        key.decrypt_pad(&bytes, &mut rng).unwrap();
+        key.decrypt_pad(&bytes, &mut rng).unwrap();
+        let seen = take_crt_inputs();
+        assert_eq!(seen.len(), 2);
+        assert_ne!(seen[0], seen[1]);
+        assert!(!seen.contains(&c));
+    }
+
+    #[test]
+    fn blinding_needs_an_invertible_factor() {
+        // A scripted RNG whose every draw gives r = p, which shares the factor p with n:
+        // random_below(rng, 2, n) = 2 + X mod (n - 2), X the 264 drawn bytes, here p - 2.
+        let key = RsaPrivateKey::demo();
+        let p = &*key.p;
+        let x = to_256(&(p - BigUint::from(2u32))).unwrap();
+        let mut script = VecDeque::new();
+        for _ in 0..BLIND_MAX_TRIES {
+            script.extend([0u8; 8]);
+            script.extend(x);
+        }
+        let mut rng = Script(script);
+        assert_eq!(
+            key.blinded_decrypt(&BigUint::from(5u32), &mut rng).err(),
+            Some(RsaError::Blinding)
+        );
+        assert!(rng.0.is_empty());
+    }
+
     /// Hands out scripted bytes in order; panics if the code under test asks for more.
     struct Script(VecDeque<u8>);
-    impl RngCore for Script {
-        fn next_u32(&mut self) -> u32 {
+    impl rand_core::TryRng for Script {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
             let mut b = [0; 4];
             self.fill_bytes(&mut b);
-            u32::from_le_bytes(b)
+            Ok(u32::from_le_bytes(b))
         }
-        fn next_u64(&mut self) -> u64 {
+        fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
             let mut b = [0; 8];
             self.fill_bytes(&mut b);
-            u64::from_le_bytes(b)
+            Ok(u64::from_le_bytes(b))
         }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
             for d in dst {
                 *d = self.0.pop_front().expect("script exhausted");
             }
+            Ok(())
         }
     }
-    impl rand_core::CryptoRng for Script {}
+    impl rand_core::TryCryptoRng for Script {}
 
     #[test]
     fn telegram_fingerprints_match_the_spec() {
         // rsa_keys_and_dh_prime.md: wire bytes 85FD64DE851D9DD0 / 03268D20DF9858B2.
         let prod = RsaPublicKey::telegram_production();
         assert_eq!(prod.fingerprint().to_le_bytes(), *hex("85FD64DE851D9DD0"));
-        assert_eq!(prod.fingerprint() as i64, -3414540481677951611);
+        assert_eq!(prod.fingerprint(), -3414540481677951611);
         let test = RsaPublicKey::telegram_test();
         assert_eq!(test.fingerprint().to_le_bytes(), *hex("03268D20DF9858B2"));
-        assert_eq!(test.fingerprint() as i64, -5595554452916591101);
+        assert_eq!(test.fingerprint(), -5595554452916591101);
         // The decimal moduli from the spec agree with our hex constants.
         let dec = "29379598170669337022986177149456128565388431120058863768162556424047512191330847455146576344487764408661701890505066208632169112269581063774293102577308490531282748465986139880977280302242772832972539403531316010870401287642763009136156734339538042419388722777357134487746169093539093850251243897188928735903389451772730245253062963384108812842079887538976360465290946139638691491496062099570836476454855996319192747663615955633778034897140982517446405334423701359108810182097749467210509584293428076654573384828809574217079944388301239431309115013843331317877374435868468779972014486325557807783825502498215169806323";
         assert_eq!(
@@ -774,9 +918,9 @@ hebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs5+bfo3Nhmcyvk5ftB0WkJ9z6bNZ7yxrP
         assert_eq!(set.len(), 2);
         // The official sample's resPQ offers these three; only the first is ours.
         let offered = [
-            u64::from_le_bytes(hex("85FD64DE851D9DD0").try_into().unwrap()),
-            u64::from_le_bytes(hex("A5B7F709355FC30B").try_into().unwrap()),
-            u64::from_le_bytes(hex("216BE86C022BB4C3").try_into().unwrap()),
+            i64::from_le_bytes(hex("85FD64DE851D9DD0").try_into().unwrap()),
+            i64::from_le_bytes(hex("A5B7F709355FC30B").try_into().unwrap()),
+            i64::from_le_bytes(hex("216BE86C022BB4C3").try_into().unwrap()),
         ];
         let k = set.select(&offered).unwrap();
         assert_eq!(k, &RsaPublicKey::telegram_production());
@@ -826,7 +970,7 @@ hebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs5+bfo3Nhmcyvk5ftB0WkJ9z6bNZ7yxrP
         for len in [0usize, 1, 100, 144] {
             let data: Vec<u8> = (0..len as u8).collect();
             let c = key.public_key().encrypt_pad(&data, &mut rng).unwrap();
-            let plain = key.decrypt_pad(&c).unwrap();
+            let plain = key.decrypt_pad(&c, &mut rng).unwrap();
             assert_eq!(&plain[..len], data.as_slice());
         }
     }
@@ -845,20 +989,23 @@ hebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs5+bfo3Nhmcyvk5ftB0WkJ9z6bNZ7yxrP
         );
         let mut c = key.public_key().encrypt_pad(b"hello", &mut rng).unwrap();
         c[200] ^= 1;
-        assert_eq!(key.decrypt_pad(&c).err(), Some(RsaError::PadHashMismatch));
         assert_eq!(
-            key.decrypt_pad(&c[..255]).err(),
+            key.decrypt_pad(&c, &mut rng).err(),
+            Some(RsaError::PadHashMismatch)
+        );
+        assert_eq!(
+            key.decrypt_pad(&c[..255], &mut rng).err(),
             Some(RsaError::BadCiphertext)
         );
         assert_eq!(
-            key.decrypt_pad(&[0xff; 256]).err(),
+            key.decrypt_pad(&[0xff; 256], &mut rng).err(),
             Some(RsaError::BadCiphertext)
         );
         // Encrypted for another key: the hash check fails.
         let other = RsaPublicKey::telegram_production()
             .encrypt_pad(b"hello", &mut rng)
             .unwrap();
-        let r = key.decrypt_pad(&other);
+        let r = key.decrypt_pad(&other, &mut rng);
         assert!(matches!(
             r.err(),
             Some(RsaError::PadHashMismatch | RsaError::BadCiphertext)
@@ -876,7 +1023,7 @@ hebgAdGVMlV1fkuOQoEzR7EdpqtQD9Cs5+bfo3Nhmcyvk5ftB0WkJ9z6bNZ7yxrP
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let data = [7u8; 100];
         let c = RsaPrivateKey::legacy_encrypt(key.public_key(), &data, &mut rng).unwrap();
-        let p = key.decrypt_legacy(&c).unwrap();
+        let p = key.decrypt_legacy(&c, &mut rng).unwrap();
         assert_eq!(&p.body[..100], &data);
         assert_eq!(p.verify(100), Ok(()));
         assert_eq!(p.verify(99), Err(RsaError::PadHashMismatch));

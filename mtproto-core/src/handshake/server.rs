@@ -6,7 +6,8 @@
 //! safe prime, and checks every value the client sends back. Every malformed client message is
 //! a typed [`HandshakeError`].
 //!
-//! RNG draw order: `server_nonce` (16) and the `pq` primes on `req_pq_multi`; `a` (256, redrawn
+//! RNG draw order: `server_nonce` (16) and the `pq` primes on `req_pq_multi`; the RSA blinding
+//! factor (264 bytes per decryption: a second one if legacy padding is tried), `a` (256, redrawn
 //! while `g_a` is out of range) and the answer padding on `req_DH_params`.
 
 use alloc::boxed::Box;
@@ -23,8 +24,8 @@ use super::common::{
 use super::dh::{TELEGRAM_DH_G, TELEGRAM_DH_PRIME, check_generator, check_public_value, to_256_be};
 use super::prime::random_prime_u64;
 use super::rsa::{RsaError, RsaPrivateKey};
-use super::{HandshakeError, KeyKind};
-use crate::crypto::handshake::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
+use super::{Fingerprints, HandshakeError, KeyKind};
+use crate::crypto::handshake_kdf::{initial_server_salt, new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ct_eq, sha256};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
@@ -75,7 +76,7 @@ pub struct ServerAuthKey {
     /// The new auth key.
     pub auth_key: AuthKey,
     /// The first server salt (same formula as the client's).
-    pub server_salt: u64,
+    pub server_salt: i64,
     /// Permanent or temporary, as the client asked.
     pub kind: KeyKind,
     /// The `dc` the client put in its inner data.
@@ -111,6 +112,7 @@ pub enum ServerStep {
     },
 }
 
+#[derive(Clone)]
 struct ClientDhState {
     nonce: [u8; 16],
     server_nonce: [u8; 16],
@@ -122,10 +124,11 @@ struct ClientDhState {
     kind: KeyKind,
     dc: i32,
     server_time: i32,
-    prev_aux_hash: Option<u64>,
+    prev_aux_hash: Option<i64>,
     retries: u32,
 }
 
+#[derive(Clone)]
 enum State {
     AwaitReqPq,
     AwaitReqDh {
@@ -144,6 +147,9 @@ enum State {
 /// Lost answers (`mtproto_auth_key.md`, "Error Handling"): if the client re-sends *exactly* the
 /// previous request, the server re-sends exactly the previous answer, without changing state.
 /// After an error nothing is re-sent: the handshake must restart.
+///
+/// `Clone` copies the whole state, secrets included (each copy wipes its own on drop).
+#[derive(Clone)]
 pub struct ServerHandshake {
     config: ServerConfig,
     state: State,
@@ -249,7 +255,7 @@ impl ServerHandshake {
         now: UnixTime,
         input: &[u8],
         rng: &mut R,
-        is_taken: impl FnMut(u64) -> bool,
+        is_taken: impl FnMut(i64) -> bool,
     ) -> Result<ServerStep, HandshakeError> {
         let digest = sha256(&[input]);
         if let Some((h, answer)) = &self.last
@@ -310,7 +316,7 @@ impl ServerHandshake {
                 .config
                 .keys
                 .iter()
-                .map(|k| k.public_key().fingerprint().cast_signed())
+                .map(|k| k.public_key().fingerprint())
                 .collect(),
         }
         .to_vec()?;
@@ -326,8 +332,13 @@ impl ServerHandshake {
     }
 
     /// Decrypts `encrypted_data` with `key` and parses the inner data from it.
-    fn open_inner(&self, key: &RsaPrivateKey, encrypted: &[u8]) -> Result<Inner, HandshakeError> {
-        match key.decrypt_pad(encrypted) {
+    fn open_inner<R: CryptoRng + ?Sized>(
+        &self,
+        key: &RsaPrivateKey,
+        encrypted: &[u8],
+        rng: &mut R,
+    ) -> Result<Inner, HandshakeError> {
+        match key.decrypt_pad(encrypted, rng) {
             Ok(plain) => {
                 // The 192 bytes are the TL data followed by random padding: parse a prefix.
                 let mut r = Reader::new(plain.as_ref())?;
@@ -342,7 +353,7 @@ impl ServerHandshake {
                 Ok(inner_from(&v))
             }
             Err(RsaError::PadHashMismatch) if self.config.accept_legacy_padding => {
-                let legacy = key.decrypt_legacy(encrypted)?;
+                let legacy = key.decrypt_legacy(encrypted, rng)?;
                 let mut r = Reader::new(legacy.body.as_ref())?;
                 let v = enums::PQInnerData::deserialize(&mut r)?;
                 legacy.verify(r.position())?;
@@ -373,14 +384,16 @@ impl ServerHandshake {
         if be_u64(req.p) != Some(p) || be_u64(req.q) != Some(q) {
             return Err(HandshakeError::PqMismatch);
         }
-        let fp = req.public_key_fingerprint.cast_unsigned();
+        let fp = req.public_key_fingerprint;
         let key = self
             .config
             .keys
             .iter()
             .find(|k| k.public_key().fingerprint() == fp)
-            .ok_or(HandshakeError::UnknownFingerprint)?;
-        let inner = self.open_inner(key, req.encrypted_data)?;
+            .ok_or(HandshakeError::UnknownFingerprint {
+                offered: Fingerprints::from_slice(&[req.public_key_fingerprint]),
+            })?;
+        let inner = self.open_inner(key, req.encrypted_data, rng)?;
         if !same16(&inner.nonce, &nonce) {
             return Err(HandshakeError::NonceMismatch);
         }
@@ -448,7 +461,7 @@ impl ServerHandshake {
         &self,
         mut st: Box<ClientDhState>,
         input: &[u8],
-        mut is_taken: impl FnMut(u64) -> bool,
+        mut is_taken: impl FnMut(i64) -> bool,
     ) -> Result<(State, ServerStep), HandshakeError> {
         let req = functions::SetClientDhParams::from_bytes(input)?;
         if !same16(req.nonce, &st.nonce) {
@@ -467,7 +480,7 @@ impl ServerHandshake {
         if !same16(inner.server_nonce, &st.server_nonce) {
             return Err(HandshakeError::ServerNonceMismatch);
         }
-        if inner.retry_id.cast_unsigned() != st.prev_aux_hash.unwrap_or(0) {
+        if inner.retry_id != st.prev_aux_hash.unwrap_or(0) {
             return Err(HandshakeError::RetryIdMismatch);
         }
         let g_b = BigUint::from_bytes_be(inner.g_b);

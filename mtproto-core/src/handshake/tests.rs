@@ -8,13 +8,13 @@ use alloc::vec::Vec;
 use num_bigint_dig::BigUint;
 use num_traits::One;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use super::dh::{DhError, TELEGRAM_DH_PRIME, telegram_dh_prime, to_256_be};
 use super::rsa::{RsaError, RsaKeySet, RsaPrivateKey};
 use super::server::{ServerConfig, ServerHandshake, ServerStep};
-use super::{ClientConfig, ClientHandshake, ClientStep, HandshakeError, KeyKind, pq};
-use crate::crypto::handshake::{new_nonce_hash, tmp_aes_key_iv};
+use super::{ClientConfig, ClientHandshake, ClientStep, Fingerprints, HandshakeError, KeyKind, pq};
+use crate::crypto::handshake_kdf::{new_nonce_hash, tmp_aes_key_iv};
 use crate::crypto::{AuthKey, ige, sha1};
 use crate::time::UnixTime;
 use crate::tl::schema::{enums, functions, types};
@@ -32,7 +32,7 @@ fn be_min(v: u64) -> Vec<u8> {
 }
 
 fn demo_fp() -> i64 {
-    RsaPrivateKey::demo().public_key().fingerprint() as i64
+    RsaPrivateKey::demo().public_key().fingerprint()
 }
 
 fn client_config() -> ClientConfig {
@@ -104,7 +104,7 @@ fn after_req_dh(config: ClientConfig) -> (ClientHandshake, ChaCha20Rng, FakeServ
     assert_eq!(req.p, be_min(1_141_464_581).as_slice());
     assert_eq!(req.q, be_min(1_202_243_663).as_slice());
     let plain = RsaPrivateKey::demo()
-        .decrypt_pad(req.encrypted_data)
+        .decrypt_pad(req.encrypted_data, &mut ChaCha20Rng::seed_from_u64(0))
         .unwrap();
     let mut r = Reader::new(plain.as_ref()).unwrap();
     let new_nonce = match enums::PQInnerData::deserialize(&mut r).unwrap() {
@@ -261,6 +261,28 @@ fn client_happy_path_against_the_hand_driven_server() {
 }
 
 #[test]
+fn cloned_machines_continue_independently() {
+    // Clone (used by the per-step fuzz targets) copies the whole state: a clone taken after
+    // set_client_DH_params accepts the same dh_gen_ok and yields the same key, and an error in
+    // one copy does not touch the other.
+    let (mut c, mut rng, fs, key, _) = after_set_dh(client_config());
+    let ok = fs.dh_gen(1, &new_nonce_hash(&key, &fs.new_nonce, 1));
+    let mut copy = c.clone();
+    assert!(matches!(
+        expect_err(copy.handle(now(), &ok[..ok.len() - 1], &mut rng.clone())),
+        HandshakeError::Tl(_)
+    ));
+    assert!(copy.is_failed() && !c.is_failed());
+    let mut copy = c.clone();
+    for m in [&mut c, &mut copy] {
+        match m.handle(now(), &ok, &mut rng).unwrap() {
+            ClientStep::Done(r) => assert_eq!(r.auth_key.as_bytes(), key.as_bytes()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
 fn client_res_pq_checks() {
     let server_nonce = [1; 16];
     // Wrong nonce.
@@ -280,17 +302,51 @@ fn client_res_pq_checks() {
         HandshakeError::InvalidState
     );
 
-    // Unknown fingerprint (the sample's legacy fingerprints and a random one).
+    // Unknown fingerprint: the three the official sample's resPQ offers (wire bytes
+    // 85FD64DE851D9DD0, A5B7F709355FC30B, 216BE86C022BB4C3, read as little-endian longs with
+    // Python's struct), none of which is the demo key. The error says which were offered.
+    let (mut c, mut rng, nonce) = started(client_config(), 3);
+    let sample = [
+        -3414540481677951611,
+        847625836280919973,
+        -4344800451088585951,
+    ];
+    let m = res_pq(&nonce, &server_nonce, &be_min(SAMPLE_PQ), sample.to_vec());
+    let err = expect_err(c.handle(now(), &m, &mut rng));
+    assert_eq!(
+        err,
+        HandshakeError::UnknownFingerprint {
+            offered: Fingerprints::from_slice(&sample)
+        }
+    );
+    assert_eq!(
+        alloc::format!("{err}"),
+        "no known RSA key among the offered fingerprints: \
+         -3414540481677951611 (0xd09d1d85de64fd85), 847625836280919973 (0x0bc35f3509f7b7a5), \
+         -4344800451088585951 (0xc3b42b026ce86b21)"
+    );
+    // More than fit, and none at all.
     let (mut c, mut rng, nonce) = started(client_config(), 3);
     let m = res_pq(
         &nonce,
         &server_nonce,
         &be_min(SAMPLE_PQ),
-        vec![0x0BC3_5F35_09F7_B7A5, 1],
+        vec![1, 2, 3, 4, 5, 6],
     );
+    let err = expect_err(c.handle(now(), &m, &mut rng));
+    let HandshakeError::UnknownFingerprint { offered } = err else {
+        panic!("{err:?}")
+    };
     assert_eq!(
-        expect_err(c.handle(now(), &m, &mut rng)),
-        HandshakeError::UnknownFingerprint
+        (offered.as_slice(), offered.total()),
+        (&[1, 2, 3, 4][..], 6)
+    );
+    assert!(alloc::format!("{err}").ends_with("4 (0x0000000000000004) and 2 more"));
+    let (mut c, mut rng, nonce) = started(client_config(), 3);
+    let m = res_pq(&nonce, &server_nonce, &be_min(SAMPLE_PQ), vec![]);
+    assert_eq!(
+        alloc::format!("{}", expect_err(c.handle(now(), &m, &mut rng))),
+        "no known RSA key among the offered fingerprints: none"
     );
 
     // pq that is prime, too wide, or not a product of two odd primes.
@@ -451,6 +507,21 @@ fn client_dh_prime_and_g_checks() {
 }
 
 #[test]
+fn client_mr_rounds_zero_still_rejects_a_composite_dh_prime() {
+    // issue 9 item 3: `mr_rounds = 0` made any composite without a small factor pass.
+    let comp = super::dh::tests::composite_without_small_factors().to_bytes_be();
+    let g_a = g_a_bytes();
+    let mut config = client_config();
+    config.mr_rounds = 0;
+    let (mut c, mut rng, fs) = after_req_dh(config);
+    let msg = fs.answer_with(&answer(&fs, 4, &comp, &g_a), Tamper::None);
+    assert_eq!(
+        expect_err(c.handle(now(), &msg, &mut rng)),
+        HandshakeError::Dh(DhError::PrimeNotPrime)
+    );
+}
+
+#[test]
 fn client_g_a_range_checks() {
     let p = telegram_dh_prime();
     let one = BigUint::one();
@@ -557,7 +628,7 @@ fn client_dh_gen_retry_is_bounded_and_sends_retry_id() {
         let again = expect_send(c.handle(now(), &m, &mut rng));
         let (retry_id, g_b) = fs.open_client_dh(&again);
         // retry_id = auth_key_aux_hash of the previous attempt.
-        assert_eq!(retry_id as u64, key.aux_hash());
+        assert_eq!(retry_id, key.aux_hash());
         key = AuthKey::from_bytes(to_256_be(&g_b.modpow(&secret_a(), &telegram_dh_prime())));
     }
     let m = fs.dh_gen(2, &new_nonce_hash(&key, &fs.new_nonce, 2));
@@ -794,7 +865,7 @@ fn server_req_dh_params_checks() {
         }),
         HandshakeError::PqMismatch
     );
-    // Unknown fingerprint.
+    // Unknown fingerprint: the error names the one the client asked for.
     assert_eq!(
         req_dh_error(cfg(), |fc| fc.req_dh_raw(
             fc.nonce,
@@ -802,7 +873,9 @@ fn server_req_dh_params_checks() {
             demo_fp() ^ 1,
             &[0; 256]
         )),
-        HandshakeError::UnknownFingerprint
+        HandshakeError::UnknownFingerprint {
+            offered: Fingerprints::from_slice(&[demo_fp() ^ 1])
+        }
     );
     // Tampered RSA_PAD payload.
     assert_eq!(

@@ -17,7 +17,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::{CryptoRng, RngCore};
+use rand_core::{CryptoRng, Rng};
 
 use super::container::{
     self, ContainerIter, MAX_CONTAINER_MESSAGES, MAX_IDS_PER_SERVICE_MESSAGE, OutMessage,
@@ -183,6 +183,10 @@ pub struct SessionConfig {
     /// A request neither acknowledged nor answered this long (ms) after it went out is asked
     /// about with `msgs_state_req`.
     pub state_req_after_ms: u64,
+    /// A request acknowledged but not answered this long (ms) is asked about too (its answer may
+    /// have been lost: the state says so and `msg_resend_ans_req` fetches it). No request waits
+    /// without a deadline.
+    pub answer_check_after_ms: u64,
     /// Messages packed into one container at most (the spec allows 1024).
     pub max_container_messages: usize,
     /// Bytes of bodies packed into one container at most; a larger request goes alone.
@@ -210,6 +214,7 @@ impl Default for SessionConfig {
             ping_disconnect_delay_secs: 75,
             pong_timeout_ms: 30_000,
             state_req_after_ms: 15_000,
+            answer_check_after_ms: 60_000,
             max_container_messages: MAX_CONTAINER_MESSAGES,
             max_container_bytes: 1 << 19,
             gzip_min_len: None,
@@ -416,7 +421,7 @@ impl fmt::Debug for ClientSession {
     }
 }
 
-fn random_i64<R: RngCore + ?Sized>(rng: &mut R) -> i64 {
+fn random_i64<R: Rng + ?Sized>(rng: &mut R) -> i64 {
     let mut b = [0u8; 8];
     rng.fill_bytes(&mut b);
     i64::from_le_bytes(b)
@@ -852,10 +857,11 @@ impl ClientSession {
         let state = self
             .requests
             .values()
-            .filter(|p| !p.acked)
-            .filter_map(|p| p.state_asked_at.or(p.sent_at))
-            .min()
-            .map(|t| t.saturating_add_micros(ms(self.config.state_req_after_ms)));
+            .filter_map(|p| {
+                let since = p.state_asked_at.or(p.sent_at)?;
+                Some(since.saturating_add_micros(self.state_check_after(p)))
+            })
+            .min();
         [ack, state, self.next_ping_at, self.pong_deadline]
             .into_iter()
             .flatten()
@@ -891,13 +897,17 @@ impl ClientSession {
                 Some(_) => {}
             }
         }
-        // Requests neither acked nor answered for a while: ask the server about them.
-        let after = ms(self.config.state_req_after_ms);
+        // Requests unanswered for a while: ask the server about them.
         let mut ask = Vec::new();
+        let (unacked, acked) = (
+            ms(self.config.state_req_after_ms),
+            ms(self.config.answer_check_after_ms),
+        );
         for p in self.requests.values_mut() {
-            let (Some(msg_id), false) = (p.msg_id, p.acked) else {
+            let Some(msg_id) = p.msg_id else {
                 continue;
             };
+            let after = if p.acked { acked } else { unacked };
             let since = p.state_asked_at.or(p.sent_at);
             if since.is_some_and(|t| now.mono.saturating_micros_since(t) >= after) {
                 p.state_asked_at = Some(now.mono);
@@ -910,6 +920,14 @@ impl ClientSession {
     }
 
     // --------------------------------------------------------------------------------- outgoing
+
+    fn state_check_after(&self, p: &Pending) -> u64 {
+        ms(if p.acked {
+            self.config.answer_check_after_ms
+        } else {
+            self.config.state_req_after_ms
+        })
+    }
 
     fn ack_due(&self, now: Now) -> bool {
         !self.acks.is_empty()
@@ -1229,8 +1247,11 @@ impl ClientSession {
         if self.clock.is_synced() && !in_window {
             self.stats.out_of_window = self.stats.out_of_window.saturating_add(1);
             self.out_of_window_run = self.out_of_window_run.saturating_add(1);
-            if self.out_of_window_run >= self.config.clock_jump_after.max(1) {
-                // A run of authenticated messages outside the window: our clock jumped.
+            if self.out_of_window_run >= self.config.clock_jump_after.max(1)
+                || self.answers_pending_request(msg.body)
+            {
+                // A run of authenticated messages outside the window, or the answer to a request
+                // we sent in this session (which no replay can carry): our clock jumped.
                 self.out_of_window_run = 0;
                 self.resync(now, msg.msg_id, rng);
             } else if contains_notice(msg.body) {
@@ -1256,6 +1277,28 @@ impl ClientSession {
             }
         }
         self.process(now, msg.msg_id, msg.seq_no, msg.body, 0, notices_only, rng);
+    }
+
+    /// Whether `body` is (or is a container holding) an `rpc_result` for a request of ours that
+    /// is still waiting: proof that the message is fresh whatever our clock says.
+    fn answers_pending_request(&self, body: &[u8]) -> bool {
+        let answers = |b: &[u8]| {
+            peek_id(b) == Some(RPC_RESULT_ID)
+                && b.get(4..12)
+                    .and_then(|r| <[u8; 8]>::try_from(r).ok())
+                    .is_some_and(|r| {
+                        matches!(
+                            self.sent.get(&i64::from_le_bytes(r)),
+                            Some(Sent::Request(id)) if self.requests.contains_key(id)
+                        )
+                    })
+        };
+        match peek_id(body) {
+            Some(MSG_CONTAINER_ID) => ContainerIter::new(body.get(4..).unwrap_or_default())
+                .map(|it| it.flatten().any(|m| answers(m.body)))
+                .unwrap_or(false),
+            _ => answers(body),
+        }
     }
 
     /// Sets the clock to the server time carried by `server_msg_id`; a backwards correction

@@ -11,6 +11,8 @@ pub mod gzip;
 pub mod msgid;
 pub mod replay;
 pub mod rpc_error;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use client::{
     ClientSession, CloseReason, Event, Incoming, InvokeError, OutHeader, RequestId, SavedSession,

@@ -89,7 +89,7 @@ impl Detector {
 
     /// Consumes the first bytes of the connection (never more than the detection needs) until
     /// the transport is known. `now` checks fake-TLS timestamps; `rng` draws the fake-TLS answer.
-    pub fn decode<R: rand_core::CryptoRng>(
+    pub fn decode<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         input: &[u8],
         now: UnixTime,
@@ -106,7 +106,7 @@ impl Detector {
         r
     }
 
-    fn decode_inner<R: rand_core::CryptoRng>(
+    fn decode_inner<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         input: &[u8],
         now: UnixTime,
@@ -193,7 +193,7 @@ impl Detector {
         Ok(Guess::Obfuscated)
     }
 
-    fn finish<R: rand_core::CryptoRng>(
+    fn finish<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         guess: Guess,
         now: UnixTime,

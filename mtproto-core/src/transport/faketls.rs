@@ -11,7 +11,14 @@
 //! The x25519 key share is a real curve point in the prime-order subgroup, drawn as tdlib does
 //! (a random x whose curve equation has a square root, doubled three times), so it does not stand
 //! out to a DPI box that checks it.
+//!
+//! The ClientHello is data, not code: a [`ClientHelloTemplate`] (tdlib's op list: literal
+//! bytes, random, zeros, the domain, GREASE, key share, length scopes, permutations, padding).
+//! DPI systems match the hello's JA3/JA4 fingerprint, so the template is versioned and
+//! replaceable: [`FakeTlsClient::with_template`] takes any template, [`FakeTlsClient::new`] the
+//! default.
 
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use hmac::{KeyInit, Mac};
@@ -30,7 +37,7 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Offset of the 32-byte `random` field in a hello record (5 record + 4 handshake + 2 version).
 pub const RANDOM_OFFSET: usize = 11;
-/// Length the ClientHello is padded to (tdlib's, like common browsers).
+/// Length the default ClientHello is padded to (tdlib's, like common browsers).
 pub const CLIENT_HELLO_LEN: usize = 517;
 /// Largest TLS record we accept in a hello (2^14).
 const MAX_HELLO_RECORD: usize = 16 * 1024;
@@ -84,14 +91,14 @@ impl Builder {
         }
         self
     }
-    fn random<R: rand_core::CryptoRng>(&mut self, n: usize, rng: &mut R) -> &mut Self {
+    fn random<R: rand_core::CryptoRng + ?Sized>(&mut self, n: usize, rng: &mut R) -> &mut Self {
         push_random(&mut self.v, n, rng);
         self
     }
 }
 
 /// GREASE values (RFC 8701): 0x?a bytes, consecutive ones distinct (as tdlib's `Grease::init`).
-fn grease<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 7] {
+fn grease<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> [u8; 7] {
     let mut g = [0u8; 7];
     rng.fill_bytes(&mut g);
     for b in g.iter_mut() {
@@ -151,7 +158,7 @@ use field::{curve_p, curve_y2, double_x};
 
 /// A random x25519 public key: a point of the prime-order subgroup, as tdlib's `TlsHelloStore`
 /// draws them (random x with a square y^2, then three doublings x' = (x^2 - 1)^2 / (4 y^2)).
-fn x25519_public_key<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 32] {
+fn x25519_public_key<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> [u8; 32] {
     let p = curve_p();
     let one = BigUint::one();
     let half = field::half(&p);
@@ -177,78 +184,478 @@ fn x25519_public_key<R: rand_core::CryptoRng>(rng: &mut R) -> [u8; 32] {
     key
 }
 
-/// Builds a ClientHello for `domain`, signed with `key` at `unix_secs`.
-pub fn build_client_hello<R: rand_core::CryptoRng>(
+/// Builds a ClientHello for `domain` from the default template
+/// ([`ClientHelloTemplate::default`]), signed with `key` at `unix_secs`.
+pub fn build_client_hello<R: rand_core::CryptoRng + ?Sized>(
     key: &[u8; 16],
     domain: &[u8],
     unix_secs: u32,
     rng: &mut R,
 ) -> Result<Vec<u8>, EncodeError> {
-    if domain.is_empty() || domain.len() > super::secret::MAX_DOMAIN_LEN {
-        return Err(EncodeError::BadDomain);
-    }
-    let g = grease(rng);
-    let gg = |i: usize| {
-        let v = g.get(i).copied().unwrap_or(0x0a); // i < 7 at every call
-        [v, v]
-    };
-    let mut b = Builder::new();
-    b.put(&[0x16, 0x03, 0x01]).begin(); // record
-    b.put(&[0x01, 0x00]).begin(); // handshake: ClientHello, 3-byte length
-    b.put(&[0x03, 0x03]).put(&[0; 32]); // version, random (filled below)
-    b.put(&[0x20]).random(32, rng); // session id
-    b.put(&[0x00, 0x20]).put(&gg(0)).put(&[
-        0x13, 0x01, 0x13, 0x02, 0x13, 0x03, 0xc0, 0x2b, 0xc0, 0x2f, 0xc0, 0x2c, 0xc0, 0x30, 0xcc,
-        0xa9, 0xcc, 0xa8, 0xc0, 0x13, 0xc0, 0x14, 0x00, 0x9c, 0x00, 0x9d, 0x00, 0x2f, 0x00, 0x35,
-    ]);
-    b.put(&[0x01, 0x00]); // compression: null
-    b.begin(); // extensions
-    b.put(&gg(2)).put(&[0x00, 0x00]);
-    // server_name
-    b.put(&[0x00, 0x00]).begin().begin().put(&[0x00]).begin();
-    b.put(domain).end().end().end();
-    b.put(&[0x00, 0x17, 0x00, 0x00]); // extended_master_secret
-    b.put(&[0xff, 0x01, 0x00, 0x01, 0x00]); // renegotiation_info
-    b.put(&[0x00, 0x0a, 0x00, 0x0a, 0x00, 0x08]).put(&gg(4)); // supported_groups
-    b.put(&[0x00, 0x1d, 0x00, 0x17, 0x00, 0x18]);
-    b.put(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]); // ec_point_formats
-    b.put(&[0x00, 0x23, 0x00, 0x00]); // session_ticket
-    b.put(&[
-        0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, b'h', b'2', 0x08, b'h', b't', b't', b'p', b'/',
-        b'1', b'.', b'1',
-    ]); // ALPN
-    b.put(&[0x00, 0x05, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00]); // status_request
-    b.put(&[
-        0x00, 0x0d, 0x00, 0x12, 0x00, 0x10, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x03, 0x08,
-        0x05, 0x05, 0x01, 0x08, 0x06, 0x06, 0x01,
-    ]); // signature_algorithms
-    b.put(&[0x00, 0x12, 0x00, 0x00]); // signed_certificate_timestamp
-    b.put(&[0x00, 0x33, 0x00, 0x2b, 0x00, 0x29]).put(&gg(4)); // key_share
-    b.put(&[0x00, 0x01, 0x00, 0x00, 0x1d, 0x00, 0x20]);
-    b.put(&x25519_public_key(rng));
-    b.put(&[0x00, 0x2d, 0x00, 0x02, 0x01, 0x01]); // psk_key_exchange_modes
-    b.put(&[0x00, 0x2b, 0x00, 0x07, 0x06]).put(&gg(6)); // supported_versions
-    b.put(&[0x03, 0x04, 0x03, 0x03]);
-    b.put(&[0x00, 0x1b, 0x00, 0x03, 0x02, 0x00, 0x02]); // compress_certificate
-    b.put(&gg(3)).put(&[0x00, 0x01, 0x00]);
-    // The padding extension's own 4-byte header counts towards CLIENT_HELLO_LEN.
-    let pad = CLIENT_HELLO_LEN.saturating_sub(4).saturating_sub(b.v.len());
-    if pad > 0 {
-        b.put(&[0x00, 0x15]).begin(); // padding
-        b.v.extend(core::iter::repeat_n(0, pad));
-        b.end();
-    }
-    b.end().end().end();
-    let mut hello = b.v;
-    let mut digest = hmac(key, &[&hello]);
-    for (d, t) in digest[28..].iter_mut().zip(unix_secs.to_le_bytes()) {
-        *d ^= t;
-    }
-    if let Some(r) = hello.get_mut(RANDOM_OFFSET..RANDOM_OFFSET + 32) {
-        r.copy_from_slice(&digest);
-    }
-    Ok(hello)
+    ClientHelloTemplate::default().build(key, domain, unix_secs, rng)
 }
+
+/// One step of a [`ClientHelloTemplate`]: the op-list idea of tdlib's `TlsHelloStore`
+/// (`td/mtproto/TlsInit.cpp`), where a hello is data rather than code.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HelloOp {
+    /// Literal bytes.
+    Bytes(Cow<'static, [u8]>),
+    /// `n` random bytes from the caller's RNG.
+    Random(usize),
+    /// `n` zero bytes (the 32-byte `random` field is left zero: the digest goes there).
+    Zero(usize),
+    /// The SNI domain of the secret.
+    Domain,
+    /// GREASE value `i` (RFC 8701; `i < 7`) as two equal bytes `0x?a 0x?a`. The 7 values are
+    /// drawn once per hello, before any other op, with values 0/1, 2/3 and 4/5 distinct.
+    Grease(usize),
+    /// A random x25519 public key: 32 bytes that are a point of the prime-order subgroup.
+    Key,
+    /// A random ML-KEM-768 encapsulation key as a post-quantum key share carries it (FIPS 203
+    /// `ek = ByteEncode12(t) ‖ rho`, 1184 bytes): 768 coefficients uniform below q = 3329,
+    /// packed 12 bits each, then 32 random bytes. It passes FIPS 203's encapsulation-key check,
+    /// which random bytes would fail. `X25519MLKEM768` (group `0x11ec`) shares are this key
+    /// followed by [`HelloOp::Key`].
+    MlKem768Key,
+    /// Opens a scope: a 2-byte big-endian length of everything up to the matching
+    /// [`HelloOp::EndScope`] (TLS vectors and extension bodies).
+    BeginScope,
+    /// Closes the innermost open scope.
+    EndScope,
+    /// Blocks written in a random order (each block balanced in scopes), as browsers shuffle
+    /// their extensions.
+    Permutation(Vec<Vec<HelloOp>>),
+    /// The TLS padding extension (type `0x0015`) bringing the hello to `len` bytes, or nothing
+    /// when the hello is already within 4 bytes of it (the extension header alone is 4 bytes).
+    PaddingTo(usize),
+}
+
+/// Why a [`ClientHelloTemplate`] is unusable.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelloTemplateError {
+    /// A [`HelloOp::EndScope`] without an open scope, or a scope left open (in the template or
+    /// in one permutation block).
+    UnbalancedScope,
+    /// A [`HelloOp::Grease`] index of 7 or more.
+    GreaseIndex(usize),
+    /// The hello would exceed one TLS record (16 KiB), or a scope 65535 bytes.
+    TooLong,
+    /// The bytes are not a ClientHello record as the proxy reads it: `16 03 01` record header
+    /// and length, handshake type 1 with its 3-byte length, version `03 03`, a zero 32-byte
+    /// `random` at offset 11 and a 32-byte session id after it.
+    NotAClientHello,
+}
+
+impl core::fmt::Display for HelloTemplateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HelloTemplateError::UnbalancedScope => f.write_str("unbalanced length scope"),
+            HelloTemplateError::GreaseIndex(i) => write!(f, "GREASE index {i} is not below 7"),
+            HelloTemplateError::TooLong => f.write_str("ClientHello too long"),
+            HelloTemplateError::NotAClientHello => f.write_str("not a ClientHello layout"),
+        }
+    }
+}
+
+impl core::error::Error for HelloTemplateError {}
+
+/// Number of GREASE values drawn per hello.
+const GREASE_COUNT: usize = 7;
+/// Largest hello a template may produce: one TLS record of 2^14 bytes and its header.
+const MAX_TEMPLATE_HELLO: usize = MAX_HELLO_RECORD + 5;
+
+/// A versioned, replaceable fake-TLS ClientHello: a named list of [`HelloOp`]s. DPI systems
+/// match the hello's fingerprint (JA3/JA4), and tdlib keeps changing its own; a template is
+/// data, so a new one can be shipped (or supplied by a user, [`ClientHelloTemplate::new`])
+/// without touching the code, and [`FakeTlsClient::with_template`] uses it.
+///
+/// Any template works with any proxy that checks the digest over the whole record (ours,
+/// MTProxy). Proxies, ours included, recognise a hello by its first four bytes `16 03 01 02`:
+/// keep the record between 512 and 767 bytes (e.g. [`HelloOp::PaddingTo`] 517) to be detected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientHelloTemplate {
+    name: Cow<'static, str>,
+    ops: Vec<HelloOp>,
+}
+
+impl Default for ClientHelloTemplate {
+    /// The current default: [`ClientHelloTemplate::v1`].
+    fn default() -> Self {
+        Self::v1()
+    }
+}
+
+impl ClientHelloTemplate {
+    /// Name of [`ClientHelloTemplate::v1`].
+    pub const V1: &'static str = "mtproto-rs/v1";
+
+    /// A template from its ops, checked: scopes balanced (in every permutation block too),
+    /// GREASE indices below 7, and a trial build (with the longest domain) must give a
+    /// ClientHello record of at most 16 KiB.
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        ops: Vec<HelloOp>,
+    ) -> Result<Self, HelloTemplateError> {
+        check_ops(&ops)?;
+        let t = Self {
+            name: name.into(),
+            ops,
+        };
+        // The trial build's bytes are thrown away; any byte source does.
+        let longest = [b'a'; super::secret::MAX_DOMAIN_LEN];
+        t.render(&longest, &mut TrialRng(0))?;
+        Ok(t)
+    }
+
+    /// The hello this crate sent before templates existed, modelled on tdlib's: Chrome-like
+    /// cipher suites and extensions in a fixed order, GREASE, an x25519 key share, padded to
+    /// 517 bytes. Its bytes are pinned by a test against hellos recorded from that code.
+    pub fn v1() -> Self {
+        use HelloOp::{BeginScope as Begin, Domain, EndScope as End, Grease, Key, Random, Zero};
+        let ops = alloc::vec![
+            lit(&[0x16, 0x03, 0x01]),
+            Begin, // record
+            lit(&[0x01, 0x00]),
+            Begin, // handshake: ClientHello, 3-byte length
+            lit(&[0x03, 0x03]),
+            Zero(32), // version, random (the digest)
+            lit(&[0x20]),
+            Random(32), // session id
+            lit(&[0x00, 0x20]),
+            Grease(0),
+            lit(&[
+                0x13, 0x01, 0x13, 0x02, 0x13, 0x03, 0xc0, 0x2b, 0xc0, 0x2f, 0xc0, 0x2c, 0xc0, 0x30,
+                0xcc, 0xa9, 0xcc, 0xa8, 0xc0, 0x13, 0xc0, 0x14, 0x00, 0x9c, 0x00, 0x9d, 0x00, 0x2f,
+                0x00, 0x35,
+            ]),
+            lit(&[0x01, 0x00]), // compression: null
+            Begin,              // extensions
+            Grease(2),
+            lit(&[0x00, 0x00]),
+            // server_name
+            lit(&[0x00, 0x00]),
+            Begin,
+            Begin,
+            lit(&[0x00]),
+            Begin,
+            Domain,
+            End,
+            End,
+            End,
+            lit(&[0x00, 0x17, 0x00, 0x00]), // extended_master_secret
+            lit(&[0xff, 0x01, 0x00, 0x01, 0x00]), // renegotiation_info
+            lit(&[0x00, 0x0a, 0x00, 0x0a, 0x00, 0x08]), // supported_groups
+            Grease(4),
+            lit(&[0x00, 0x1d, 0x00, 0x17, 0x00, 0x18]),
+            lit(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]), // ec_point_formats
+            lit(&[0x00, 0x23, 0x00, 0x00]),             // session_ticket
+            lit(&[
+                0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, b'h', b'2', 0x08, b'h', b't', b't', b'p',
+                b'/', b'1', b'.', b'1',
+            ]), // ALPN
+            lit(&[0x00, 0x05, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00]), // status_request
+            lit(&[
+                0x00, 0x0d, 0x00, 0x12, 0x00, 0x10, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x03,
+                0x08, 0x05, 0x05, 0x01, 0x08, 0x06, 0x06, 0x01,
+            ]), // signature_algorithms
+            lit(&[0x00, 0x12, 0x00, 0x00]),             // signed_certificate_timestamp
+            lit(&[0x00, 0x33, 0x00, 0x2b, 0x00, 0x29]), // key_share
+            Grease(4),
+            lit(&[0x00, 0x01, 0x00, 0x00, 0x1d, 0x00, 0x20]),
+            Key,
+            lit(&[0x00, 0x2d, 0x00, 0x02, 0x01, 0x01]), // psk_key_exchange_modes
+            lit(&[0x00, 0x2b, 0x00, 0x07, 0x06]),       // supported_versions
+            Grease(6),
+            lit(&[0x03, 0x04, 0x03, 0x03]),
+            lit(&[0x00, 0x1b, 0x00, 0x03, 0x02, 0x00, 0x02]), // compress_certificate
+            Grease(3),
+            lit(&[0x00, 0x01, 0x00]),
+            HelloOp::PaddingTo(CLIENT_HELLO_LEN),
+            End,
+            End,
+            End,
+        ];
+        Self {
+            name: Cow::Borrowed(Self::V1),
+            ops,
+        }
+    }
+
+    /// The template's name (its version).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The ops.
+    pub fn ops(&self) -> &[HelloOp] {
+        &self.ops
+    }
+
+    /// Builds a ClientHello for `domain` (1..=182 bytes), signed with `key` at `unix_secs`:
+    /// the `random` field is HMAC-SHA256(key, hello with a zero random) with its last 4 bytes
+    /// XORed with the little-endian time.
+    pub fn build<R: rand_core::CryptoRng + ?Sized>(
+        &self,
+        key: &[u8; 16],
+        domain: &[u8],
+        unix_secs: u32,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, EncodeError> {
+        if domain.is_empty() || domain.len() > super::secret::MAX_DOMAIN_LEN {
+            return Err(EncodeError::BadDomain);
+        }
+        let mut hello = self
+            .render(domain, rng)
+            .map_err(EncodeError::BadHelloTemplate)?;
+        let mut digest = hmac(key, &[&hello]);
+        for (d, t) in digest[28..].iter_mut().zip(unix_secs.to_le_bytes()) {
+            *d ^= t;
+        }
+        if let Some(r) = hello.get_mut(RANDOM_OFFSET..RANDOM_OFFSET + 32) {
+            r.copy_from_slice(&digest);
+        }
+        Ok(hello)
+    }
+
+    /// Runs the ops (random field left zero) and checks the ClientHello layout.
+    fn render<R: rand_core::CryptoRng + ?Sized>(
+        &self,
+        domain: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, HelloTemplateError> {
+        let mut run = Render {
+            b: Builder::new(),
+            grease: grease(rng),
+            domain,
+        };
+        run.ops(&self.ops, rng)?;
+        if !run.b.scopes.is_empty() {
+            return Err(HelloTemplateError::UnbalancedScope);
+        }
+        let hello = run.b.v;
+        if !is_client_hello_layout(&hello) {
+            return Err(HelloTemplateError::NotAClientHello);
+        }
+        Ok(hello)
+    }
+}
+
+fn lit(b: &'static [u8]) -> HelloOp {
+    HelloOp::Bytes(Cow::Borrowed(b))
+}
+
+/// Scopes balanced in `ops` (and in each permutation block), GREASE indices in range.
+fn check_ops(ops: &[HelloOp]) -> Result<(), HelloTemplateError> {
+    let mut depth = 0usize;
+    for op in ops {
+        match op {
+            HelloOp::BeginScope => depth = depth.saturating_add(1),
+            HelloOp::EndScope => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or(HelloTemplateError::UnbalancedScope)?;
+            }
+            HelloOp::Grease(i) if *i >= GREASE_COUNT => {
+                return Err(HelloTemplateError::GreaseIndex(*i));
+            }
+            HelloOp::Permutation(blocks) => {
+                for block in blocks {
+                    check_ops(block)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth == 0 {
+        Ok(())
+    } else {
+        Err(HelloTemplateError::UnbalancedScope)
+    }
+}
+
+/// The fixed part of a ClientHello record that the digest and the proxy rely on (see
+/// [`HelloTemplateError::NotAClientHello`]).
+fn is_client_hello_layout(hello: &[u8]) -> bool {
+    let hs_len = hello.len().saturating_sub(9);
+    let [_, l2, l1, l0] = u32::try_from(hs_len).unwrap_or(u32::MAX).to_be_bytes();
+    hello.get(..3) == Some(&[0x16, 0x03, 0x01])
+        && record_len(hello) == Some(hello.len())
+        && hello.get(5..11) == Some(&[0x01, l2, l1, l0, 0x03, 0x03])
+        && hello
+            .get(RANDOM_OFFSET..RANDOM_OFFSET + 32)
+            .is_some_and(|r| r.iter().all(|&b| b == 0))
+        && hello.get(43) == Some(&32)
+        && hello.len() >= 76
+}
+
+/// A running template.
+struct Render<'d> {
+    b: Builder,
+    grease: [u8; GREASE_COUNT],
+    domain: &'d [u8],
+}
+
+impl Render<'_> {
+    /// Room for `n` more bytes within [`MAX_TEMPLATE_HELLO`].
+    fn room(&self, n: usize) -> Result<(), HelloTemplateError> {
+        match self.b.v.len().checked_add(n) {
+            Some(total) if total <= MAX_TEMPLATE_HELLO => Ok(()),
+            _ => Err(HelloTemplateError::TooLong),
+        }
+    }
+
+    fn ops<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        ops: &[HelloOp],
+        rng: &mut R,
+    ) -> Result<(), HelloTemplateError> {
+        for op in ops {
+            match op {
+                HelloOp::Bytes(b) => {
+                    self.room(b.len())?;
+                    self.b.put(b);
+                }
+                HelloOp::Random(n) => {
+                    self.room(*n)?;
+                    self.b.random(*n, rng);
+                }
+                HelloOp::Zero(n) => {
+                    self.room(*n)?;
+                    self.b.v.resize(self.b.v.len().saturating_add(*n), 0);
+                }
+                HelloOp::Domain => {
+                    self.room(self.domain.len())?;
+                    self.b.put(self.domain);
+                }
+                HelloOp::Grease(i) => {
+                    let g = *self
+                        .grease
+                        .get(*i)
+                        .ok_or(HelloTemplateError::GreaseIndex(*i))?;
+                    self.room(2)?;
+                    self.b.put(&[g, g]);
+                }
+                HelloOp::Key => {
+                    self.room(32)?;
+                    self.b.put(&x25519_public_key(rng));
+                }
+                HelloOp::MlKem768Key => {
+                    self.room(ML_KEM_768_EK_LEN)?;
+                    push_ml_kem_768_key(&mut self.b.v, rng);
+                }
+                HelloOp::BeginScope => {
+                    self.room(2)?;
+                    self.b.begin();
+                }
+                HelloOp::EndScope => {
+                    let at = self
+                        .b
+                        .scopes
+                        .last()
+                        .copied()
+                        .ok_or(HelloTemplateError::UnbalancedScope)?;
+                    let len = self.b.v.len().saturating_sub(at.saturating_add(2));
+                    if u16::try_from(len).is_err() {
+                        return Err(HelloTemplateError::TooLong);
+                    }
+                    self.b.end();
+                }
+                HelloOp::Permutation(blocks) => {
+                    let mut order: Vec<&Vec<HelloOp>> = blocks.iter().collect();
+                    shuffle(&mut order, rng);
+                    for block in order {
+                        self.ops(block, rng)?;
+                    }
+                }
+                HelloOp::PaddingTo(len) => {
+                    // The extension's own 4-byte header counts towards `len`.
+                    let pad = len.saturating_sub(4).saturating_sub(self.b.v.len());
+                    if pad > 0 {
+                        self.room(pad.saturating_add(4))?;
+                        self.b.put(&[0x00, 0x15]).begin();
+                        self.b.v.resize(self.b.v.len().saturating_add(pad), 0);
+                        self.b.end();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Length of an ML-KEM-768 encapsulation key: 3 x 256 coefficients of 12 bits, and rho.
+const ML_KEM_768_EK_LEN: usize = 3 * 384 + 32;
+
+/// Appends a random ML-KEM-768 encapsulation key (see [`HelloOp::MlKem768Key`]).
+fn push_ml_kem_768_key<R: rand_core::CryptoRng + ?Sized>(out: &mut Vec<u8>, rng: &mut R) {
+    const Q: u16 = 3329;
+    // A coefficient uniform below q: 12 random bits, redrawn when >= q (about 1 in 5).
+    let mut coefficient = || loop {
+        let [lo, hi, ..] = rng.next_u32().to_le_bytes();
+        let c = u16::from_le_bytes([lo, hi & 0x0f]);
+        if c < Q {
+            return c;
+        }
+    };
+    for _ in 0..3 * 128 {
+        // ByteEncode12 of two coefficients: 24 bits, little-endian.
+        let (a, b) = (coefficient(), coefficient());
+        let [a0, a1] = a.to_le_bytes();
+        let [b0, b1] = b.to_le_bytes();
+        out.extend_from_slice(&[a0, a1 | (b0 << 4), (b0 >> 4) | (b1 << 4)]);
+    }
+    push_random(out, 32, rng);
+}
+
+/// Fisher-Yates with the caller's RNG.
+fn shuffle<T, R: rand_core::CryptoRng + ?Sized>(items: &mut [T], rng: &mut R) {
+    for i in (1..items.len()).rev() {
+        let bound = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
+        let j = rng
+            .next_u64()
+            .checked_rem(bound)
+            .and_then(|j| usize::try_from(j).ok())
+            .unwrap_or(0); // j <= i
+        items.swap(i, j);
+    }
+}
+
+/// The byte source of [`ClientHelloTemplate::new`]'s trial build, whose output is discarded:
+/// nothing it produces is sent or kept (a counter through SplitMix64).
+struct TrialRng(u64);
+
+impl TrialRng {
+    fn step(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl rand_core::TryRng for TrialRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let [a, b, c, d, ..] = self.step().to_le_bytes();
+        Ok(u32::from_le_bytes([a, b, c, d]))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.step())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(8) {
+            let w = self.step().to_le_bytes();
+            chunk.copy_from_slice(w.get(..chunk.len()).unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for TrialRng {}
 
 /// What a valid ClientHello told the server.
 #[derive(Clone)]
@@ -351,7 +758,7 @@ pub fn check_client_hello(
 /// Server: the answer to a valid ClientHello: ServerHello (echoing the session id, x25519 key
 /// share, TLS 1.3), ChangeCipherSpec and an application-data record of 1024..4096 random bytes
 /// imitating the encrypted certificate, signed with the secret.
-pub fn build_server_hello<R: rand_core::CryptoRng>(
+pub fn build_server_hello<R: rand_core::CryptoRng + ?Sized>(
     secret: &ProxySecret,
     info: &ClientHelloInfo,
     rng: &mut R,
@@ -382,6 +789,7 @@ pub fn build_server_hello<R: rand_core::CryptoRng>(
 /// Client side of the fake-TLS handshake. [`FakeTlsClient::new`] writes the ClientHello;
 /// feed the proxy's answer to [`FakeTlsClient::decode`]; once it completes,
 /// [`FakeTlsClient::into_codec`] gives the obfuscated codec (padded intermediate, in TLS records).
+#[derive(Clone)]
 pub struct FakeTlsClient {
     secret: ProxySecret,
     client_random: [u8; 32],
@@ -406,10 +814,22 @@ impl Drop for FakeTlsClient {
 }
 
 impl FakeTlsClient {
-    /// Starts the handshake for an `ee` secret: appends the ClientHello to `out`. `now` is the
-    /// client's idea of the server's time (the proxy checks it within a window).
-    pub fn new<R: rand_core::CryptoRng>(
+    /// Starts the handshake for an `ee` secret: appends the ClientHello of the default
+    /// template to `out`. `now` is the client's idea of the server's time (the proxy checks it
+    /// within a window).
+    pub fn new<R: rand_core::CryptoRng + ?Sized>(
         secret: &ProxySecret,
+        now: UnixTime,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<Self, EncodeError> {
+        Self::with_template(secret, &ClientHelloTemplate::default(), now, rng, out)
+    }
+
+    /// [`FakeTlsClient::new`] with another ClientHello template.
+    pub fn with_template<R: rand_core::CryptoRng + ?Sized>(
+        secret: &ProxySecret,
+        template: &ClientHelloTemplate,
         now: UnixTime,
         rng: &mut R,
         out: &mut Vec<u8>,
@@ -418,7 +838,7 @@ impl FakeTlsClient {
         // The timestamp field is the low 32 bits of Unix time (tdlib's int32; wraps in 2106).
         let [.., t3, t2, t1, t0] = now.as_secs().to_be_bytes();
         let unix_secs = u32::from_be_bytes([t3, t2, t1, t0]);
-        let hello = build_client_hello(secret.key(), domain, unix_secs, rng)?;
+        let hello = template.build(secret.key(), domain, unix_secs, rng)?;
         let mut client_random = [0u8; 32];
         client_random.copy_from_slice(
             hello
@@ -515,7 +935,7 @@ impl FakeTlsClient {
 
     /// The obfuscated codec for the rest of the connection (padded intermediate inside TLS
     /// records). Fails with [`EncodeError::NeedsFakeTlsHandshake`] before the answer is verified.
-    pub fn into_codec<R: rand_core::CryptoRng>(
+    pub fn into_codec<R: rand_core::CryptoRng + ?Sized>(
         self,
         dc_id: Option<i16>,
         rng: &mut R,
@@ -537,7 +957,7 @@ impl FakeTlsClient {
 mod tests {
     use super::*;
     use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
+    use rand_core::{Rng, SeedableRng};
     use sha2::{Digest, Sha256};
 
     /// HMAC-SHA256 from its definition (RFC 2104), independent of the `hmac` crate.
@@ -628,6 +1048,39 @@ mod tests {
             10,
         );
         assert_eq!(Some(two_b), want);
+    }
+
+    /// FIPS 203 ByteDecode12, bit by bit as the standard writes it (bit i of the byte string is
+    /// bit i mod 8 of byte i / 8; coefficient j is bits 12j..12j+12, least significant first).
+    fn byte_decode_12(bytes: &[u8]) -> Vec<u16> {
+        let bit = |i: usize| u16::from((bytes[i / 8] >> (i % 8)) & 1);
+        (0..bytes.len() * 8 / 12)
+            .map(|j| (0..12).map(|k| bit(12 * j + k) << k).sum())
+            .collect()
+    }
+
+    #[test]
+    fn ml_kem_768_key_passes_the_fips_203_modulus_check() {
+        let mut rng = ChaCha20Rng::seed_from_u64(14);
+        let mut all = Vec::new();
+        for _ in 0..8 {
+            let mut ek = Vec::new();
+            push_ml_kem_768_key(&mut ek, &mut rng);
+            assert_eq!(ek.len(), 1184);
+            let t = byte_decode_12(&ek[..1152]);
+            assert_eq!(t.len(), 768);
+            // The encapsulation key check (FIPS 203, 7.2): every coefficient below q = 3329.
+            assert!(t.iter().all(|&c| c < 3329));
+            all.extend(t);
+        }
+        // Uniform below q: the whole range is used, top bits included.
+        assert!(all.iter().any(|&c| c >= 3300) && all.iter().any(|&c| c < 30));
+        let mean = all.iter().map(|&c| f64::from(c)).sum::<f64>() / all.len() as f64;
+        assert!((1600.0..1730.0).contains(&mean), "{mean}");
+        // Random bytes would fail the check (a 12-bit value is >= q with probability 0.19).
+        let mut random = [0u8; 1152];
+        rng.fill_bytes(&mut random);
+        assert!(byte_decode_12(&random).iter().any(|&c| c >= 3329));
     }
 
     #[test]

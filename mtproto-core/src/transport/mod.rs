@@ -49,7 +49,7 @@ pub mod obfuscated;
 pub mod secret;
 
 pub use detect::{Detected, Detector, ServerConfig};
-pub use faketls::FakeTlsClient;
+pub use faketls::{ClientHelloTemplate, FakeTlsClient, HelloOp};
 pub use framing::Codec;
 pub use obfuscated::ObfuscatedCodec;
 pub use secret::{ProxySecret, SecretKind, SecretParseError};
@@ -84,7 +84,8 @@ pub enum Framing {
     /// Intermediate: tag `0xeeeeeeee`, 4-byte little-endian length.
     Intermediate,
     /// Padded intermediate: tag `0xdddddddd`, 4-byte length, 0..=15 random padding bytes (our
-    /// server role sends 0..=3, like MTProxy, for clients that only drop `len % 4` bytes).
+    /// server role sends 0..=3, like MTProxy, for clients that only drop `len % 4` bytes). The
+    /// decoder removes the padding itself: [`Frame::Payload`] holds the MTProto message only.
     PaddedIntermediate,
     /// Full: length, TCP sequence number, payload, CRC32; no tag.
     Full,
@@ -116,7 +117,9 @@ impl Framing {
 /// A quick-ack token: a little-endian `u32` whose most significant bit is set.
 ///
 /// The token itself is computed by the crypto layer (the first 32 bits of the msg_key SHA-256,
-/// `mtproto_mtproto-transports.md`, "Quick ack"); transports only carry it.
+/// `mtproto_mtproto-transports.md`, "Quick ack"); transports only carry it. It stays `u32`
+/// (unlike the TL `long`/`int` protocol fields, which are `i64`/`i32`): it is 32 hash bits with
+/// a flag bit, never a TL integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QuickAckToken(u32);
 
@@ -140,10 +143,11 @@ impl QuickAckToken {
 pub enum Frame<'a> {
     /// An MTProto payload.
     Payload {
-        /// The payload bytes. With the padded intermediate framing this includes the 0..=15
-        /// padding bytes: the layer above knows the real length (plain messages carry
-        /// `message_data_length`; for encrypted ones the excess over a multiple of 16 after the
-        /// 24-byte header is padding).
+        /// The payload bytes, exactly as the peer framed them: with the padded intermediate
+        /// framing the 0..=15 random padding bytes are already removed, using the length the
+        /// MTProto message declares (plain messages carry `message_data_length`; an encrypted
+        /// one is its 24-byte header plus whole AES blocks), so a driver never looks at the
+        /// framing. Bytes that are not an MTProto message keep their whole 4-byte words.
         data: &'a [u8],
         /// The client asked for a quick ack of this payload (server role only; always false for
         /// a client).
@@ -151,8 +155,13 @@ pub enum Frame<'a> {
     },
     /// A quick-ack token sent by the server (client role only).
     QuickAck(QuickAckToken),
-    /// A transport error sent by the server (client role only): a 4-byte payload holding a
-    /// negative little-endian int32 such as -404, -429 or -444.
+    /// A transport error: a negative little-endian int32 such as -404, -429 or -444, either
+    /// framed as a 4-byte payload (client role only: the server sends them) or bare, without
+    /// framing, where a frame would start (either role; Telegram has been seen sending them so).
+    /// A bare code is recognised in the full and padded framings and by an intermediate server
+    /// for any code in -65535..=-1, and only for [`framing::KNOWN_TRANSPORT_ERRORS`] in abridged
+    /// and by an intermediate client, where other small negative words are legitimate headers
+    /// (see `framing.rs`). A bare code consumes its 4 bytes; decoding continues after it.
     TransportError(i32),
 }
 
@@ -169,6 +178,9 @@ pub enum TransportError {
     },
     /// A length field is impossible for this framing (e.g. full-transport length below 12).
     InvalidLength(u32),
+    /// A frame declared a payload length that is not a multiple of 4 (MTProto payloads are
+    /// whole words). Abridged cannot express one; padded intermediate lengths include padding.
+    Unaligned(usize),
     /// The protocol tag sent by the client is not the one of this framing.
     BadTag,
     /// Full transport: the TCP sequence number is not the expected one.
@@ -179,7 +191,12 @@ pub enum TransportError {
         got: u32,
     },
     /// Full transport: the CRC32 does not match.
-    BadCrc,
+    BadCrc {
+        /// The CRC32 computed over length, seqno and payload.
+        expected: u32,
+        /// The CRC32 the frame carried.
+        got: u32,
+    },
     /// Obfuscation: the decrypted init does not carry a known protocol identifier (wrong secret,
     /// or not an obfuscated stream).
     BadObfuscationInit,
@@ -204,11 +221,19 @@ impl fmt::Display for TransportError {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max}")
             }
             TransportError::InvalidLength(l) => write!(f, "invalid frame length field {l:#x}"),
+            TransportError::Unaligned(l) => {
+                write!(f, "frame payload length {l} is not a multiple of 4")
+            }
             TransportError::BadTag => f.write_str("wrong transport protocol tag"),
             TransportError::SeqMismatch { expected, got } => {
                 write!(f, "full transport seqno {got}, expected {expected}")
             }
-            TransportError::BadCrc => f.write_str("full transport CRC32 mismatch"),
+            TransportError::BadCrc { expected, got } => {
+                write!(
+                    f,
+                    "full transport CRC32 {got:#010x}, expected {expected:#010x}"
+                )
+            }
             TransportError::BadObfuscationInit => f.write_str("invalid obfuscation init"),
             TransportError::UnknownTransport => f.write_str("unrecognised transport"),
             TransportError::HttpNotSupported => f.write_str("HTTP transport not supported"),
@@ -230,7 +255,8 @@ impl core::error::Error for TransportError {}
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
-    /// Abridged framing: the payload length is not a multiple of 4.
+    /// The payload length is not a multiple of 4 (MTProto payloads are whole words; refused by
+    /// every framing).
     Unaligned(usize),
     /// The payload is too long for the framing's length field.
     TooLarge(usize),
@@ -246,6 +272,8 @@ pub enum EncodeError {
     NeedsFakeTlsHandshake,
     /// The fake-TLS domain is empty or too long.
     BadDomain,
+    /// The fake-TLS ClientHello template does not produce a usable hello.
+    BadHelloTemplate(faketls::HelloTemplateError),
     /// A server codec cannot send before the client's obfuscation init arrived.
     NotReady,
     /// The RNG kept producing forbidden obfuscation inits (it is broken).
@@ -256,7 +284,7 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EncodeError::Unaligned(n) => {
-                write!(f, "abridged payload length {n} is not a multiple of 4")
+                write!(f, "payload length {n} is not a multiple of 4")
             }
             EncodeError::TooLarge(n) => write!(f, "payload of {n} bytes too large for the framing"),
             EncodeError::QuickAckUnsupported => {
@@ -269,6 +297,7 @@ impl fmt::Display for EncodeError {
                 f.write_str("fake-TLS secret needs the TLS handshake")
             }
             EncodeError::BadDomain => f.write_str("invalid fake-TLS domain"),
+            EncodeError::BadHelloTemplate(e) => write!(f, "fake-TLS ClientHello template: {e}"),
             EncodeError::NotReady => f.write_str("obfuscation init not received yet"),
             EncodeError::RngFailure => f.write_str("RNG produced only forbidden obfuscation inits"),
         }
@@ -295,43 +324,6 @@ pub(crate) fn fill_to<'b>(
     buf.get_mut(start..).unwrap_or_default()
 }
 
-/// Removes the 0..=15 random bytes the padded intermediate framing appends to a payload, using
-/// the length the MTProto message itself declares (`mtproto_description.md`, message layouts):
-/// - unencrypted (`auth_key_id == 0`): `8 + 8 + 4 + message_data_length` bytes;
-/// - encrypted: the 24-byte `auth_key_id ‖ msg_key` header plus the largest multiple of 16 that fits
-///   (the encrypted part is always whole AES blocks), as tdlib does when it reads such a packet.
-///
-/// Call it only on payloads received over [`Framing::PaddedIntermediate`] (see
-/// [`Transport::framing`]); the codecs themselves treat payloads as opaque bytes. A payload too
-/// short for either layout, or whose declared length is inconsistent with its size, is returned
-/// unchanged so the layer above rejects it with its own error.
-pub fn strip_padding(payload: &[u8]) -> &[u8] {
-    const PLAIN_HEADER: usize = 20;
-    const ENCRYPTED_HEADER: usize = 24;
-    let Some(auth_key_id) = payload.get(..8) else {
-        return payload;
-    };
-    let keep = if auth_key_id.iter().all(|&b| b == 0) {
-        payload
-            .get(16..20)
-            .and_then(|l| <[u8; 4]>::try_from(l).ok())
-            .and_then(|l| usize::try_from(u32::from_le_bytes(l)).ok())
-            .and_then(|l| l.checked_add(PLAIN_HEADER))
-            .filter(|&n| {
-                payload
-                    .len()
-                    .checked_sub(n)
-                    .is_some_and(|slack| slack <= 15)
-            })
-    } else {
-        payload
-            .len()
-            .checked_sub(ENCRYPTED_HEADER)
-            .and_then(|body| ENCRYPTED_HEADER.checked_add(body & !15))
-    };
-    keep.and_then(|n| payload.get(..n)).unwrap_or(payload)
-}
-
 /// Either a plain framing or an obfuscated one: what [`detect::Detector`] hands back, and a
 /// convenient single type for drivers.
 #[derive(Debug)]
@@ -352,7 +344,7 @@ impl Transport {
     }
 
     /// Encodes one payload (client: optionally requesting a quick ack) into `out`.
-    pub fn encode<R: rand_core::CryptoRng>(
+    pub fn encode<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         payload: &[u8],
         quick_ack: bool,
@@ -366,7 +358,7 @@ impl Transport {
     }
 
     /// Server: encodes a quick-ack token into `out`.
-    pub fn encode_quick_ack<R: rand_core::CryptoRng>(
+    pub fn encode_quick_ack<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         token: QuickAckToken,
         rng: &mut R,
@@ -379,7 +371,7 @@ impl Transport {
     }
 
     /// Server: encodes a transport error (a negative code such as -404) into `out`.
-    pub fn encode_transport_error<R: rand_core::CryptoRng>(
+    pub fn encode_transport_error<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         code: i32,
         rng: &mut R,
@@ -397,48 +389,5 @@ impl Transport {
             Transport::Plain(c) => Some(c.framing()),
             Transport::Obfuscated(c) => c.framing(),
         }
-    }
-}
-
-#[cfg(test)]
-mod strip_padding_tests {
-    use super::strip_padding;
-
-    fn plain(body_len: u32, padding: usize) -> alloc::vec::Vec<u8> {
-        let mut m = alloc::vec![0u8; 16];
-        m.extend_from_slice(&body_len.to_le_bytes());
-        m.extend(core::iter::repeat_n(0xAB, body_len as usize + padding));
-        m
-    }
-
-    #[test]
-    fn unencrypted_messages_keep_their_declared_length() {
-        for padding in 0..=15 {
-            let m = plain(40, padding);
-            assert_eq!(strip_padding(&m).len(), 60, "padding {padding}");
-        }
-        // More than 15 extra bytes, or a length beyond the payload: not padding, left alone.
-        assert_eq!(strip_padding(&plain(40, 16)).len(), 76);
-        let mut short = plain(40, 0);
-        short.truncate(50);
-        assert_eq!(strip_padding(&short).len(), 50);
-    }
-
-    #[test]
-    fn encrypted_messages_keep_whole_blocks() {
-        for extra in 0..=15 {
-            let mut m = alloc::vec![0x11u8; 24 + 64 + extra];
-            m[0] = 1;
-            assert_eq!(strip_padding(&m).len(), 24 + 64, "extra {extra}");
-        }
-    }
-
-    #[test]
-    fn short_payloads_are_untouched() {
-        for n in 0..24 {
-            let m = alloc::vec![0x22u8; n];
-            assert_eq!(strip_padding(&m), &m[..]);
-        }
-        assert_eq!(strip_padding(&[0u8; 19]).len(), 19);
     }
 }

@@ -53,7 +53,7 @@ pub fn is_forbidden_init(init: &[u8; INIT_LEN]) -> bool {
 
 /// Draws an init avoiding the forbidden prefixes, with `tag` at 56..60 and `dc_id` (if given)
 /// at 60..62 as a little-endian i16.
-pub fn generate_init<R: rand_core::CryptoRng>(
+pub fn generate_init<R: rand_core::CryptoRng + ?Sized>(
     rng: &mut R,
     tag: [u8; 4],
     dc_id: Option<i16>,
@@ -251,7 +251,7 @@ impl ObfuscatedCodec {
     /// number, +10000 for test DCs, negative for media DCs). A secret hashes the keys (MTProxy);
     /// any prefixed secret forces [`Framing::PaddedIntermediate`] whatever `framing` says. `ee`
     /// secrets need [`super::FakeTlsClient`] instead. The full framing cannot be obfuscated.
-    pub fn client<R: rand_core::CryptoRng>(
+    pub fn client<R: rand_core::CryptoRng + ?Sized>(
         framing: Framing,
         dc_id: Option<i16>,
         secret: Option<&ProxySecret>,
@@ -263,7 +263,7 @@ impl ObfuscatedCodec {
         Self::client_inner(framing, dc_id, secret, false, rng)
     }
 
-    pub(crate) fn client_inner<R: rand_core::CryptoRng>(
+    pub(crate) fn client_inner<R: rand_core::CryptoRng + ?Sized>(
         framing: Framing,
         dc_id: Option<i16>,
         secret: Option<&ProxySecret>,
@@ -310,6 +310,15 @@ impl ObfuscatedCodec {
     /// the init first. The framing comes from the init.
     pub fn server(secret: Option<&ProxySecret>) -> Self {
         Self::server_inner(secret, false)
+    }
+
+    /// A server codec for the TLS records that follow a fake-TLS handshake the caller completed
+    /// itself ([`check_client_hello`](super::faketls::check_client_hello), then
+    /// [`build_server_hello`](super::faketls::build_server_hello) sent back); it reads the
+    /// client's ChangeCipherSpec and the init inside the first records. What
+    /// [`Detector`](super::Detector) hands out after a valid ClientHello.
+    pub fn server_fake_tls(secret: &ProxySecret) -> Self {
+        Self::server_inner(Some(secret), true)
     }
 
     pub(crate) fn server_inner(secret: Option<&ProxySecret>, tls: bool) -> Self {
@@ -480,7 +489,7 @@ impl ObfuscatedCodec {
 
     /// Encodes one payload (client: optionally requesting a quick ack) into `out`, encrypted; a
     /// client's first call writes the init first.
-    pub fn encode<R: rand_core::CryptoRng>(
+    pub fn encode<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         payload: &[u8],
         quick_ack: bool,
@@ -491,7 +500,7 @@ impl ObfuscatedCodec {
     }
 
     /// Server: encodes a quick-ack token (see [`Codec::encode_quick_ack`]).
-    pub fn encode_quick_ack<R: rand_core::CryptoRng>(
+    pub fn encode_quick_ack<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         token: QuickAckToken,
         rng: &mut R,
@@ -501,7 +510,7 @@ impl ObfuscatedCodec {
     }
 
     /// Server: encodes a transport error (see [`Codec::encode_transport_error`]).
-    pub fn encode_transport_error<R: rand_core::CryptoRng>(
+    pub fn encode_transport_error<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         code: i32,
         rng: &mut R,

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 use core::alloc::{GlobalAlloc, Layout};
+use rand_core::Rng;
 
 /// A bump allocator over a static arena: enough to link and exercise `alloc`.
 struct Bump;
@@ -45,25 +46,27 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 /// A deterministic toy RNG (an LCG): enough to drive the code paths, never for real keys.
 struct ToyRng(u64);
 
-impl rand_core::RngCore for ToyRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
+impl rand_core::TryRng for ToyRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, core::convert::Infallible> {
+        Ok(self.next_u64() as u32)
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, core::convert::Infallible> {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        self.0
+        Ok(self.0)
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), core::convert::Infallible> {
         for b in dst {
             *b = (self.next_u64() >> 33) as u8;
         }
+        Ok(())
     }
 }
 
-impl rand_core::CryptoRng for ToyRng {}
+impl rand_core::TryCryptoRng for ToyRng {}
 
 /// Exercises the time types.
 #[unsafe(no_mangle)]
@@ -74,7 +77,7 @@ pub extern "C" fn mtproto_check_time(secs: u64) -> u64 {
 /// Exercises the crypto layer: AES-256-IGE, the auth_key_id, an MTProto 2.0 message encrypted
 /// and decrypted, and a v1 (PFS bind) encryption.
 #[unsafe(no_mangle)]
-pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
+pub extern "C" fn mtproto_check_crypto(seed: u8) -> i64 {
     use mtproto_core::crypto::message::{
         MessageHeader, PaddingPolicy, decrypt_message, encrypt_message_to_vec,
     };
@@ -106,13 +109,13 @@ pub extern "C" fn mtproto_check_crypto(seed: u8) -> u64 {
     }
     let bound =
         v1::encrypt_bind_auth_key_inner(&key, 4, &[seed; v1::BIND_AUTH_KEY_INNER_LEN], &mut rng);
-    acc ^ bound.len() as u64
+    acc ^ bound.len() as i64
 }
 
 /// Exercises the handshake layer: pq factorization, the built-in RSA keys, and the first
 /// client -> server -> client round (req_pq_multi, resPQ, RSA_PAD'd req_DH_params).
 #[unsafe(no_mangle)]
-pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
+pub extern "C" fn mtproto_check_handshake(pq: u64) -> i64 {
     use mtproto_core::handshake::{
         ClientConfig, ClientHandshake, ClientStep, RsaKeySet, ServerConfig, ServerHandshake,
         ServerStep,
@@ -120,7 +123,7 @@ pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
     use mtproto_core::time::UnixTime;
     let fp = mtproto_core::handshake::rsa::RsaPublicKey::telegram_production().fingerprint();
     let mut acc = match mtproto_core::handshake::pq::factorize(pq) {
-        Ok((p, _)) => p ^ fp,
+        Ok((p, _)) => p.cast_signed() ^ fp,
         Err(_) => fp,
     };
     let mut rng = ToyRng(pq);
@@ -133,7 +136,7 @@ pub extern "C" fn mtproto_check_handshake(pq: u64) -> u64 {
         && let Ok(ServerStep::Send(res_pq)) = server.handle(now, &req, &mut rng)
         && let Ok(ClientStep::Send(req_dh)) = client.handle(now, &res_pq, &mut rng)
     {
-        acc ^= req_dh.len() as u64;
+        acc ^= req_dh.len() as i64;
     }
     acc
 }

@@ -1,6 +1,6 @@
-//! Unencrypted messages (`mtproto_description.md`, "Unencrypted Message"), the envelope of every
-//! handshake message: `auth_key_id = 0 (int64) ‖ message_id (int64) ‖ message_data_length (int32)
-//! ‖ message_data`.
+//! The unencrypted message envelope (`mtproto_description.md`, "Unencrypted Message"),
+//! `auth_key_id = 0`, used by the handshake and the session layer: `auth_key_id = 0 (int64) ‖
+//! message_id (int64) ‖ message_data_length (int32) ‖ message_data`.
 //!
 //! The handshake state machines exchange bare TL bodies; a driver wraps them with [`wrap`] and
 //! unwraps the peer's with [`unwrap`]. (The session layer may provide its own msg_id generator;

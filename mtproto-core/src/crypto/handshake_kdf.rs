@@ -45,10 +45,10 @@ pub fn new_nonce_hash(auth_key: &AuthKey, new_nonce: &[u8; 32], number: u8) -> [
 
 /// The first server salt after key creation: `substr(new_nonce, 0, 8) XOR substr(server_nonce,
 /// 0, 8)` (`mtproto_auth_key.md`, step 9), as the little-endian `long` it is on the wire.
-pub fn initial_server_salt(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> u64 {
+pub fn initial_server_salt(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> i64 {
     let mut salt = [0u8; 8];
     for ((s, n), sn) in salt.iter_mut().zip(new_nonce).zip(server_nonce) {
         *s = n ^ sn;
     }
-    u64::from_le_bytes(salt)
+    i64::from_le_bytes(salt)
 }
