@@ -90,7 +90,7 @@ impl Client {
     }
 
     /// The auth key id (`None` before the key exists).
-    pub fn auth_key_id(&self) -> Option<u64> {
+    pub fn auth_key_id(&self) -> Option<i64> {
         self.engine.conn.auth_key().map(|k| k.id())
     }
 

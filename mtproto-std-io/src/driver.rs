@@ -11,7 +11,7 @@ use std::time::{Duration, Instant as StdInstant};
 use mtproto_core::connection::{CloseReason, Connection, ConnectionConfig, Event, RequestId};
 use mtproto_core::session::RpcError;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 use crate::clock::Clock;
 use crate::keyfile::{KeyFile, KeyFileError};
@@ -89,6 +89,8 @@ pub enum ClientError {
     },
     /// The client was closed.
     Closed,
+    /// The operating system gave no entropy to seed the random source.
+    Entropy(String),
 }
 
 impl fmt::Display for ClientError {
@@ -103,6 +105,7 @@ impl fmt::Display for ClientError {
                 write!(f, "gave up after {failures} failed connection attempts: {last}")
             }
             ClientError::Closed => f.write_str("the client is closed"),
+            ClientError::Entropy(e) => write!(f, "no OS entropy to seed the random source: {e}"),
         }
     }
 }
@@ -205,13 +208,15 @@ impl fmt::Debug for Engine {
     }
 }
 
-fn rng(seed: Option<[u8; 32]>, stream: u64) -> ChaCha20Rng {
+/// ChaCha20 from a fixed seed (tests, `--seed`) or seeded from the OS (`None`).
+pub(crate) fn seeded_rng(seed: Option<[u8; 32]>, stream: u64) -> Result<ChaCha20Rng, ClientError> {
     let mut r = match seed {
         Some(s) => ChaCha20Rng::from_seed(s),
-        None => ChaCha20Rng::from_os_rng(),
+        None => ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng)
+            .map_err(|e| ClientError::Entropy(e.to_string()))?,
     };
     r.set_stream(stream);
-    r
+    Ok(r)
 }
 
 impl Engine {
@@ -223,7 +228,7 @@ impl Engine {
         };
         let clock = Clock::new();
         let now = clock.now();
-        let conn_rng = rng(config.seed, 0);
+        let conn_rng = seeded_rng(config.seed, 0)?;
         let resumed = saved.is_some();
         let conn = match saved {
             Some(state) => {
@@ -238,7 +243,7 @@ impl Engine {
             state: State::Connecting,
             fatal: None,
             limiter: AttemptLimiter::new(),
-            jitter: rng(config.seed, 1),
+            jitter: seeded_rng(config.seed, 1)?,
             key_file,
             max_failures: config.max_failures,
             first_socket: true,

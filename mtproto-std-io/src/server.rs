@@ -13,8 +13,17 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use mtproto_core::handshake::RsaPrivateKey;
-use mtproto_core::transport::ProxySecret;
+use mtproto_core::connection::server::{
+    CloseReason, KeyStore, MemoryKeyStore, ServerConnection, ServerConnectionConfig, ServerEvent,
+    StoreError, StoredKey,
+};
+use mtproto_core::handshake::{RsaPrivateKey, ServerConfig};
+use mtproto_core::session::server::ServerSession;
+use mtproto_core::transport::{self, Framing, ProxySecret};
+use rand_chacha::ChaCha20Rng;
+
+use crate::clock::Clock;
+use crate::echo;
 
 /// Server settings.
 #[derive(Default)]
@@ -34,8 +43,45 @@ pub struct ServerOptions {
     pub key_store: Option<SharedKeyStore>,
 }
 
-/// The auth keys a server knows, shared by its connections (and across restarts in tests).
-pub type SharedKeyStore = Arc<Mutex<()>>;
+/// The auth keys (and parked sessions) a server knows, shared by its connection threads (and
+/// across restarts in tests): the core's [`MemoryKeyStore`] behind a mutex.
+#[derive(Clone, Debug, Default)]
+pub struct SharedKeyStore(Arc<Mutex<MemoryKeyStore>>);
+
+impl SharedKeyStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryKeyStore> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keys held.
+    pub fn key_count(&self) -> usize {
+        self.lock().key_count()
+    }
+}
+
+impl KeyStore for SharedKeyStore {
+    fn get(&self, auth_key_id: i64) -> Option<StoredKey> {
+        self.lock().get(auth_key_id)
+    }
+    fn insert(&mut self, key: StoredKey) -> Result<(), StoreError> {
+        self.lock().insert(key)
+    }
+    fn bind(&mut self, temp: i64, perm: i64, expires_at: i32) -> bool {
+        self.lock().bind(temp, perm, expires_at)
+    }
+    fn take_session(&mut self, auth_key_id: i64, session_id: i64) -> Option<ServerSession> {
+        self.lock().take_session(auth_key_id, session_id)
+    }
+    fn put_session(&mut self, auth_key_id: i64, session: ServerSession) {
+        self.lock().put_session(auth_key_id, session)
+    }
+    fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool {
+        self.lock().remove_session(auth_key_id, session_id)
+    }
+    fn remove_key(&mut self, auth_key_id: i64) -> bool {
+        self.lock().remove_key(auth_key_id)
+    }
+}
 
 /// What the server did.
 #[derive(Clone, Debug, Default)]
@@ -86,7 +132,10 @@ fn thread_cpu() -> Option<Duration> {
 
 struct Shared {
     counters: Counters,
+    /// Stop accepting.
     stop: AtomicBool,
+    /// Drop every open connection.
+    killed: AtomicBool,
     /// Per live connection: a channel for pushed updates.
     pushers: Mutex<Vec<mpsc::Sender<Vec<u8>>>>,
     state: ServerState,
@@ -119,6 +168,7 @@ impl Server {
             shared: Arc::new(Shared {
                 counters: Counters::default(),
                 stop: AtomicBool::new(false),
+                killed: AtomicBool::new(false),
                 pushers: Mutex::new(Vec::new()),
                 state: ServerState::new(options),
             }),
@@ -222,7 +272,7 @@ impl ServerHandle {
 
     /// Stops accepting and drops every open connection at once (a server crash, for tests).
     pub fn kill(mut self) -> ServerStats {
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.killed.store(true, Ordering::SeqCst);
         self.shutdown();
         self.shared.counters.snapshot()
     }
@@ -244,7 +294,7 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         if self.accept.is_some() {
-            self.shared.stop.store(true, Ordering::SeqCst);
+            self.shared.killed.store(true, Ordering::SeqCst);
             self.shutdown();
         }
     }
@@ -252,21 +302,153 @@ impl Drop for ServerHandle {
 
 /// The protocol side, shared by every connection (key store, sessions, RSA keys).
 struct ServerState {
-    options: ServerOptions,
+    config: ServerConnectionConfig,
     keys: SharedKeyStore,
+    seed: Option<[u8; 32]>,
 }
 
 impl ServerState {
-    fn new(mut options: ServerOptions) -> Self {
-        let keys = options.key_store.take().unwrap_or_default();
-        Self { options, keys }
+    fn new(options: ServerOptions) -> Self {
+        let mut handshake = ServerConfig::new(options.rsa_keys);
+        handshake.accept_legacy_padding = options.legacy_rsa;
+        let mut config = ServerConnectionConfig::new(handshake);
+        config.transport = transport::ServerConfig {
+            secrets: options.secrets,
+            ..transport::ServerConfig::default()
+        };
+        Self {
+            config,
+            keys: options.key_store.unwrap_or_default(),
+            seed: options.seed,
+        }
+    }
+
+    fn rng(&self, n: u64) -> Option<ChaCha20Rng> {
+        match crate::driver::seeded_rng(self.seed, n) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "connection dropped");
+                None
+            }
+        }
     }
 }
 
-fn serve_connection(stream: TcpStream, _n: u64, shared: &Shared) {
-    let _ = &shared.state.options;
-    let mut s = stream;
-    let mut b = [0u8; 1];
-    let _ = s.read(&mut b);
-    let _ = s.flush();
+fn framing_label(f: Option<Framing>) -> &'static str {
+    match f {
+        Some(Framing::Abridged) => "abridged",
+        Some(Framing::Intermediate) => "intermediate",
+        Some(Framing::PaddedIntermediate) => "padded_intermediate",
+        Some(Framing::Full) => "full",
+        None => "unknown",
+    }
+}
+
+/// How often a connection thread looks at pushed updates and the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One connection: bytes and time into the core, its events answered, its bytes out.
+fn serve_connection(mut stream: TcpStream, n: u64, shared: &Shared) {
+    let clock = Clock::new();
+    let state = &shared.state;
+    let Some(rng) = state.rng(n) else { return };
+    let mut conn = ServerConnection::new(state.config.clone(), state.keys.clone(), rng);
+    let (tx, updates) = mpsc::channel::<Vec<u8>>();
+    shared
+        .pushers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(tx);
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::new();
+    let mut eof = false;
+    let mut requests = 0u64;
+    loop {
+        let now = clock.now();
+        if conn.poll_timeout().is_some_and(|t| t <= now.mono) {
+            conn.handle_timeout(now);
+        }
+        while let Ok(body) = updates.try_recv() {
+            if let Err(e) = conn.push_update(now, &body) {
+                tracing::debug!(?e, "update not sent");
+            }
+        }
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                ServerEvent::Request { id, body } => {
+                    requests += 1;
+                    shared.counters.requests.fetch_add(1, Ordering::SeqCst);
+                    let r = match echo::parse_request(&body).map(echo::answer) {
+                        Some(Ok(answer)) => conn.respond(now, id, &answer),
+                        _ => {
+                            let (code, msg) = echo::NOT_IMPLEMENTED;
+                            conn.respond_error(now, id, code, msg)
+                        }
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!(?e, "answer not sent");
+                    }
+                }
+                ServerEvent::AuthKeyCreated {
+                    auth_key_id,
+                    temporary,
+                } => {
+                    shared.counters.handshakes.fetch_add(1, Ordering::SeqCst);
+                    println!(
+                        "handshake: auth_key_id={:016x} transport={} temporary={temporary} peer={peer}",
+                        auth_key_id.cast_unsigned(),
+                        framing_label(conn.framing()),
+                    );
+                }
+                ServerEvent::MessageRejected { msg_id, reason } => {
+                    tracing::info!(msg_id, ?reason, "message rejected");
+                }
+                ServerEvent::Closed(_) => {}
+                other => tracing::debug!(event = ?other, "server event"),
+            }
+        }
+        out.clear();
+        while conn.poll_transmit(now, &mut out) {}
+        if !out.is_empty() && stream.write_all(&out).is_err() {
+            eof = true;
+        }
+        if eof || conn.is_closed() || shared.killed.load(Ordering::SeqCst) {
+            break;
+        }
+        let wait = conn
+            .poll_timeout()
+            .map_or(POLL, |t| clock.until(t).min(POLL))
+            .max(Duration::from_millis(1));
+        let _ = stream.set_read_timeout(Some(wait));
+        match stream.read(&mut buf) {
+            Ok(0) => eof = true,
+            Ok(k) => conn.handle_input(clock.now(), buf.get(..k).unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => eof = true,
+        }
+    }
+    match conn.close_reason() {
+        None
+        | Some(CloseReason::Local | CloseReason::IdleTimeout | CloseReason::PingDelayDisconnect) => {
+            println!(
+                "closed: transport={} requests={requests} peer={peer}",
+                framing_label(conn.framing())
+            );
+        }
+        Some(reason) => {
+            shared.counters.failed.fetch_add(1, Ordering::SeqCst);
+            println!("failed: {reason} peer={peer}");
+        }
+    }
+    // Dropping the connection parks its session in the store for the client's next connection.
 }

@@ -42,7 +42,7 @@ pub struct TokioClient {
     permits: Arc<Semaphore>,
     next_token: Arc<std::sync::atomic::AtomicU64>,
     request_timeout: Duration,
-    auth_key_id: u64,
+    auth_key_id: i64,
 }
 
 /// Cancels the request if the future is dropped before its answer.
@@ -91,7 +91,7 @@ impl TokioClient {
     }
 
     /// The auth key id.
-    pub fn auth_key_id(&self) -> u64 {
+    pub fn auth_key_id(&self) -> i64 {
         self.auth_key_id
     }
 
@@ -164,7 +164,7 @@ struct Task {
     connect_timeout: Duration,
     engine: Engine,
     rx: mpsc::UnboundedReceiver<Command>,
-    ready: Option<oneshot::Sender<Result<u64, ClientError>>>,
+    ready: Option<oneshot::Sender<Result<i64, ClientError>>>,
     pending: HashMap<u64, (RequestId, oneshot::Sender<Answer>)>,
     by_id: HashMap<RequestId, u64>,
     pings: HashMap<i64, oneshot::Sender<Result<Duration, CallError>>>,
