@@ -38,6 +38,8 @@ pub struct ServerOptions {
     pub max_conns: Option<u64>,
     /// A fixed seed (tests); `None` seeds from the OS.
     pub seed: Option<[u8; 32]>,
+    /// Print one line per handshake and per ended connection on stdout (`mtproto serve`).
+    pub print_events: bool,
     /// The key store to start with (e.g. [`ServerHandle::key_store`] of a server that
     /// stopped); `None`: an empty one.
     pub key_store: Option<SharedKeyStore>,
@@ -305,6 +307,7 @@ struct ServerState {
     config: ServerConnectionConfig,
     keys: SharedKeyStore,
     seed: Option<[u8; 32]>,
+    print: bool,
 }
 
 impl ServerState {
@@ -320,6 +323,7 @@ impl ServerState {
             config,
             keys: options.key_store.unwrap_or_default(),
             seed: options.seed,
+            print: options.print_events,
         }
     }
 
@@ -330,6 +334,16 @@ impl ServerState {
                 tracing::error!(error = %e, "connection dropped");
                 None
             }
+        }
+    }
+}
+
+impl ServerState {
+    fn print_line(&self, line: std::fmt::Arguments<'_>) {
+        if self.print {
+            println!("{line}");
+        } else {
+            tracing::info!("{line}");
         }
     }
 }
@@ -398,11 +412,11 @@ fn serve_connection(mut stream: TcpStream, n: u64, shared: &Shared) {
                     temporary,
                 } => {
                     shared.counters.handshakes.fetch_add(1, Ordering::SeqCst);
-                    println!(
+                    state.print_line(format_args!(
                         "handshake: auth_key_id={:016x} transport={} temporary={temporary} peer={peer}",
                         auth_key_id.cast_unsigned(),
                         framing_label(conn.framing()),
-                    );
+                    ));
                 }
                 ServerEvent::MessageRejected { msg_id, reason } => {
                     tracing::info!(msg_id, ?reason, "message rejected");
@@ -440,14 +454,14 @@ fn serve_connection(mut stream: TcpStream, n: u64, shared: &Shared) {
     match conn.close_reason() {
         None
         | Some(CloseReason::Local | CloseReason::IdleTimeout | CloseReason::PingDelayDisconnect) => {
-            println!(
+            state.print_line(format_args!(
                 "closed: transport={} requests={requests} peer={peer}",
                 framing_label(conn.framing())
-            );
+            ));
         }
         Some(reason) => {
             shared.counters.failed.fetch_add(1, Ordering::SeqCst);
-            println!("failed: {reason} peer={peer}");
+            state.print_line(format_args!("failed: {reason} peer={peer}"));
         }
     }
     // Dropping the connection parks its session in the store for the client's next connection.

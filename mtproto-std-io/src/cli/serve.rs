@@ -112,6 +112,7 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
                 b
             }),
             key_store: None,
+            print_events: true,
         },
     )
     .map_err(|e| CliError(format!("--listen {}: {e}", a.listen)))?;
