@@ -39,6 +39,16 @@ from pyrogram.raw.core import Bytes, Int, Message, MsgContainer, TLObject
 from pyrogram.session.auth import Auth
 from pyrogram.session.internals import MsgId
 
+# Cases that fail because of a known bug in mtproto-core, reported and not yet fixed. Each prints
+# `XFAIL` (counted apart by run.sh); one that starts passing prints FAIL, so the entry is removed.
+KNOWN_CORE_BUGS = {
+    # transport::Detector only takes a stream for fake TLS when it starts 16 03 01 02, i.e. a
+    # ClientHello record of 0x200..=0x2ff bytes (tdlib's old 517-byte hello); kurigram sends
+    # today's tdlib hello (record length 0x06fe), which is then read as an obfuscated2 init and
+    # refused with "invalid obfuscation init". check_client_hello itself accepts any length.
+    "mtproxy-ee/padded_intermediate":
+        "core Detector ignores fake-TLS ClientHellos longer than 0x2ff bytes",
+}
 STEP_TIMEOUT = 20
 CASE_TIMEOUT = 120
 DC_ID = 2
@@ -226,16 +236,23 @@ async def main():
     failures = 0
     for protocol, proxy, label in cases(a.secret, a.dd_secret, a.ee_secret, a.port):
         name = f"kurigram {label}"
+        known = KNOWN_CORE_BUGS.get(label)
         try:
             key, st = await asyncio.wait_for(run_case(protocol, proxy, label, a.port), CASE_TIMEOUT)
             key_id = int.from_bytes(st.key_id, "little")
-            print(f"PASS {name}: handshake, ping, echo {list(ECHO_SIZES)}, rpc_error "
-                  f"(bad_server_salt x{st.bad_salts})")
-            print(f"KEY {key_id:016x} {label}")
         except Exception as e:
-            failures += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
+            if known:
+                print(f"XFAIL {name}: {known} ({type(e).__name__}: {e})")
+            else:
+                failures += 1
+                print(f"FAIL {name}: {type(e).__name__}: {e}")
             continue
+        if known:
+            failures += 1
+            print(f"FAIL {name}: passed although listed in KNOWN_CORE_BUGS: remove it there")
+        print(f"PASS {name}: handshake, ping, echo {list(ECHO_SIZES)}, rpc_error "
+              f"(bad_server_salt x{st.bad_salts})")
+        print(f"KEY {key_id:016x} {label}")
         try:
             await asyncio.wait_for(run_reuse(protocol, proxy, a.port, key), CASE_TIMEOUT)
             print(f"PASS {name} key reuse: new connection and session, ping, echo")

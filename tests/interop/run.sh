@@ -54,6 +54,7 @@ dd_key=$(hex16)
 ee_secret=$(hex16)$(printf 'interop.example' | od -An -tx1 | tr -d ' \n') # key + domain
 passed=0
 failed=0
+known=0
 pass() {
   echo "PASS $*"
   passed=$((passed + 1))
@@ -105,6 +106,7 @@ run_client() {
   cat "$3"
   passed=$((passed + $(grep -c '^PASS ' "$3" || true)))
   failed=$((failed + $(grep -c '^FAIL ' "$3" || true)))
+  known=$((known + $(grep -c '^XFAIL ' "$3" || true)))
   if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$3"; then
     fail "$1 ${2:-} exited with status $status without a FAIL line"
   fi
@@ -120,16 +122,18 @@ run_client telethon_client.py interop "$tmp/telethon1.log"
 run_client kurigram_client.py "" "$tmp/kurigram1.log"
 sleep 0.5
 stop_server "$tmp/server1.log"
-# Every key a client derived was logged by the server, with the transport the client used.
+# Every key a client derived was logged by the server, with the framing the client used (the
+# server sees the framing, not whether it came through obfuscation or an MTProxy secret).
 sed -n 's/^handshake: auth_key_id=\([0-9a-f]*\) transport=\([^ ]*\).*/\1 \2/p' \
   "$tmp/server1.log" | sort >"$tmp/server.keys"
 for client in telethon1 kurigram1; do
-  grep '^KEY ' "$tmp/$client.log" | awk '{print $2, $3}' | sort >"$tmp/$client.keys" || true
+  grep '^KEY ' "$tmp/$client.log" | awk '{sub(/.*\//, "", $3); print $2, $3}' | sort \
+    >"$tmp/$client.keys" || true
   if [ -s "$tmp/$client.keys" ] \
     && [ -z "$(comm -23 "$tmp/$client.keys" "$tmp/server.keys")" ]; then
-    pass "${client%1}: the server logged every auth_key_id and transport the client used"
+    pass "${client%1}: the server logged every auth_key_id, with the framing the client used"
   else
-    fail "${client%1}: auth_key_ids / transports differ between the client and the server"
+    fail "${client%1}: auth_key_ids / framings differ between the client and the server"
     comm -23 "$tmp/$client.keys" "$tmp/server.keys" || true
   fi
 done
@@ -158,5 +162,6 @@ else
   fail "server log: a legacy-padding handshake finished"
 fi
 
-echo "interop: $passed passed, $failed failed"
+# XFAIL: a case failing on a known mtproto-core bug (listed with its reason in the client script).
+echo "interop: $passed passed, $failed failed ($known known core bug(s), XFAIL above)"
 [ "$failed" -eq 0 ]
