@@ -21,7 +21,7 @@ mod serve;
 /// MTProto 2.0 from the command line: a demo of every transport, a test server, a ping for any
 /// MTProto server (Telegram's DCs included), and a load test.
 #[derive(Debug, Parser)]
-#[command(name = "mtproto", version, about, long_about = None)]
+#[command(name = "mtproto", version)]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); logs go to stderr and never contain
     /// key material.

@@ -264,7 +264,7 @@ impl Engine {
 
     /// A TCP connect failed: counts against the limiter; may give up.
     pub(crate) fn on_connect_failed(&mut self, e: &io::Error) {
-        tracing::warn!(error = %e, "connection attempt failed");
+        tracing::info!(error = %e, "connection attempt failed");
         self.fail(e.to_string());
     }
 
