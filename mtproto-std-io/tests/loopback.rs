@@ -78,6 +78,36 @@ fn a_request_cut_mid_way_completes_exactly_once_after_reconnect() {
 }
 
 #[test]
+fn an_answer_lost_with_the_connection_is_delivered_once_without_running_the_request_again() {
+    let server = server_at("127.0.0.1:0", options());
+    let proxy = Proxy::start(server.local_addr());
+    let mut client = Client::connect(client_config(proxy.addr.to_string())).unwrap();
+    echo_ok(&mut client, 16);
+    let before = server.stats().requests;
+    // The server runs the request, its answer is lost, then the connection dies.
+    proxy.blackhole(true);
+    let p = payload(5000);
+    let id = client.submit(&echo::request(&p).unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.stats().requests == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(server.stats().requests, before + 1, "the server ran it");
+    proxy.kill_all();
+    proxy.blackhole(false);
+    // The client reconnects to the same session; the server resends the unacknowledged answer.
+    let a = client.wait(id, Duration::from_secs(20)).unwrap();
+    assert_eq!(echo::parse_answer(&a), Some(&p[..]));
+    assert_eq!(client.disconnects(), 1);
+    assert_eq!(
+        server.stats().requests,
+        before + 1,
+        "and did not run it again"
+    );
+    echo_ok(&mut client, 100);
+}
+
+#[test]
 fn a_restarted_server_accepts_the_persisted_key() {
     let dir = temp_dir("restart");
     let key_path = dir.join("client.key");

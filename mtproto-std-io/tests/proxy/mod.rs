@@ -5,8 +5,8 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 #[derive(Default)]
@@ -17,6 +17,8 @@ struct Faults {
     blackhole: AtomicBool,
     cuts: AtomicUsize,
     accepted: AtomicUsize,
+    /// The live connections' sockets (client side, server side).
+    live: Mutex<Vec<(TcpStream, TcpStream)>>,
 }
 
 pub struct Proxy {
@@ -38,6 +40,9 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(upstream) else {
                     continue;
                 };
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    f.live.lock().unwrap().push((c, s));
+                }
                 pump_pair(client, server, f.clone());
             }
         });
@@ -51,6 +56,15 @@ impl Proxy {
 
     pub fn blackhole(&self, on: bool) {
         self.faults.blackhole.store(on, Ordering::SeqCst);
+    }
+
+    /// Cuts every live connection now.
+    pub fn kill_all(&self) {
+        for (c, s) in self.faults.live.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        self.faults.cuts.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn cuts(&self) -> usize {
