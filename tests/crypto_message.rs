@@ -415,7 +415,7 @@ fn random_policy_spreads_over_the_allowed_range() {
             Side::Server,
             &header(1, 0),
             &[0; 8],
-            &PaddingPolicy::default(),
+            &PaddingPolicy::Random { min: 12, max: 1024 },
             &mut rng,
         )
         .unwrap();
@@ -463,5 +463,72 @@ fn debug_output_hides_salt_and_session_id() {
             !s.contains("102030405060708") && !s.contains(&0x0102030405060708u64.to_string()),
             "{s}"
         );
+    }
+}
+
+#[test]
+fn default_policy_is_bucketed_with_bounded_overhead() {
+    // The default used to pad 12..=1024 random bytes (~518 on average, 33x a 16-byte body).
+    assert_eq!(PaddingPolicy::default(), PaddingPolicy::Bucket);
+    let key = test_key();
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    for (body_len, total) in [(16usize, 24 + 64), (128, 24 + 192), (1024, 24 + 1280)] {
+        for _ in 0..20 {
+            let m = encrypt_message_to_vec(
+                &key,
+                Side::Client,
+                &header(4, 1),
+                &vec![3; body_len],
+                &PaddingPolicy::default(),
+                &mut rng,
+            )
+            .unwrap();
+            assert_eq!(m.bytes.len(), total, "body {body_len}");
+        }
+    }
+}
+
+#[test]
+fn kdf_returns_wiped_values() {
+    fn assert_zeroize_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+    let (k, iv) = message::kdf(&test_key(), Side::Client, &[9; 16]);
+    assert_zeroize_on_drop(&k);
+    assert_zeroize_on_drop(&iv);
+}
+
+/// Decryption hashes every plaintext byte (the fused IGE+SHA-256 loop, its remainder and its
+/// tail): a flipped ciphertext bit in the first, a middle or the LAST block (which only changes
+/// padding) is rejected, at sizes around every remainder of the 4-block loop.
+#[test]
+fn any_flipped_block_is_rejected_at_every_size() {
+    let key = test_key();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let sizes = (0..400).step_by(4).chain([1020, 4096, 8188, 65536]);
+    for body_len in sizes {
+        let body: Vec<u8> = (0..body_len).map(|i| (i * 31) as u8).collect();
+        let m = encrypt_message_to_vec(
+            &key,
+            Side::Server,
+            &header(5, 2),
+            &body,
+            &PaddingPolicy::Random { min: 12, max: 27 },
+            &mut rng,
+        )
+        .unwrap();
+        let mut ok = m.bytes.clone();
+        assert_eq!(
+            decrypt_message(&key, Side::Server, &mut ok).unwrap().body,
+            &body[..]
+        );
+        let enc_len = m.bytes.len() - 24;
+        for at in [0, enc_len / 2, enc_len - 16, enc_len - 1] {
+            let mut bad = m.bytes.clone();
+            bad[24 + at] ^= 0x04;
+            assert_eq!(
+                decrypt_message(&key, Side::Server, &mut bad),
+                Err(DecryptError::Rejected),
+                "body {body_len}, byte {at}"
+            );
+        }
     }
 }

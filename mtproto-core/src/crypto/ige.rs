@@ -110,6 +110,142 @@ impl BlockCipherDecClosure for DecChain<'_> {
     }
 }
 
+/// IGE decryption fused with `SHA256(prefix ‖ plaintext)` (the MTProto 2.0 `msg_key_large`).
+///
+/// IGE decryption is one serial chain of AES latencies and leaves the SHA units idle, so the
+/// loop decrypts four blocks (64 bytes) and, in the same iteration, compresses the SHA-256 block
+/// that the PREVIOUS iterations completed: the two chains are independent and the CPU runs them
+/// side by side. The hash covers exactly the bytes a separate pass would (the 32-byte prefix, then
+/// every plaintext byte, then the FIPS 180-4 padding).
+struct DecHashChain<'a> {
+    iv: &'a [u8; 32],
+    blocks: &'a mut [B16],
+    prefix: &'a [u8; 32],
+    digest: &'a mut [u8; 32],
+}
+
+impl BlockSizeUser for DecHashChain<'_> {
+    type BlockSize = U16;
+}
+
+/// `a ‖ b` of two 16-byte blocks.
+#[inline(always)]
+fn cat2(a: &B16, b: &B16) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let (l, r) = out.split_at_mut(16);
+    l.copy_from_slice(a);
+    r.copy_from_slice(b);
+    out
+}
+
+impl BlockCipherDecClosure for DecHashChain<'_> {
+    #[inline(always)]
+    fn call<B: BlockCipherDecBackend<BlockSize = U16>>(self, backend: &B) {
+        use super::message::{SHA256_H0, sha256_after_prefix, sha256_finish};
+        use zeroize::Zeroize;
+
+        let (mut y, mut x) = split_iv(self.iv);
+        // A plain function, not a closure: it must inline into the backend's target-feature
+        // context, or every AES block becomes a call with the round keys reloaded.
+        #[inline(always)]
+        fn step<B: BlockCipherDecBackend<BlockSize = U16>>(
+            backend: &B,
+            block: &mut B16,
+            x: &mut B16,
+            y: &mut B16,
+        ) {
+            let cipher = *block;
+            let mut t = xor(&cipher, x);
+            backend.decrypt_block_inplace(&mut t);
+            let plain = xor(&t, y);
+            *block = plain;
+            *x = plain;
+            *y = cipher;
+        }
+        let mut decrypt = |block: &mut B16| step(backend, block, &mut x, &mut y);
+        let blocks = self.blocks;
+        let total = blocks.len().saturating_mul(16).saturating_add(32);
+        let mut state = SHA256_H0;
+        // The hash input is `prefix ‖ plaintext`: SHA block 0 is the prefix and plaintext
+        // blocks 0..2, SHA block j >= 1 is plaintext blocks 4j-2 .. 4j+2. An iteration that
+        // starts with `done` blocks decrypted compresses SHA block done/4 - 1, whose bytes the
+        // previous iteration finished, then decrypts the next four blocks.
+        let mut done = 0usize;
+        let mut first = [0u8; 64];
+        while let Some((prev, next)) = blocks.split_at_mut_checked(done) {
+            let Some(chunk) = next.first_chunk_mut::<4>() else {
+                break;
+            };
+            let [p0, p1, p2, p3] = chunk;
+            decrypt(p0);
+            decrypt(p1);
+            decrypt(p2);
+            decrypt(p3);
+            if done == 4 {
+                compress_one(&mut state, &first);
+            } else if let Some(sha_block) = prev
+                .get(done.wrapping_sub(6)..done.wrapping_sub(2))
+                .and_then(|b| Array::slice_as_flattened(b).first_chunk::<64>())
+            {
+                compress_one(&mut state, sha_block);
+            }
+            if done == 0 {
+                let (a, b) = first.split_at_mut(32);
+                a.copy_from_slice(self.prefix);
+                b.copy_from_slice(&cat2(p0, p1));
+            }
+            done = done.saturating_add(4);
+        }
+        for block in blocks.get_mut(done..).unwrap_or_default() {
+            decrypt(block);
+        }
+        let plain = Array::slice_as_flattened(blocks);
+        if done >= 8 {
+            // SHA blocks 0 ..= done/4 - 2 are in: the plaintext from 16 * done - 96 on is left.
+            let from = done.saturating_mul(16).saturating_sub(96);
+            sha256_finish(
+                &mut state,
+                plain.get(from..).unwrap_or_default(),
+                total,
+                self.digest,
+            );
+        } else {
+            *self.digest = sha256_after_prefix(self.prefix, plain);
+        }
+        // `first` holds the prefix (auth_key bytes).
+        first.as_mut_slice().zeroize();
+    }
+}
+
+#[inline(always)]
+fn compress_one(state: &mut [u32; 8], block: &[u8; 64]) {
+    sha2::block_api::compress256(state, core::slice::from_ref(block));
+}
+
+/// AES-256-IGE decryption in place that also returns `SHA256(prefix ‖ plaintext)` of the
+/// decrypted buffer, computed in the same pass (see `DecHashChain`). Fails, leaving `buf`
+/// untouched, if `buf.len()` is not a multiple of 16.
+pub(crate) fn aes256_ige_decrypt_sha256(
+    key: &[u8; 32],
+    iv: &[u8; 32],
+    prefix: &[u8; 32],
+    buf: &mut [u8],
+) -> Result<[u8; 32], LengthError> {
+    if !buf.len().is_multiple_of(16) {
+        return Err(LengthError);
+    }
+    let cipher = Aes256Dec::new(&(*key).into());
+    let blocks = as_blocks(buf)?;
+    let mut digest = [0u8; 32];
+    cipher.decrypt_with_backend(DecHashChain {
+        iv,
+        blocks,
+        prefix,
+        digest: &mut digest,
+    });
+    Ok(digest)
+}
+
 /// Views `buf` as 16-byte blocks, or fails if its length is not a multiple of 16.
 fn as_blocks(buf: &mut [u8]) -> Result<&mut [B16], LengthError> {
     let (blocks, rest) = Array::<u8, U16>::slice_as_chunks_mut(buf);

@@ -17,7 +17,7 @@
 //! Encryption works in place on a caller buffer ([`encrypt_message`]); decryption works in place
 //! and returns a borrowed view ([`decrypt_message`]). Neither allocates.
 
-use super::{AuthKey, Side, ct_eq, ige, sha256};
+use super::{AuthKey, Side, ct_eq, ige};
 use alloc::vec::Vec;
 use core::fmt;
 use rand_core::{CryptoRng, Rng};
@@ -47,6 +47,14 @@ const BUCKET_STEP_ABOVE: usize = 512;
 /// How much padding [`encrypt_message`] adds. The padding BYTES are always random (from the
 /// caller's RNG); the policy only picks their number, which is always in
 /// [`MIN_PADDING`]`..=`[`MAX_PADDING`] and makes the encrypted part a multiple of 16 bytes.
+///
+/// Overhead per message, beyond the 24-byte external and 32-byte internal headers:
+///
+/// | policy | padding bytes | hides |
+/// |---|---|---|
+/// | [`Bucket`](PaddingPolicy::Bucket) (the [`Default`]) | 12..=520; mean 42 for bodies under 64 B, 109 under 1248 B, 266 above; at most 72 below a 64-byte body | the size within its bucket |
+/// | `Random { min: 12, max: 27 }` (least padding) | 12..=27, mean ~20 | nothing (the size to 16 bytes) |
+/// | `Random { min: 12, max: 1024 }` (the whole range the spec allows) | 12..=1024, mean ~518 | size up to ~1 KiB, with random noise |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PaddingPolicy {
@@ -54,9 +62,10 @@ pub enum PaddingPolicy {
     /// Needs `12 <= min`, `max <= 1024` and `max - min >= 15` (so that an aligned length always
     /// exists); otherwise encryption fails with [`EncryptError::InvalidPolicy`].
     ///
-    /// The [`Default`] is `Random { min: 12, max: 1024 }`: the whole range the spec allows, so
-    /// the size of a message says as little as possible about its body (it costs ~500 bytes of
-    /// padding per message on average; pick a narrower range to trade that off).
+    /// `Random { min: 12, max: 1024 }` uses the whole range the spec allows: it says least
+    /// about the size of a small body but costs ~518 bytes of padding per message on average
+    /// (33 times a 16-byte body, in bandwidth and CPU). `Random { min: 12, max: 27 }` is the
+    /// least padding the spec allows.
     Random {
         /// Least padding, at least 12.
         min: usize,
@@ -65,17 +74,16 @@ pub enum PaddingPolicy {
     },
     /// Pads the encrypted part up to the next of 64, 128, 192, 256, 384, 512, 768, 1024 or 1280
     /// bytes, and beyond that up to a multiple of 512 bytes, as tdlib does in its non-random
-    /// mode. Hides the exact size of small messages while keeping the overhead bounded and
-    /// independent of the RNG.
+    /// mode. Hides the exact size of messages within a bucket while keeping the overhead
+    /// bounded (at most 520 padding bytes, at most 72 for bodies under 64 bytes) and
+    /// independent of the RNG. The [`Default`].
     Bucket,
 }
 
 impl Default for PaddingPolicy {
+    /// [`PaddingPolicy::Bucket`]: length-hiding with bounded overhead.
     fn default() -> Self {
-        PaddingPolicy::Random {
-            min: MIN_PADDING,
-            max: MAX_PADDING,
-        }
+        PaddingPolicy::Bucket
     }
 }
 
@@ -243,7 +251,7 @@ pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
 
 /// `msg_key_large = SHA256(substr(auth_key, 88+x, 32) ‖ plaintext)`.
 pub fn msg_key_large(key: &AuthKey, side: Side, plaintext: &[u8]) -> [u8; 32] {
-    sha256(&[key.substr_x(88, side, 32), plaintext])
+    sha256_after_prefix(msg_key_prefix(key, side), plaintext)
 }
 
 /// `msg_key = substr(msg_key_large, 8, 16)`.
@@ -253,32 +261,180 @@ fn msg_key_of(large: &[u8; 32]) -> [u8; 16] {
     k
 }
 
-/// The MTProto 2.0 KDF: `(aes_key, aes_iv)` from `auth_key` and `msg_key`
-/// (`mtproto_description.md`, "Defining AES Key and Initialization Vector").
-pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> ([u8; 32], [u8; 32]) {
-    let (k, iv) = kdf_zeroizing(key, side, msg_key);
-    (*k, *iv)
+/// A stack buffer that may hold key bytes, wiped on drop in one bulk write (`zeroize` on the
+/// slice: a plain fill behind an optimisation barrier). `Zeroizing<[u8; N]>` wipes byte by
+/// byte with volatile stores, which costs more than the hashing on a small message.
+struct Wiped<const N: usize>([u8; N]);
+
+impl<const N: usize> Wiped<N> {
+    #[inline(always)]
+    fn new() -> Self {
+        Wiped([0u8; N])
+    }
 }
 
-type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
+impl<const N: usize> Drop for Wiped<N> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.0.as_mut_slice().zeroize();
+    }
+}
 
-fn kdf_zeroizing(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
-    let a = Zeroizing::new(sha256(&[msg_key, key.substr_x(0, side, 36)]));
-    let b = Zeroizing::new(sha256(&[key.substr_x(40, side, 36), msg_key]));
+/// `substr(auth_key, 88 + x, 32)`, the `msg_key_large` prefix, without a copy.
+#[inline(always)]
+fn msg_key_prefix(key: &AuthKey, side: Side) -> &[u8; 32] {
+    key.substr_x(88, side, 32).try_into().unwrap_or(&[0u8; 32])
+}
+
+/// SHA-256 initial state (FIPS 180-4, 5.3.3).
+pub(super) const SHA256_H0: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// One SHA-256 compression of a single 64-byte block.
+#[inline(always)]
+fn compress1(state: &mut [u32; 8], block: &[u8; 64]) {
+    sha2::block_api::compress256(state, core::slice::from_ref(block));
+}
+
+/// Finishes a SHA-256 whose state has absorbed every whole block before `rest`: compresses
+/// the whole blocks of `rest`, then its tail with the FIPS 180-4 padding for a message of
+/// `total_len` bytes. Writes the digest into `out`. The padding buffer is wiped (it may hold
+/// key bytes).
+pub(super) fn sha256_finish(
+    state: &mut [u32; 8],
+    rest: &[u8],
+    total_len: usize,
+    out: &mut [u8; 32],
+) {
+    let (blocks, tail) = rest.as_chunks::<64>();
+    if !blocks.is_empty() {
+        sha2::block_api::compress256(state, blocks);
+    }
+    // tail.len() < 64: it, 0x80, and the 8-byte length fit in one or two blocks.
+    let mut pad = Wiped::<128>::new();
+    let flat = &mut pad.0;
+    if let Some(dst) = flat.get_mut(..tail.len()) {
+        dst.copy_from_slice(tail);
+    }
+    if let Some(b) = flat.get_mut(tail.len()) {
+        *b = 0x80;
+    }
+    let two = tail.len() >= 56;
+    let bits = u64::try_from(total_len)
+        .unwrap_or(u64::MAX)
+        .wrapping_mul(8)
+        .to_be_bytes();
+    let (blocks2, _) = pad.0.as_chunks_mut::<64>();
+    let used = if two {
+        blocks2
+    } else {
+        blocks2.get_mut(..1).unwrap_or_default()
+    };
+    if let Some(last) = used.last_mut().and_then(|b| b.last_chunk_mut::<8>()) {
+        *last = bits;
+    }
+    sha2::block_api::compress256(state, used);
+    for (o, w) in out.chunks_exact_mut(4).zip(state.iter()) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+}
+
+/// `SHA256(prefix ‖ data)` for a 32-byte prefix, straight on the compression function: no
+/// `Digest` buffering, each input byte copied at most once (the first and last block only).
+pub(super) fn sha256_after_prefix(prefix: &[u8; 32], data: &[u8]) -> [u8; 32] {
+    let mut state = SHA256_H0;
+    let mut out = [0u8; 32];
+    let total = data.len().saturating_add(32);
+    match data.split_first_chunk::<32>() {
+        Some((head, rest)) => {
+            let mut first = Wiped::<64>::new();
+            let (a, b) = first.0.split_at_mut(32);
+            a.copy_from_slice(prefix);
+            b.copy_from_slice(head);
+            compress1(&mut state, &first.0);
+            sha256_finish(&mut state, rest, total, &mut out);
+        }
+        None => {
+            // Shorter than one block with the prefix: hash it as one tail.
+            let mut all = Wiped::<64>::new();
+            let (a, b) = all.0.split_at_mut(32);
+            a.copy_from_slice(prefix);
+            let n = data.len();
+            if let Some(dst) = b.get_mut(..n) {
+                dst.copy_from_slice(data);
+            }
+            sha256_finish(
+                &mut state,
+                all.0.get(..total).unwrap_or(&[]),
+                total,
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+/// SHA-256 of a 52-byte input given as `head ‖ tail` (16 + 36 or 36 + 16 bytes): one block,
+/// padding precomputed. Returns the state words (the digest is their big-endian bytes).
+#[inline(always)]
+fn sha256_52(head: &[u8], tail: &[u8]) -> Zeroizing<[u32; 8]> {
+    let mut block = Wiped::<64>::new();
+    let (h, rest) = block.0.split_at_mut(head.len().min(52));
+    h.copy_from_slice(head.get(..h.len()).unwrap_or(&[]));
+    if let Some(t) = rest.get_mut(..tail.len()) {
+        t.copy_from_slice(tail);
+    }
+    if let Some(b) = block.0.get_mut(52) {
+        *b = 0x80;
+    }
+    // Length in bits, 52 * 8 = 416 = 0x01a0, big-endian in the last 8 bytes.
+    if let Some(l) = block.0.last_chunk_mut::<2>() {
+        *l = [0x01, 0xa0];
+    }
+    let mut state = Zeroizing::new(SHA256_H0);
+    compress1(&mut state, &block.0);
+    state
+}
+
+/// The MTProto 2.0 KDF: `(aes_key, aes_iv)` from `auth_key` and `msg_key`
+/// (`mtproto_description.md`, "Defining AES Key and Initialization Vector"). Both are wiped
+/// when dropped, as is every intermediate.
+pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
+    // Both hashes are of 52 bytes: one compression each.
+    let a = sha256_52(msg_key, key.substr_x(0, side, 36));
+    let b = sha256_52(key.substr_x(40, side, 36), msg_key);
+    // aes_key = a[0..8] ‖ b[8..24] ‖ a[24..32]; aes_iv = b[0..8] ‖ a[8..24] ‖ b[24..32]:
+    // in 32-bit words, key = a0 a1 b2 b3 b4 b5 a6 a7 and iv = b0 b1 a2 a3 a4 a5 b6 b7.
     let mut aes_key = Zeroizing::new([0u8; 32]);
     let mut aes_iv = Zeroizing::new([0u8; 32]);
-    // aes_key = a[0..8] ‖ b[8..24] ‖ a[24..32]; aes_iv = b[0..8] ‖ a[8..24] ‖ b[24..32].
-    for (i, (k, v)) in aes_key.iter_mut().zip(aes_iv.iter_mut()).enumerate() {
-        let (from_k, from_v) = if (8..24).contains(&i) {
-            (&b, &a)
+    for (i, ((k, v), (wa, wb))) in aes_key
+        .chunks_exact_mut(4)
+        .zip(aes_iv.chunks_exact_mut(4))
+        .zip(a.iter().zip(b.iter()))
+        .enumerate()
+    {
+        let (wk, wv) = if (2..6).contains(&i) {
+            (wb, wa)
         } else {
-            (&a, &b)
+            (wa, wb)
         };
-        *k = from_k.get(i).copied().unwrap_or(0);
-        *v = from_v.get(i).copied().unwrap_or(0);
+        k.copy_from_slice(&wk.to_be_bytes());
+        v.copy_from_slice(&wv.to_be_bytes());
     }
     (aes_key, aes_iv)
 }
+
+/// An AES-256 key and IGE IV, wiped on drop: what [`kdf`] returns.
+pub type KeyIv = (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>);
 
 /// Client msg_ids are even, server msg_ids odd (`mtproto_security_guidelines.md`).
 fn msg_id_parity_ok(sender: Side, msg_id: i64) -> bool {
@@ -350,7 +506,7 @@ where
 
     let large = msg_key_large(key, side, plaintext);
     let msg_key = msg_key_of(&large);
-    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &msg_key);
+    let (aes_key, aes_iv) = kdf(key, side, &msg_key);
     ige::aes256_ige_encrypt(&aes_key, &aes_iv, plaintext)
         .map_err(|_| EncryptError::BadBodyLength)?;
 
@@ -507,10 +663,11 @@ pub fn decrypt_message<'a>(
     }
     let msg_key: [u8; 16] = mk.try_into().map_err(|_| DecryptError::TooShort)?;
 
-    let (aes_key, aes_iv) = kdf_zeroizing(key, side, &msg_key);
-    ige::aes256_ige_decrypt(&aes_key, &aes_iv, plaintext)
+    let (aes_key, aes_iv) = kdf(key, side, &msg_key);
+    let prefix = msg_key_prefix(key, side);
+    // IGE-decrypt the whole encrypted part and hash all of it (`msg_key_large`), in one pass.
+    let large = ige::aes256_ige_decrypt_sha256(&aes_key, &aes_iv, prefix, plaintext)
         .map_err(|_| DecryptError::NotBlockAligned)?;
-    let large = msg_key_large(key, side, plaintext);
     // From here on: one opaque error.
     if !ct_eq(&msg_key_of(&large), &msg_key) {
         return Err(DecryptError::Rejected);
@@ -574,7 +731,10 @@ mod tests {
     fn policy_ranges_are_aligned_and_in_bounds() {
         for body_len in (0..4096).step_by(4) {
             for policy in [
-                PaddingPolicy::default(),
+                PaddingPolicy::Random {
+                    min: MIN_PADDING,
+                    max: MAX_PADDING,
+                },
                 PaddingPolicy::Bucket,
                 PaddingPolicy::Random { min: 12, max: 27 },
                 PaddingPolicy::Random {
@@ -592,8 +752,112 @@ mod tests {
             }
         }
         // Huge bodies do not overflow.
-        assert_eq!(PaddingPolicy::default().range(usize::MAX), None);
-        assert!(PaddingPolicy::default().range(usize::MAX - 32).is_some());
+        let whole = PaddingPolicy::Random {
+            min: MIN_PADDING,
+            max: MAX_PADDING,
+        };
+        assert_eq!(whole.range(usize::MAX), None);
+        assert!(whole.range(usize::MAX - 32).is_some());
         assert_eq!(PaddingPolicy::Bucket.range(usize::MAX), None);
+    }
+
+    /// The block-level SHA-256 helpers against `sha2`'s `Digest` (an independent path through
+    /// its buffering and padding) at every length around the block and padding boundaries.
+    #[test]
+    fn sha256_after_prefix_matches_digest() {
+        use sha2::{Digest, Sha256};
+        let prefix: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0x5c);
+        let data: alloc::vec::Vec<u8> = (0..700u32).map(|i| (i * 7 + 1) as u8).collect();
+        for n in 0..data.len() {
+            let mut h = Sha256::new();
+            h.update(prefix);
+            h.update(&data[..n]);
+            let want: [u8; 32] = h.finalize().into();
+            assert_eq!(sha256_after_prefix(&prefix, &data[..n]), want, "len {n}");
+        }
+    }
+
+    /// The one-block KDF hashes against `sha2`'s `Digest`.
+    #[test]
+    fn sha256_52_matches_digest() {
+        use sha2::{Digest, Sha256};
+        let a: [u8; 16] = core::array::from_fn(|i| i as u8 ^ 0xa5);
+        let b: [u8; 36] = core::array::from_fn(|i| (i as u8).wrapping_mul(13));
+        for (head, tail) in [(&a[..], &b[..]), (&b[..], &a[..])] {
+            let words = sha256_52(head, tail);
+            let mut got = [0u8; 32];
+            for (o, w) in got.chunks_exact_mut(4).zip(words.iter()) {
+                o.copy_from_slice(&w.to_be_bytes());
+            }
+            let want: [u8; 32] = Sha256::new()
+                .chain_update(head)
+                .chain_update(tail)
+                .finalize()
+                .into();
+            assert_eq!(got, want);
+        }
+    }
+
+    /// The fused decrypt+hash equals the two separate passes (the plain IGE decryption and
+    /// `SHA256(prefix ‖ plaintext)` through `Digest`) at every block count from 0 to 70 and a
+    /// few large ones, so every remainder of the 4-block loop and every tail length is hit.
+    #[test]
+    fn fused_decrypt_hash_matches_two_passes() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        use sha2::{Digest, Sha256};
+        let mut rng = ChaCha20Rng::seed_from_u64(0xf05e);
+        for blocks in (0..70usize).chain([255, 256, 257, 1024, 4099]) {
+            let mut key = [0u8; 32];
+            let mut iv = [0u8; 32];
+            let mut prefix = [0u8; 32];
+            let mut buf = alloc::vec![0u8; blocks * 16];
+            rng.fill_bytes(&mut key);
+            rng.fill_bytes(&mut iv);
+            rng.fill_bytes(&mut prefix);
+            rng.fill_bytes(&mut buf);
+            let mut two_pass = buf.clone();
+            ige::aes256_ige_decrypt(&key, &iv, &mut two_pass).unwrap();
+            let want: [u8; 32] = Sha256::new()
+                .chain_update(prefix)
+                .chain_update(&two_pass)
+                .finalize()
+                .into();
+            let got = ige::aes256_ige_decrypt_sha256(&key, &iv, &prefix, &mut buf).unwrap();
+            assert_eq!(buf, two_pass, "{blocks} blocks");
+            assert_eq!(got, want, "{blocks} blocks");
+        }
+        let mut odd = [0u8; 33];
+        assert!(ige::aes256_ige_decrypt_sha256(&[0; 32], &[0; 32], &[0; 32], &mut odd).is_err());
+        assert_eq!(odd, [0u8; 33]);
+    }
+
+    /// `kdf` against the spec formulas written out with `sha2`'s `Digest` and byte ranges.
+    #[test]
+    fn kdf_matches_spec_formulas() {
+        use sha2::{Digest, Sha256};
+        let mut raw = [0u8; 256];
+        for (i, b) in raw.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(31).wrapping_add(11);
+        }
+        let key = AuthKey::from_bytes(raw);
+        let msg_key: [u8; 16] = core::array::from_fn(|i| 0xf0 ^ i as u8);
+        for (side, x) in [(Side::Client, 0usize), (Side::Server, 8)] {
+            let a: [u8; 32] = Sha256::new()
+                .chain_update(msg_key)
+                .chain_update(&raw[x..x + 36])
+                .finalize()
+                .into();
+            let b: [u8; 32] = Sha256::new()
+                .chain_update(&raw[40 + x..76 + x])
+                .chain_update(msg_key)
+                .finalize()
+                .into();
+            let want_key = [&a[0..8], &b[8..24], &a[24..32]].concat();
+            let want_iv = [&b[0..8], &a[8..24], &b[24..32]].concat();
+            let (k, iv) = kdf(&key, side, &msg_key);
+            assert_eq!(&k[..], &want_key[..]);
+            assert_eq!(&iv[..], &want_iv[..]);
+        }
     }
 }
