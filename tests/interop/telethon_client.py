@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""Interop: Telethon, an independent MTProto implementation, against our demo server.
+"""Interop: Telethon, an independent MTProto implementation, against `mtproto serve`.
 
 For each Telethon connection class (plain TCP framings, obfuscated2, MTProxy with a plain and a
 `dd` secret, and fake TLS with an `ee` secret through the TelethonFakeTLS add-on) this script
-connects to `cargo run --example demo -- --serve ...` over loopback and:
+connects to `mtproto serve --listen ...` over loopback and:
   1. runs Telethon's own auth-key handshake (`telethon.network.authenticator.do_authentication`
      through `MTProtoPlainSender`): req_pq_multi, req_DH_params with p_q_inner_data encrypted
      the legacy way (SHA1 + data + padding, hence the server's `--legacy-rsa`),
      set_client_DH_params, and Telethon's own new_nonce_hash / DH range checks;
   2. exchanges MTProto 2.0 messages with `MTProtoState` (Telethon's KDF, IGE and msg_key checks in
      both directions, its session_id / msg_id parity / msg_id time-window checks on replies):
-     ping -> pong, two opaque requests (small, 64 KiB) -> rpc_result echoes, a second ping;
+     starting with salt 0 (the server's bad_server_salt gives the real one, as with Telegram):
+     ping -> pong, `test.echo` at several sizes -> `test.echoed`, an unknown method
+     (help.getCountriesList) -> rpc_error 400 METHOD_NOT_IMPLEMENTED, a second ping;
   3. prints `KEY <auth_key_id> <transport label>` so the harness can compare the key id Telethon
-     derived with the one the server logged, and the transport the server detected.
+     derived with the one the server logged, and the transport the server detected;
+  4. opens a second connection with the same auth key (a new session): ping and echo again.
+One `PASS <case>` / `FAIL <case>: why` line per case.
 
 `--mode reject` / `--mode legacy-off` run negative cases instead: an unknown MTProxy secret, a
 fake-TLS ClientHello made with an unknown secret, a flipped ciphertext bit, a flipped msg_key bit, a wrong auth_key_id (each after a working ping),
@@ -36,19 +40,49 @@ from telethon.crypto import AuthKey
 from telethon.crypto import rsa as telethon_rsa
 from telethon.network import authenticator
 from telethon.errors import InvalidBufferError
+from telethon.extensions import BinaryReader
 from telethon.network import connection as conns
 from telethon.network.mtprotoplainsender import MTProtoPlainSender
 from telethon.network.mtprotostate import MTProtoState
-from telethon.tl.core import RpcResult
+from telethon.tl.alltlobjects import tlobjects
+from telethon.tl.core import MessageContainer, RpcResult
 from telethon.tl.functions import PingRequest
 from telethon.tl.functions.help import GetCountriesListRequest
-from telethon.tl.functions.upload import SaveFilePartRequest
-from telethon.tl.types import Pong
+from telethon.tl.tlobject import TLObject, TLRequest
+from telethon.tl.types import BadMsgNotification, BadServerSalt, Pong
 from TelethonFakeTLS import ConnectionTcpMTProxyFakeTLS
 
 STEP_TIMEOUT = 20  # seconds, for each network step
 CASE_TIMEOUT = 90  # seconds, for a whole connection
 DC_ID = 2
+ECHO_SIZES = (0, 17, 1000, 100_000)
+
+
+class EchoRequest(TLRequest):
+    """`test.echo#c0de0001 data:bytes = test.Echoed;` (the server's test method, README)."""
+    CONSTRUCTOR_ID = 0xC0DE0001
+    SUBCLASS_OF_ID = 0xC0DE0002
+
+    def __init__(self, data):
+        self.data = data
+
+    def _bytes(self):
+        return struct.pack("<I", self.CONSTRUCTOR_ID) + self.serialize_bytes(self.data)
+
+
+class Echoed(TLObject):
+    """`test.echoed#c0de0002 data:bytes = test.Echoed;`"""
+    CONSTRUCTOR_ID = 0xC0DE0002
+
+    def __init__(self, data):
+        self.data = data
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(reader.tgread_bytes())
+
+
+tlobjects[Echoed.CONSTRUCTOR_ID] = Echoed
 
 
 class Loggers(dict):
@@ -114,18 +148,71 @@ def check(condition, what):
 
 
 async def call(conn, state, request_bytes):
-    """Encrypts one content-related message with MTProtoState, returns (msg_id, TLMessage)."""
-    buf = io.BytesIO()
-    msg_id = state.write_data_as_message(buf, request_bytes, content_related=True)
-    await asyncio.wait_for(conn.send(state.encrypt_message_data(buf.getvalue())), STEP_TIMEOUT)
-    data = await asyncio.wait_for(conn.recv(), STEP_TIMEOUT)
-    # Checks auth_key_id, msg_key (SHA-256 of our decryption), session_id, odd msg_id, duplicate
-    # ids and the msg_id time window; returns None for a message it decided to ignore.
-    message = state.decrypt_message_data(data)
-    check(message is not None, "Telethon ignored the server's reply (msg_id out of window?)")
-    check(message.msg_id % 4 == 1, f"server msg_id {message.msg_id:#x} is not 1 mod 4")
-    check(message.seq_no % 2 == 1, f"reply seq_no {message.seq_no} is not content-related")
-    return msg_id, message
+    """Sends one content-related message with MTProtoState and reads until its answer (pong or
+    rpc_result), skipping service messages (new_session_created, msgs_ack) and resending once
+    per bad_server_salt with the salt it carries. Returns (msg_id, TLMessage of the answer)."""
+    for _ in range(3):
+        buf = io.BytesIO()
+        msg_id = state.write_data_as_message(buf, request_bytes, content_related=True)
+        await asyncio.wait_for(conn.send(state.encrypt_message_data(buf.getvalue())),
+                               STEP_TIMEOUT)
+        resend = False
+        while not resend:
+            data = await asyncio.wait_for(conn.recv(), STEP_TIMEOUT)
+            # Checks auth_key_id, msg_key (SHA-256 of our decryption), session_id, odd msg_id,
+            # duplicate ids and the msg_id time window; None for a message it decided to ignore.
+            message = state.decrypt_message_data(data)
+            check(message is not None, "Telethon ignored the server's reply (msg_id window?)")
+            check(message.msg_id % 4 == 1 or message.msg_id % 4 == 3,
+                  f"server msg_id {message.msg_id:#x} is not odd")
+            state.replies.append(message.msg_id)
+            inner = (message.obj.messages if isinstance(message.obj, MessageContainer)
+                     else [message])
+            for m in inner:
+                obj = m.obj
+                if isinstance(obj, BadServerSalt):
+                    check(obj.bad_msg_id == msg_id, "bad_server_salt for another message")
+                    state.salt = obj.new_server_salt
+                    state.bad_salts += 1
+                    resend = True
+                elif isinstance(obj, BadMsgNotification):
+                    raise AssertionError(f"bad_msg_notification {obj.error_code}")
+                elif isinstance(obj, Pong) and obj.msg_id == msg_id:
+                    return msg_id, m
+                elif isinstance(obj, RpcResult) and obj.req_msg_id == msg_id:
+                    check(m.seq_no % 2 == 1, f"reply seq_no {m.seq_no} not content-related")
+                    return msg_id, m
+    raise AssertionError("salt not accepted after 3 bad_server_salt")
+
+
+def new_state(auth_key, time_offset, loggers):
+    state = MTProtoState(auth_key, loggers=loggers)
+    state.time_offset = time_offset
+    state.replies = []
+    state.bad_salts = 0
+    return state
+
+
+async def ping(conn, state):
+    ping_id = struct.unpack("<q", os.urandom(8))[0]
+    msg_id, message = await call(conn, state, bytes(PingRequest(ping_id)))
+    pong = message.obj
+    check(isinstance(pong, Pong), f"ping answered with {type(pong).__name__}")
+    check(pong.ping_id == ping_id, "pong carries another ping_id")
+
+
+async def echo_all(conn, state):
+    for n in ECHO_SIZES:
+        payload = os.urandom(n)
+        request = bytes(EchoRequest(payload))
+        _, message = await call(conn, state, request)
+        result = message.obj
+        check(result.error is None, f"echo({n}): rpc_error {result.error}")
+        # Telethon keeps the rest of the plaintext: the answer, then the padding.
+        echoed = Echoed.from_reader(BinaryReader(result.body[4:]))
+        check(result.body[:4] == struct.pack("<I", Echoed.CONSTRUCTOR_ID),
+              f"echo({n}) answered with another constructor")
+        check(echoed.data == payload, f"echo({n}) payload differs")
 
 
 async def run_case(cls, proxy, label, port, loggers):
@@ -141,35 +228,33 @@ async def run_case(cls, proxy, label, port, loggers):
         check(len(auth_key.key) == 256, "auth key is not 2048 bits")
 
         # 2. MTProto 2.0 messages with the new key.
-        state = MTProtoState(auth_key, loggers=loggers)
-        state.time_offset = time_offset
-        replies = []
-        for round_ in range(2):
-            ping_id = struct.unpack("<q", os.urandom(8))[0]
-            msg_id, message = await call(conn, state, bytes(PingRequest(ping_id)))
-            pong = message.obj
-            check(isinstance(pong, Pong), f"ping answered with {type(pong).__name__}")
-            check(pong.ping_id == ping_id, "pong carries another ping_id")
-            check(pong.msg_id == msg_id, "pong answers another msg_id")
-            replies.append(message.msg_id)
-            if round_ == 0:
-                # A small request, then a 64 KiB one (random bytes, so Telethon does not gzip
-                # it): long frames (abridged 0x7f lengths), many TCP reads, big IGE messages.
-                for request in (
-                    bytes(GetCountriesListRequest(lang_code="interop-" + label, hash=0)),
-                    bytes(SaveFilePartRequest(file_id=1, file_part=0, bytes=os.urandom(65536))),
-                ):
-                    msg_id, message = await call(conn, state, request)
-                    result = message.obj
-                    check(isinstance(result, RpcResult),
-                          f"echo answered with {type(result).__name__}")
-                    check(result.req_msg_id == msg_id, "rpc_result answers another msg_id")
-                    check(result.error is None, f"rpc_error {result.error}")
-                    # Telethon keeps the rest of the plaintext: the echoed request, then padding.
-                    check(result.body[:len(request)] == request, "echoed request differs")
-                    replies.append(message.msg_id)
-        check(replies == sorted(set(replies)), "server msg_ids are not strictly increasing")
-        return auth_key.key_id, time_offset
+        state = new_state(auth_key, time_offset, loggers)
+        await ping(conn, state)
+        await echo_all(conn, state)
+        request = bytes(GetCountriesListRequest(lang_code="interop-" + label, hash=0))
+        _, message = await call(conn, state, request)
+        err = message.obj.error
+        check(err is not None, "an unknown method was answered without rpc_error")
+        check((err.error_code, err.error_message) == (400, "METHOD_NOT_IMPLEMENTED"),
+              f"rpc_error {err.error_code} {err.error_message}")
+        await ping(conn, state)
+        check(state.replies == sorted(set(state.replies)),
+              "server msg_ids are not strictly increasing")
+        return auth_key, time_offset, state.bad_salts
+    finally:
+        await conn.disconnect()
+
+
+async def run_reuse(cls, proxy, port, auth_key, time_offset, loggers):
+    """A second connection with the key made earlier: a new session, ping and echo."""
+    if proxy is not None:
+        proxy = (proxy[0], port, proxy[2])
+    conn = cls("127.0.0.1", port, DC_ID, loggers=loggers, proxy=proxy)
+    await asyncio.wait_for(conn.connect(timeout=STEP_TIMEOUT), STEP_TIMEOUT + 5)
+    try:
+        state = new_state(auth_key, time_offset, loggers)
+        await ping(conn, state)
+        await echo_all(conn, state)
     finally:
         await conn.disconnect()
 
@@ -197,8 +282,7 @@ async def handshake_and_ping(port, loggers):
     sender = MTProtoPlainSender(conn, loggers=loggers)
     auth_key, time_offset = await asyncio.wait_for(
         authenticator.do_authentication(sender), STEP_TIMEOUT)
-    state = MTProtoState(auth_key, loggers=loggers)
-    state.time_offset = time_offset
+    state = new_state(auth_key, time_offset, loggers)
     # The connection works before we tamper with anything.
     _, message = await call(conn, state, bytes(PingRequest(7)))
     check(isinstance(message.obj, Pong), "no pong before tampering")
@@ -273,9 +357,9 @@ async def run_negative(mode, port, loggers):
             how = await asyncio.wait_for(case(port, loggers), CASE_TIMEOUT)
         except Exception as e:
             failures += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
+            print(f"FAIL telethon {name}: {type(e).__name__}: {e}")
             continue
-        print(f"ok   {name}: refused ({how})")
+        print(f"PASS telethon {name}: refused ({how})")
         print(f"REFUSED {name}")
     print(f"telethon negative ({mode}): {len(negative_cases(mode)) - failures} ok, "
           f"{failures} failed")
@@ -321,20 +405,29 @@ async def main():
 
     failures = 0
     for cls, proxy, label in cases(args.secret, args.dd_secret, args.ee_secret):
+        name = f"telethon {cls.__name__}"
         try:
-            key_id, offset = await asyncio.wait_for(
+            auth_key, offset, salts = await asyncio.wait_for(
                 run_case(cls, proxy, label, args.port, loggers), CASE_TIMEOUT)
         except Exception as e:  # report every case, then fail
             failures += 1
-            print(f"FAIL {cls.__name__}: {type(e).__name__}: {e}")
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
             continue
-        print(f"ok   {cls.__name__}: handshake, ping/pong, echo 2x, ping/pong "
-              f"(auth_key_id {key_id:016x}, time offset {offset} s)")
-        print(f"KEY {key_id:016x} {label}")
+        print(f"PASS {name}: handshake, ping, echo {list(ECHO_SIZES)}, rpc_error, ping "
+              f"(auth_key_id {auth_key.key_id:016x}, time offset {offset} s, "
+              f"bad_server_salt x{salts})")
+        print(f"KEY {auth_key.key_id:016x} {label}")
+        try:
+            await asyncio.wait_for(
+                run_reuse(cls, proxy, args.port, auth_key, offset, loggers), CASE_TIMEOUT)
+            print(f"PASS {name} key reuse: new connection and session, ping, echo")
+        except Exception as e:
+            failures += 1
+            print(f"FAIL {name} key reuse: {type(e).__name__}: {e}")
     if AuthKey2048.padded:
         print(f"note: Telethon dropped the leading zero byte(s) of {AuthKey2048.padded} auth "
               "key(s); padded back to 256 bytes (see AuthKey2048)")
-    print(f"telethon interop: {case_count('interop') - failures} ok, {failures} failed")
+    print(f"telethon interop: {failures} failed")
     return 1 if failures else 0
 
 

@@ -1,0 +1,143 @@
+//! `mtproto serve`: the test server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mtproto_core::handshake::RsaPrivateKey;
+
+use super::{CliError, parse_secret};
+use crate::server::{Server, ServerOptions};
+
+/// Arguments of `mtproto serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:4430")]
+    pub listen: String,
+    /// The server's RSA private key: a text file with lines `n=HEX`, `e=HEX`, `d=HEX`, `p=HEX`,
+    /// `q=HEX` (big-endian). Default: the built-in demo key (for tests only).
+    #[arg(long)]
+    pub rsa_key: Option<PathBuf>,
+    /// An MTProxy secret to accept (hex; plain 16 bytes, `dd` + 16 bytes, or `ee` + 16 bytes +
+    /// domain). Repeatable.
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// Also accept the legacy RSA padding (SHA1 + data + random) older clients such as Telethon
+    /// and Pyrogram use for p_q_inner_data.
+    #[arg(long)]
+    pub legacy_rsa: bool,
+    /// Exit after this many connections (tests).
+    #[arg(long)]
+    pub max_conns: Option<u64>,
+    /// Seed the server's random source (tests).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+fn read_rsa_key(path: &PathBuf) -> Result<RsaPrivateKey, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError(format!("--rsa-key {}: {e}", path.display())))?;
+    let mut parts: [Option<Vec<u8>>; 5] = Default::default();
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let Some((name, hex)) = line.split_once('=') else {
+            return super::fail(format!(
+                "--rsa-key {}: expected NAME=HEX lines",
+                path.display()
+            ));
+        };
+        let idx = match name.trim() {
+            "n" => 0,
+            "e" => 1,
+            "d" => 2,
+            "p" => 3,
+            "q" => 4,
+            other => {
+                return super::fail(format!(
+                    "--rsa-key {}: unknown field {other}",
+                    path.display()
+                ));
+            }
+        };
+        parts[idx] =
+            Some(decode_hex(hex.trim()).ok_or_else(|| {
+                CliError(format!("--rsa-key {}: {name} is not hex", path.display()))
+            })?);
+    }
+    let [Some(n), Some(e), Some(d), Some(p), Some(q)] = parts else {
+        return super::fail(format!(
+            "--rsa-key {}: needs n, e, d, p and q",
+            path.display()
+        ));
+    };
+    RsaPrivateKey::from_be(&n, &e, &d, &p, &q)
+        .map_err(|e| CliError(format!("--rsa-key {}: {e}", path.display())))
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
+    let rsa = match &a.rsa_key {
+        Some(p) => read_rsa_key(p)?,
+        None => RsaPrivateKey::demo(),
+    };
+    let secrets = a
+        .secret
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let public = rsa.public_key().clone();
+    let server = Server::bind(
+        &a.listen,
+        ServerOptions {
+            rsa_keys: vec![rsa],
+            secrets,
+            legacy_rsa: a.legacy_rsa,
+            max_conns: a.max_conns,
+            seed: a.seed.map(|s| {
+                let mut b = [0u8; 32];
+                b[..8].copy_from_slice(&s.to_le_bytes());
+                b
+            }),
+            key_store: None,
+            print_events: true,
+        },
+    )
+    .map_err(|e| CliError(format!("--listen {}: {e}", a.listen)))?;
+    let addr = server.local_addr()?;
+    // Machine-readable lines (tests/interop/run.sh reads them), then one line per event.
+    println!(
+        "rsa: fingerprint={:016x} n={} e=010001",
+        public.fingerprint(),
+        public
+            .modulus_be()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    println!(
+        "serving on {addr} (transports auto-detected; ping, test.echo; rpc_error 400 for anything else)"
+    );
+    let stats = server.run_foreground();
+    println!(
+        "stopped: {} connections, {} failed, {} keys created, {} requests",
+        stats.connections, stats.failed, stats.handshakes, stats.requests
+    );
+    Ok(if stats.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

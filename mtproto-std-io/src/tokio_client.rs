@@ -1,0 +1,341 @@
+//! The tokio client (feature `tokio`): one task owns the socket and the core connection;
+//! [`TokioClient`] handles send it commands. [`TokioClient::invoke`] returns a future; dropping
+//! it before the answer cancels the request in the core (`rpc_drop_answer` if it was sent).
+//! At most [`ClientConfig::max_in_flight`] requests are in flight: further callers wait for a
+//! permit, so memory does not grow with the number of callers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mtproto_core::connection::{CloseReason, RequestId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::driver::{CallError, ClientConfig, ClientError, Engine, Outcome, State};
+
+type Answer = Result<Bytes, CallError>;
+
+enum Command {
+    Invoke {
+        token: u64,
+        body: Bytes,
+        reply: oneshot::Sender<Answer>,
+    },
+    Cancel {
+        token: u64,
+    },
+    Ping {
+        reply: oneshot::Sender<Result<Duration, CallError>>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A handle to the client task (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct TokioClient {
+    commands: mpsc::UnboundedSender<Command>,
+    permits: Arc<Semaphore>,
+    next_token: Arc<std::sync::atomic::AtomicU64>,
+    request_timeout: Duration,
+    auth_key_id: i64,
+}
+
+/// Cancels the request if the future is dropped before its answer.
+struct CancelOnDrop {
+    token: u64,
+    commands: mpsc::UnboundedSender<Command>,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.commands.send(Command::Cancel { token: self.token });
+        }
+    }
+}
+
+impl TokioClient {
+    /// Opens (and locks) the key file, connects and waits until requests can flow; the task
+    /// runs on the current runtime until [`close`](Self::close) or a fatal error.
+    pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        let engine = Engine::new(&config)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        let request_timeout = config.request_timeout;
+        let task = Task {
+            addr: config.addr.clone(),
+            connect_timeout: config.connect_timeout,
+            engine,
+            rx,
+            ready: Some(ready_tx),
+            pending: HashMap::new(),
+            by_id: HashMap::new(),
+            pings: HashMap::new(),
+        };
+        tokio::spawn(task.run());
+        let auth_key_id = ready_rx.await.map_err(|_| ClientError::Closed)??;
+        Ok(Self {
+            commands: tx,
+            permits,
+            next_token: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            request_timeout,
+            auth_key_id,
+        })
+    }
+
+    /// The auth key id.
+    pub fn auth_key_id(&self) -> i64 {
+        self.auth_key_id
+    }
+
+    /// Sends a request (serialized TL) and waits for its answer (the configured timeout).
+    pub async fn invoke(&self, body: impl Into<Bytes>) -> Result<Bytes, CallError> {
+        self.invoke_timeout(body, self.request_timeout).await
+    }
+
+    /// [`invoke`](Self::invoke) with its own timeout.
+    pub async fn invoke_timeout(
+        &self,
+        body: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CallError::Client(ClientError::Closed))?;
+        let token = self
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let closed = || CallError::Client(ClientError::Closed);
+        self.commands
+            .send(Command::Invoke {
+                token,
+                body: body.into(),
+                reply,
+            })
+            .map_err(|_| closed())?;
+        let mut guard = CancelOnDrop {
+            token,
+            commands: self.commands.clone(),
+            armed: true,
+        };
+        let r = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(_)) => Err(closed()),
+            Err(_) => return Err(CallError::Timeout), // the guard cancels it
+        };
+        guard.armed = false;
+        r
+    }
+
+    /// Pings the server; the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, CallError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Ping { reply })
+            .map_err(|_| CallError::Client(ClientError::Closed))?;
+        match tokio::time::timeout(self.request_timeout, answer).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(CallError::Client(ClientError::Closed)),
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    /// Saves the key, sends what is queued and closes the socket.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Close { reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+struct Task {
+    addr: String,
+    connect_timeout: Duration,
+    engine: Engine,
+    rx: mpsc::UnboundedReceiver<Command>,
+    ready: Option<oneshot::Sender<Result<i64, ClientError>>>,
+    pending: HashMap<u64, (RequestId, oneshot::Sender<Answer>)>,
+    by_id: HashMap<RequestId, u64>,
+    pings: HashMap<i64, oneshot::Sender<Result<Duration, CallError>>>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut read_buf = BytesMut::with_capacity(64 * 1024);
+        let mut out = Vec::new();
+        let mut stream: Option<TcpStream> = None;
+        loop {
+            if let Some(f) = self.engine.fatal.clone()
+                && self.engine.state == State::Closed
+            {
+                self.fail_all(|| f.to_error());
+                return;
+            }
+            if stream.is_none() && self.engine.state != State::Draining {
+                tokio::time::sleep(self.engine.connect_delay()).await;
+                self.engine.on_attempt();
+                let attempt =
+                    tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "connect timeout",
+                            ))
+                        });
+                match attempt {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        stream = Some(s);
+                        self.engine.on_connected();
+                    }
+                    Err(e) => {
+                        self.engine.on_connect_failed(&e);
+                        continue;
+                    }
+                }
+            }
+            // Send what the core has.
+            out.clear();
+            self.engine.transmit(&mut out);
+            if !out.is_empty()
+                && let Some(s) = stream.as_mut()
+                && let Err(e) = s.write_all(&out).await
+            {
+                stream = None;
+                self.engine.on_socket_closed(&format!("write: {e}"));
+            }
+            if self.engine.state == State::Draining {
+                if let Some(mut s) = stream.take() {
+                    let _ = s.shutdown().await;
+                }
+                self.engine.state = State::Closed;
+                continue;
+            }
+            self.sort_outcomes(&mut stream);
+            if self.engine.state == State::Ready
+                && let Some(tx) = self.ready.take()
+            {
+                let _ = tx.send(Ok(self.engine.conn.auth_key().map_or(0, |k| k.id())));
+            }
+            let Some(s) = stream.as_mut() else { continue };
+            let timer = self.engine.next_timer();
+            let sleep = async {
+                match timer {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = s.read_buf(&mut read_buf) => match r {
+                    Ok(0) => {
+                        stream = None;
+                        self.engine.on_socket_closed("closed by the server");
+                    }
+                    Ok(_) => {
+                        self.engine.feed(&read_buf);
+                        read_buf.clear();
+                    }
+                    Err(e) => {
+                        stream = None;
+                        self.engine.on_socket_closed(&format!("read: {e}"));
+                    }
+                },
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => self.engine.start_draining(), // every handle is gone
+                },
+                () = sleep => {}
+            }
+            self.engine.on_timer();
+            self.sort_outcomes(&mut stream);
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Invoke { token, body, reply } => match self.engine.conn.invoke_raw(&body) {
+                Ok(id) => {
+                    self.pending.insert(token, (id, reply));
+                    self.by_id.insert(id, token);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(CallError::Invoke(e)));
+                }
+            },
+            Command::Cancel { token } => {
+                if let Some((id, _)) = self.pending.remove(&token) {
+                    self.by_id.remove(&id);
+                    self.engine.conn.cancel(id);
+                }
+            }
+            Command::Ping { reply } => {
+                let id = self.engine.conn.ping();
+                self.pings.insert(id, reply);
+            }
+            Command::Close { reply } => {
+                self.engine.start_draining();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn sort_outcomes(&mut self, stream: &mut Option<TcpStream>) {
+        let mut outcomes = Vec::new();
+        self.engine.drain(|o| outcomes.push(o));
+        for o in outcomes {
+            match o {
+                Outcome::Answer(id, a) => {
+                    if let Some(token) = self.by_id.remove(&id)
+                        && let Some((_, reply)) = self.pending.remove(&token)
+                    {
+                        let _ = reply.send(a.map(Bytes::from).map_err(CallError::Rpc));
+                    }
+                }
+                Outcome::Update(_) => {}
+                Outcome::Pong { ping_id, rtt } => {
+                    if let Some(reply) = self.pings.remove(&ping_id) {
+                        let _ = reply.send(Ok(rtt));
+                    }
+                }
+                Outcome::Disconnect(reason) => {
+                    *stream = None;
+                    if reason == CloseReason::PongTimeout {
+                        for (_, reply) in self.pings.drain() {
+                            let _ = reply.send(Err(CallError::Timeout));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(f) = self.engine.fatal.clone()
+            && self.engine.state == State::Closed
+        {
+            self.fail_all(|| f.to_error());
+        }
+    }
+
+    fn fail_all(&mut self, err: impl Fn() -> ClientError) {
+        if let Some(tx) = self.ready.take() {
+            let _ = tx.send(Err(err()));
+        }
+        for (_, (_, reply)) in self.pending.drain() {
+            let _ = reply.send(Err(CallError::Client(err())));
+        }
+        self.by_id.clear();
+        for (_, reply) in self.pings.drain() {
+            let _ = reply.send(Err(CallError::Client(err())));
+        }
+    }
+}
