@@ -22,9 +22,9 @@ use mtproto_core::crypto::AuthKey;
 use mtproto_core::session::SavedSession;
 use zeroize::Zeroizing;
 
-const MAGIC: &[u8; 8] = b"MTPKEY01";
+const MAGIC: &[u8; 8] = b"MTPKEY02";
 /// Size of a key file.
-pub const FILE_LEN: usize = 8 + 256 + 8 * 4 + 4;
+pub const FILE_LEN: usize = 8 + 256 + 8 * 4 + 4 + 8;
 
 /// Why the key file cannot be used.
 #[derive(Debug)]
@@ -176,6 +176,8 @@ fn encode(state: &ResumeState) -> Zeroizing<Vec<u8>> {
     v.extend_from_slice(&s.time_offset_secs.to_le_bytes());
     v.extend_from_slice(&s.last_msg_id.to_le_bytes());
     v.extend_from_slice(&s.seq_count.to_le_bytes());
+    // When the key was made (server seconds); i64::MIN: unknown.
+    v.extend_from_slice(&state.key_created_at.unwrap_or(i64::MIN).to_le_bytes());
     v
 }
 
@@ -196,6 +198,7 @@ fn decode(buf: &[u8]) -> Option<ResumeState> {
         ))
     };
     let seq = i32::from_le_bytes(rest.get(32..36)?.try_into().ok()?);
+    let created = i64::from_le_bytes(rest.get(36..44)?.try_into().ok()?);
     Some(ResumeState {
         auth_key: AuthKey::from_bytes(*key_bytes),
         session: SavedSession {
@@ -205,6 +208,7 @@ fn decode(buf: &[u8]) -> Option<ResumeState> {
             last_msg_id: i64_at(3)?,
             seq_count: seq,
         },
+        key_created_at: (created != i64::MIN).then_some(created),
     })
 }
 
@@ -233,6 +237,7 @@ mod tests {
                 last_msg_id: 0x6000_0000_0000_0004,
                 seq_count: 9,
             },
+            key_created_at: Some(1_700_000_000),
         }
     }
 
@@ -246,9 +251,11 @@ mod tests {
         let back = kf.load().unwrap().unwrap();
         assert_eq!(back.auth_key, state().auth_key);
         assert_eq!(back.session, state().session);
+        assert_eq!(back.key_created_at, Some(1_700_000_000));
         let raw = fs::read(&p).unwrap();
         assert_eq!(raw.len(), FILE_LEN);
-        assert_eq!(&raw[..8], b"MTPKEY01");
+        assert_eq!(&raw[..8], b"MTPKEY02");
+        assert_eq!(&raw[FILE_LEN - 8..], &1_700_000_000i64.to_le_bytes());
         assert_eq!(raw[8 + 255], 255);
         assert_eq!(&raw[264..272], &(-2i64).to_le_bytes());
         #[cfg(unix)]

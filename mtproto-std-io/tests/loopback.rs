@@ -207,6 +207,7 @@ fn a_key_the_server_does_not_know_is_reported_never_replaced() {
                 last_msg_id: 0,
                 seq_count: 0,
             },
+            key_created_at: None,
         })
         .unwrap();
     }

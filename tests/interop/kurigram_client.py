@@ -41,14 +41,9 @@ from pyrogram.session.internals import MsgId
 
 # Cases that fail because of a known bug in mtproto-core, reported and not yet fixed. Each prints
 # `XFAIL` (counted apart by run.sh); one that starts passing prints FAIL, so the entry is removed.
-KNOWN_CORE_BUGS = {
-    # transport::Detector only takes a stream for fake TLS when it starts 16 03 01 02, i.e. a
-    # ClientHello record of 0x200..=0x2ff bytes (tdlib's old 517-byte hello); kurigram sends
-    # today's tdlib hello (record length 0x06fe), which is then read as an obfuscated2 init and
-    # refused with "invalid obfuscation init". check_client_hello itself accepts any length.
-    "mtproxy-ee/padded_intermediate":
-        "core Detector ignores fake-TLS ClientHellos longer than 0x2ff bytes",
-}
+# (Empty: the Detector now takes fake-TLS ClientHellos of any record length 0x200..0x3fff, which
+# kurigram's tdlib-style 0x06fe-byte hello needs.)
+KNOWN_CORE_BUGS = {}
 STEP_TIMEOUT = 20
 CASE_TIMEOUT = 120
 DC_ID = 2
