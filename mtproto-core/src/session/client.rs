@@ -19,9 +19,7 @@ use core::fmt;
 
 use rand_core::{CryptoRng, Rng};
 
-use super::container::{
-    self, ContainerIter, MAX_CONTAINER_MESSAGES, MAX_IDS_PER_SERVICE_MESSAGE, OutMessage,
-};
+use super::container::{self, ContainerIter, MAX_CONTAINER_MESSAGES, MAX_IDS_PER_SERVICE_MESSAGE};
 use super::{MsgIdGen, Replay, ReplayWindow, RpcError, SeqNo, ServerClock, gzip};
 use crate::time::{Instant, Now};
 use crate::tl::schema::{functions, types};
@@ -419,6 +417,8 @@ pub struct ClientSession {
     stats: SessionStats,
     closed: bool,
     hold_requests: bool,
+    /// Reused by `poll_message` (no allocation per message for its bookkeeping).
+    inner_scratch: Vec<(i64, i32, usize, usize)>,
     internal_results: VecDeque<InternalResult>,
     rebuilds: Vec<RequestId>,
 }
@@ -497,6 +497,7 @@ impl ClientSession {
             stats: SessionStats::default(),
             closed: false,
             hold_requests: false,
+            inner_scratch: Vec::new(),
             internal_results: VecDeque::new(),
             rebuilds: Vec::new(),
         }
@@ -1039,14 +1040,15 @@ impl ClientSession {
             .max_container_messages
             .clamp(1, MAX_CONTAINER_MESSAGES);
         let max_bytes = self.config.max_container_bytes;
-        // Collected inner messages: (msg_id, seq_no, body range in `out`).
-        let mut inner: Vec<(i64, i32, usize, usize)> = Vec::new();
-        let mut members: Vec<i64> = Vec::new();
+        // Collected inner messages: (msg_id, seq_no, body range in `out`). Each body is written
+        // behind room for its 16-byte inner header, after room for the container header, so the
+        // message is built in place: a container is finished by patching, a single message is
+        // moved to the front. The list itself is a reused buffer.
+        let mut inner = core::mem::take(&mut self.inner_scratch);
+        inner.clear();
         let mut bytes = 0usize;
         let mut first_request = None;
-        // The container header goes first and is patched (or removed) at the end.
         container::write_container_header(out, 0);
-        let header_end = out.len();
 
         // Acknowledgements ride along with anything else.
         if !self.acks.is_empty() {
@@ -1054,15 +1056,10 @@ impl ClientSession {
             self.ack_since = None;
             let msg_id = self.next_msg_id(now);
             let seq_no = self.seq.next(false);
-            let b = out.len();
-            write_tl(
-                out,
-                &types::MsgsAck {
-                    msg_ids: ids.clone(),
-                },
-            );
+            let b = begin_inner(out);
+            write_id_vector(out, types::MsgsAck::CONSTRUCTOR_ID, &ids);
             bytes = bytes.saturating_add(out.len().saturating_sub(b));
-            inner.push((msg_id, seq_no, b, out.len()));
+            inner.push(end_inner(out, b, msg_id, seq_no));
             self.remember(msg_id, Sent::Acks(ids));
         }
         // Service messages.
@@ -1077,7 +1074,7 @@ impl ClientSession {
                 break;
             }
             let msg_id = self.next_msg_id(now);
-            let b = out.len();
+            let b = begin_inner(out);
             let (content, sent) = match item {
                 Item::Ping(ping_id) => {
                     write_tl(
@@ -1107,30 +1104,15 @@ impl ClientSession {
                     (true, Sent::FutureSalts)
                 }
                 Item::StateReq(ids) => {
-                    write_tl(
-                        out,
-                        &types::MsgsStateReq {
-                            msg_ids: ids.clone(),
-                        },
-                    );
+                    write_id_vector(out, types::MsgsStateReq::CONSTRUCTOR_ID, &ids);
                     (true, Sent::StateReq(ids))
                 }
                 Item::Resend(ids) => {
-                    write_tl(
-                        out,
-                        &types::MsgResendReq {
-                            msg_ids: ids.clone(),
-                        },
-                    );
+                    write_id_vector(out, types::MsgResendReq::CONSTRUCTOR_ID, &ids);
                     (true, Sent::Resend(ids))
                 }
                 Item::ResendAns(ids) => {
-                    write_tl(
-                        out,
-                        &types::MsgResendAnsReq {
-                            msg_ids: ids.clone(),
-                        },
-                    );
+                    write_id_vector(out, types::MsgResendAnsReq::CONSTRUCTOR_ID, &ids);
                     (true, Sent::ResendAns(ids))
                 }
                 Item::DropAnswer(req_msg_id) => {
@@ -1150,8 +1132,7 @@ impl ClientSession {
             };
             let seq_no = self.seq.next(content);
             bytes = bytes.saturating_add(out.len().saturating_sub(b));
-            inner.push((msg_id, seq_no, b, out.len()));
-            members.push(msg_id);
+            inner.push(end_inner(out, b, msg_id, seq_no));
             self.remember(msg_id, sent);
         }
         // Requests, in order, while they fit; one too big for a container goes alone.
@@ -1170,7 +1151,7 @@ impl ClientSession {
             self.send_queue.pop_front();
             let msg_id = self.next_msg_id(now);
             let seq_no = self.seq.next(true);
-            let b = out.len();
+            let b = begin_inner(out);
             if let Some(p) = self.requests.get_mut(&id) {
                 out.extend_from_slice(&p.body);
                 p.msg_id = Some(msg_id);
@@ -1178,8 +1159,7 @@ impl ClientSession {
                 p.acked = false;
             }
             bytes = bytes.saturating_add(len);
-            inner.push((msg_id, seq_no, b, out.len()));
-            members.push(msg_id);
+            inner.push(end_inner(out, b, msg_id, seq_no));
             self.remember(msg_id, Sent::Request(id));
             first_request.get_or_insert(id);
             if bytes >= max_bytes {
@@ -1187,14 +1167,13 @@ impl ClientSession {
             }
         }
 
-        match inner.as_slice() {
+        let header = match inner.as_slice() {
             [] => {
                 out.truncate(start);
                 None
             }
-            [(msg_id, seq_no, b, e)] => {
+            &[(msg_id, seq_no, b, e)] => {
                 // One message: no container; move its body to the front.
-                let (msg_id, seq_no, b, e) = (*msg_id, *seq_no, *b, *e);
                 out.copy_within(b..e, start);
                 out.truncate(start.saturating_add(e.saturating_sub(b)));
                 Some(OutHeader {
@@ -1206,28 +1185,15 @@ impl ClientSession {
                 })
             }
             many => {
-                // Rebuild as a container: bodies are in `out[header_end..]` back to back.
-                let bodies = out.split_off(header_end);
-                out.truncate(start);
-                container::write_container_header(out, many.len());
-                for &(msg_id, seq_no, b, e) in many {
-                    let body = bodies
-                        .get(b.saturating_sub(header_end)..e.saturating_sub(header_end))
-                        .unwrap_or_default();
-                    container::write_inner(
-                        out,
-                        &OutMessage {
-                            msg_id,
-                            seq_no,
-                            body,
-                        },
-                    );
+                // A container: its inner headers are in place; patch the count.
+                let count = u32::try_from(many.len()).unwrap_or(u32::MAX).to_le_bytes();
+                if let Some(dst) = out.get_mut(start.saturating_add(4)..start.saturating_add(8)) {
+                    dst.copy_from_slice(&count);
                 }
                 let msg_id = self.next_msg_id(now);
                 let seq_no = self.seq.next(false);
                 let all: Vec<i64> = many.iter().map(|m| m.0).collect();
                 self.remember(msg_id, Sent::Container(all));
-                let _ = members;
                 Some(OutHeader {
                     salt,
                     session_id: self.session_id,
@@ -1236,7 +1202,9 @@ impl ClientSession {
                     first_request,
                 })
             }
-        }
+        };
+        self.inner_scratch = inner;
+        header
     }
 
     /// The request a msg_id carried, if it is still pending (for quick acks).
@@ -1864,6 +1832,43 @@ fn decode_boxed<'a, T>(
     let mut r = Reader::new(body)?;
     r.expect_constructor(id)?;
     f(&mut r)
+}
+
+/// Leaves room for an inner message header (msg_id, seqno, bytes) and returns where the body
+/// starts.
+fn begin_inner(out: &mut Vec<u8>) -> usize {
+    out.extend_from_slice(&[0u8; container::INNER_HEADER_LEN]);
+    out.len()
+}
+
+/// Fills in the inner header in front of the body `out[b..]`; returns the body's entry.
+fn end_inner(out: &mut [u8], b: usize, msg_id: i64, seq_no: i32) -> (i64, i32, usize, usize) {
+    let e = out.len();
+    let len = u32::try_from(e.saturating_sub(b)).unwrap_or(u32::MAX);
+    if let Some(h) = out.get_mut(b.saturating_sub(container::INNER_HEADER_LEN)..b) {
+        let mut w = h.chunks_exact_mut(4);
+        let mut put = |bytes: [u8; 4]| {
+            if let Some(c) = w.next() {
+                c.copy_from_slice(&bytes);
+            }
+        };
+        let id = msg_id.to_le_bytes();
+        put([id[0], id[1], id[2], id[3]]);
+        put([id[4], id[5], id[6], id[7]]);
+        put(seq_no.to_le_bytes());
+        put(len.to_le_bytes());
+    }
+    (msg_id, seq_no, b, e)
+}
+
+/// Writes a boxed `constructor msg_ids:Vector<long>` straight from a slice.
+fn write_id_vector(out: &mut Vec<u8>, constructor: u32, ids: &[i64]) {
+    out.extend_from_slice(&constructor.to_le_bytes());
+    out.extend_from_slice(&crate::tl::VECTOR_ID.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(ids.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
 }
 
 fn write_tl<T: Serialize>(out: &mut Vec<u8>, value: &T) {
