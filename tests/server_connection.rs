@@ -970,18 +970,18 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
         let len = (rng.next_u32() % 24) as usize * 4;
         let mut b = vec![0u8; len];
         rng.fill_bytes(&mut b);
-        if rng.next_u32() % 4 != 0 {
+        if !rng.next_u32().is_multiple_of(4) {
             let ctor = SERVICE[rng.next_u32() as usize % SERVICE.len()];
             b.splice(0..0, ctor.to_le_bytes());
             // Plausible small vector/count fields right after the constructor.
-            if rng.next_u32() % 2 == 0 {
+            if rng.next_u32().is_multiple_of(2) {
                 let n = rng.next_u32() % 4;
                 let at = 4.min(b.len());
                 b.splice(at..at, [0x15, 0xc4, 0xb5, 0x1c]);
                 b.splice(at + 4..at + 4, n.to_le_bytes());
             }
         }
-        if depth == 0 && rng.next_u32() % 8 == 0 {
+        if depth == 0 && rng.next_u32().is_multiple_of(8) {
             let packed = gzip::deflate(&b);
             b = types::GzipPacked {
                 packed_data: &packed,
@@ -994,11 +994,11 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
     let mut seen = (0, 0, 0); // requests, rejected messages, new sessions
     let mut reasons = std::collections::BTreeMap::<String, u32>::new();
     for i in 0..3000u32 {
-        if i % 500 == 0 {
+        if i.is_multiple_of(500) {
             clock.advance_secs(1);
             server.handle_timeout(clock.now());
         }
-        let body = if rng.next_u32() % 5 == 0 {
+        let body = if rng.next_u32().is_multiple_of(5) {
             let n = rng.next_u32() % 6;
             let mut c = Vec::new();
             write_container_header(&mut c, n as usize);
@@ -1020,28 +1020,28 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
             body_of(&mut rng, 0)
         };
         let mut id = client.msg_id(clock);
-        if rng.next_u32() % 10 == 0 {
+        if rng.next_u32().is_multiple_of(10) {
             // ≡ 2 mod 4 (still even for the cipher), or 1000 s in the past.
             id += 2 * (rng.next_u32() % 2) as i64 - (((rng.next_u32() % 2) as i64 * 1000) << 32);
         }
         // Mostly a plausible seq_no (either parity), sometimes a random one.
-        let seq = if rng.next_u32() % 10 == 0 {
+        let seq = if rng.next_u32().is_multiple_of(10) {
             (client.seq.count() * 2 + (rng.next_u32() % 4) as i32 - 2).max(0)
         } else {
-            client.seq.next(rng.next_u32() % 2 == 0)
+            client.seq.next(rng.next_u32().is_multiple_of(2))
         };
-        if rng.next_u32() % 50 == 0 {
+        if rng.next_u32().is_multiple_of(50) {
             client.session_id = rng.next_u64() as i64;
             client.seq = SeqNo::new();
         }
         let salt = client.salt;
-        if rng.next_u32() % 20 == 0 {
+        if rng.next_u32().is_multiple_of(20) {
             client.salt = rng.next_u64() as i64;
         }
         client.send_with(&mut server, clock, &body, id, seq);
         client.salt = salt;
         // The application polls only now and then.
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             for e in events(&mut server) {
                 match e {
                     ServerEvent::Request { id, .. } => {
@@ -1057,7 +1057,7 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
                 }
             }
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let mut sink = Vec::new();
             server.poll_transmit(clock.now(), &mut sink);
         }
