@@ -1168,7 +1168,7 @@ fn quick_acks_are_sent_and_their_backlog_is_bounded() {
     let mut client = Client::connect(Kind::Plain(Framing::Intermediate), 25, &mut server, clock);
     let key = client.handshake(&mut server, clock, None);
     let ping = functions::Ping { ping_id: 1 }.to_vec().unwrap();
-    let mut seal = |client: &mut Client| {
+    let seal = |client: &mut Client| {
         let header = MessageHeader {
             salt: key.server_salt as _,
             session_id: client.session_id as _,
