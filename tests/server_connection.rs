@@ -992,7 +992,7 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
     let mut seen = (0, 0, 0); // requests, rejected messages, new sessions
     let mut reasons = std::collections::BTreeMap::<String, u32>::new();
     for i in 0..3000u32 {
-        if i % 500 == 0 {
+        if i.is_multiple_of(500) {
             clock.advance_secs(1);
             server.handle_timeout(clock.now());
         }
@@ -1039,7 +1039,7 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
         client.send_with(&mut server, clock, &body, id, seq);
         client.salt = salt;
         // The application polls only now and then.
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             for e in events(&mut server) {
                 match e {
                     ServerEvent::Request { id, .. } => {
@@ -1055,7 +1055,7 @@ fn hostile_plaintexts_under_a_valid_key_never_panic_and_stay_bounded() {
                 }
             }
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let mut sink = Vec::new();
             server.poll_transmit(clock.now(), &mut sink);
         }
@@ -1155,5 +1155,58 @@ fn destroy_auth_key_answers_ok_then_the_key_is_unknown() {
         store.borrow().session_count(),
         0,
         "no session parked for a destroyed key"
+    );
+}
+
+#[test]
+fn quick_acks_are_sent_and_their_backlog_is_bounded() {
+    let store: Store = Rc::default();
+    let clock = Clock(0);
+    let mut server = new_server(&store, 25);
+    let mut client = Client::connect(Kind::Plain(Framing::Intermediate), 25, &mut server, clock);
+    let key = client.handshake(&mut server, clock, None);
+    let ping = functions::Ping { ping_id: 1 }.to_vec().unwrap();
+    let seal = |client: &mut Client| {
+        let header = MessageHeader {
+            salt: key.server_salt as _,
+            session_id: client.session_id as _,
+            msg_id: client.msg_id(clock) as _,
+            seq_no: client.seq.next(false) as _,
+        };
+        let sealed = encrypt_message_to_vec(
+            &key.auth_key,
+            Side::Client,
+            &header,
+            &ping,
+            &PaddingPolicy::default(),
+            &mut client.rng,
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        client
+            .transport
+            .encode(&sealed.bytes, true, &mut client.rng, &mut bytes)
+            .unwrap();
+        bytes
+    };
+    let bytes = seal(&mut client);
+    server.handle_input(clock.now(), &bytes);
+    let evs = client.receive(&mut server, clock);
+    assert!(matches!(evs[0], Ev::QuickAck), "{evs:?}");
+    // Nobody polls: 20,000 quick-ack requests leave at most 64 KiB (+ one token) waiting.
+    for _ in 0..20_000 {
+        let bytes = seal(&mut client);
+        server.handle_input(clock.now(), &bytes);
+    }
+    let evs = client.receive(&mut server, clock);
+    let quick_acks = evs.iter().filter(|e| matches!(e, Ev::QuickAck)).count();
+    // An intermediate-framed quick ack is 4 bytes.
+    assert!(
+        (64 * 1024 / 4 - 16..=64 * 1024 / 4 + 1).contains(&quick_acks),
+        "{quick_acks}"
+    );
+    assert!(
+        evs.iter().any(|e| matches!(e, Ev::Payload(_))),
+        "pongs still go out"
     );
 }

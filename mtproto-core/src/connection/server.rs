@@ -134,8 +134,8 @@
 //! - events not yet polled: [`ServerConnectionConfig::max_events`]. Beyond it a request is
 //!   answered at once with `rpc_error 420 FLOOD_WAIT_1` and not reported; other events are
 //!   dropped (counted by [`ServerConnection::dropped_events`]); `Closed` is always delivered;
-//! - bytes waiting in [`ServerConnection::poll_transmit`]: only handshake answers and transport
-//!   replies (a few KiB); session messages are produced when polled;
+//! - bytes waiting in [`ServerConnection::poll_transmit`]: only handshake answers, transport
+//!   replies and quick acks (skipped beyond 64 KiB); session messages are produced when polled;
 //! - the session's queues: [`ServerSessionConfig`]; the store's: [`MemoryKeyStore::new`];
 //! - handshakes per connection: [`ServerConnectionConfig::max_handshakes`].
 //!
@@ -290,6 +290,9 @@ pub trait KeyStore {
     /// Destroys a key and its parked sessions (`destroy_auth_key`); whether it existed.
     fn remove_key(&mut self, auth_key_id: i64) -> bool;
 }
+
+/// Bytes waiting in [`ServerConnection::poll_transmit`] above which quick acks are skipped.
+const MAX_QUICK_ACK_BACKLOG: usize = 64 * 1024;
 
 /// Default cap on the sessions [`MemoryKeyStore`] parks per auth key.
 pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 64;
@@ -1050,7 +1053,12 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             }
         };
         self.established = true;
-        if quick_ack && let Link::Ready(t) = &mut self.link {
+        // Quick acks wait in `out` until polled: past 64 KiB of them (a driver that does not
+        // poll while a client floods) they are skipped, they are only a hint.
+        if quick_ack
+            && self.out.len() < MAX_QUICK_ACK_BACKLOG
+            && let Link::Ready(t) = &mut self.link
+        {
             // The full transport has no quick acks: nothing to send then.
             let token = QuickAckToken::new(msg.quick_ack_token);
             let _ = t.encode_quick_ack(token, &mut self.rng, &mut self.out);
