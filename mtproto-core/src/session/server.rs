@@ -173,6 +173,9 @@ impl Default for ServerSessionConfig {
     }
 }
 
+/// How close (seconds) to the end of a salt period the next period's salt is accepted already.
+pub const NEXT_SALT_MARGIN_SECS: i64 = 30;
+
 /// The server salts of one auth key: one per period of `period_secs`, derived from a secret seed
 /// (`SHA-256(seed ‖ period index)`), so that `get_future_salts` can name them ahead of time and
 /// no list needs storing. The salt of the previous period stays accepted during the current one,
@@ -241,11 +244,16 @@ impl ServerSalts {
         self.salt_of(self.index(secs))
     }
 
-    /// Whether a client may use `salt` at unix time `secs`.
+    /// Whether a client may use `salt` at unix time `secs`: the current period's salt, the
+    /// previous one's, the next one's within [`NEXT_SALT_MARGIN_SECS`] of the boundary (a
+    /// client whose clock runs slightly ahead switches early), and the handshake's salt during
+    /// the key's first period.
     pub fn is_valid(&self, salt: i64, secs: i64) -> bool {
         let i = self.index(secs);
+        let next_soon = self.index(secs.saturating_add(NEXT_SALT_MARGIN_SECS)) > i;
         salt == self.salt_of(i)
             || salt == self.salt_of(i.saturating_sub(1))
+            || (next_soon && salt == self.salt_of(i.saturating_add(1)))
             || (salt == self.initial && secs < self.initial_until)
     }
 
@@ -1703,6 +1711,18 @@ mod tests {
         c.salt = b.new_server_salt;
         s.handle(now, &salts(), c.msg(now, &body, true));
         assert!(bad_msgs(&sent(&mut s, now)).is_empty());
+    }
+
+    #[test]
+    fn the_next_periods_salt_is_accepted_just_before_the_boundary() {
+        let s = salts();
+        let boundary = 490_001 * 3600;
+        let next = s.current(boundary);
+        assert_ne!(next, s.current(boundary - 1));
+        assert!(s.is_valid(next, boundary - 20), "client clock 20 s ahead");
+        assert!(s.is_valid(next, boundary - NEXT_SALT_MARGIN_SECS));
+        assert!(!s.is_valid(next, boundary - NEXT_SALT_MARGIN_SECS - 1));
+        assert!(!s.is_valid(s.current(boundary + 3600), boundary - 1), "not two ahead");
     }
 
     #[test]
