@@ -1157,3 +1157,56 @@ fn destroy_auth_key_answers_ok_then_the_key_is_unknown() {
         "no session parked for a destroyed key"
     );
 }
+
+/// Item 5 of the server review: `msg_resend_ans_req` (and `msgs_state_req`, duplicates,
+/// `rpc_drop_answer`) find the kept answer to a request through an index, not a scan of every
+/// kept message per id. 8,192 ids against 30,000 kept messages took ~1.4 s (debug build) with
+/// the scan (8192 × 30000 steps); with the index, a few milliseconds.
+#[test]
+fn resend_requests_find_kept_answers_by_index_not_by_scan() {
+    use mtproto::core::session::server::{
+        IncomingMessage, ServerSalts, ServerSession, ServerSessionConfig,
+    };
+    const KEPT: usize = 30_000;
+    let config = ServerSessionConfig {
+        max_kept: KEPT + 16,
+        max_outbox: KEPT + 16,
+        ..ServerSessionConfig::default()
+    };
+    let mut s = ServerSession::new(config, 1, 0);
+    let salts = ServerSalts::new([1; 32], 5, T0 as i64, 3600);
+    let now = Clock(0).now();
+    let mut last = plain::msg_id_from_time(now.unix);
+    let mut seq = SeqNo::new();
+    let mut msg = |body: &[u8], content: bool, s: &mut ServerSession| {
+        last += 4;
+        let m = IncomingMessage {
+            salt: 5,
+            session_id: 1,
+            msg_id: last,
+            seq_no: seq.next(content),
+            body,
+        };
+        s.handle(now, &salts, m);
+    };
+    msg(
+        &functions::Ping { ping_id: 1 }.to_vec().unwrap(),
+        false,
+        &mut s,
+    );
+    let update = types::RpcAnswerUnknown.to_vec().unwrap();
+    for _ in 0..KEPT {
+        s.push_update(&update).unwrap();
+    }
+    while s.poll_message(now).is_some() {}
+    assert!(s.kept_len() >= KEPT);
+    let ask = types::MsgResendAnsReq {
+        msg_ids: (1..=8192).map(|i: i64| i << 2).collect(),
+    }
+    .to_vec()
+    .unwrap();
+    let started = std::time::Instant::now();
+    msg(&ask, true, &mut s);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+}

@@ -73,7 +73,9 @@
 //! A `ServerSession` is a plain value (`Clone`, no borrowed state): the connection layer puts it
 //! into its key store when a connection ends and takes it out when the client comes back with
 //! the same auth key and session_id ([`crate::connection::server`]). [`ServerSession::resume`]
-//! queues every kept (unacknowledged) message for re-sending with fresh msg_ids. An application
+//! queues every kept (unacknowledged) message for re-sending with fresh msg_ids, once the first
+//! client message on the new connection has been processed (so that the acknowledgements it
+//! carries are applied first and nothing the client already has goes out again). An application
 //! may also answer a request of a stored session: take it out, [`ServerSession::respond`], put it
 //! back; the answer goes out when the client reconnects.
 
@@ -559,6 +561,13 @@ pub struct ServerSession {
     last_in: Option<(i64, i32)>,
     outbox: VecDeque<Pending>,
     kept: BTreeMap<i64, Kept>,
+    /// `req_msg_id` → msg_id of the kept `rpc_result` answering it (an index into `kept`).
+    kept_by_req: BTreeMap<i64, i64>,
+    /// [`ServerSession::resume`] was called: kept messages go out again after the next
+    /// accepted client message (whose acknowledgements are applied first).
+    resume_pending: bool,
+    /// Client messages accepted and acted upon (wrapping).
+    accepted: u64,
     running: BTreeSet<i64>,
     acks: VecDeque<i64>,
     ack_deadline: Option<Instant>,
@@ -600,6 +609,9 @@ impl ServerSession {
             last_in: None,
             outbox: VecDeque::new(),
             kept: BTreeMap::new(),
+            kept_by_req: BTreeMap::new(),
+            resume_pending: false,
+            accepted: 0,
             running: BTreeSet::new(),
             acks: VecDeque::new(),
             ack_deadline: None,
@@ -653,13 +665,27 @@ impl ServerSession {
         self.ack_deadline
     }
 
-    /// Queues every kept (unacknowledged) message for re-sending, with fresh msg_ids: call it
-    /// when the session continues on a new connection. An unacknowledged `new_session_created`
-    /// is not repeated (the session continues, and a second notice would make the client
-    /// assume a gap that did not happen), nor are pongs (a ping from an earlier connection is
-    /// of no use to the client any more).
+    /// Marks the session as continuing on a new connection: every kept (unacknowledged)
+    /// message is queued for re-sending, with a fresh msg_id, **after the next client message
+    /// has been accepted and processed**. That first message usually carries the client's
+    /// acknowledgements of what it did receive before the old connection broke; applying them
+    /// first keeps those messages from going out twice under ids the client cannot recognize
+    /// as duplicates. An unacknowledged `new_session_created` is not repeated (the session
+    /// continues, and a second notice would make the client assume a gap that did not happen),
+    /// nor are pongs (a ping from an earlier connection is of no use to the client any more).
     pub fn resume(&mut self) {
+        self.resume_pending = true;
+    }
+
+    /// Whether [`ServerSession::resume`] was called and its re-sending is still to come.
+    pub fn is_resume_pending(&self) -> bool {
+        self.resume_pending
+    }
+
+    fn resend_kept(&mut self) {
+        self.resume_pending = false;
         let kept = core::mem::take(&mut self.kept);
+        self.kept_by_req.clear();
         let again = kept.into_iter().filter(|(_, k)| {
             !matches!(
                 constructor(&k.body),
@@ -675,6 +701,21 @@ impl ServerSession {
             };
             self.outbox.insert(i.min(self.outbox.len()), p);
         }
+    }
+
+    fn kept_remove(&mut self, id: i64) -> Option<Kept> {
+        let k = self.kept.remove(&id)?;
+        if let Some(req) = k.req_msg_id
+            && self.kept_by_req.get(&req) == Some(&id)
+        {
+            self.kept_by_req.remove(&req);
+        }
+        Some(k)
+    }
+
+    /// The kept answer to request `req`, O(log n).
+    fn kept_for_req(&self, req: i64) -> Option<i64> {
+        self.kept_by_req.get(&req).copied()
     }
 
     fn event(&mut self, e: SessionEvent) {
@@ -722,6 +763,14 @@ impl ServerSession {
     /// outgoing messages ([`ServerSession::poll_message`]) and events
     /// ([`ServerSession::poll_event`]).
     pub fn handle(&mut self, now: Now, salts: &ServerSalts, msg: IncomingMessage<'_>) {
+        let before = self.accepted;
+        self.handle_message(now, salts, msg);
+        if self.resume_pending && self.accepted != before {
+            self.resend_kept();
+        }
+    }
+
+    fn handle_message(&mut self, now: Now, salts: &ServerSalts, msg: IncomingMessage<'_>) {
         if msg.session_id != self.session_id {
             self.reject(msg.msg_id, Rejection::WrongSession);
             return;
@@ -792,12 +841,7 @@ impl ServerSession {
 
     /// A duplicate: ignored, but a kept answer to it is sent again (its first copy was lost).
     fn duplicate(&mut self, msg_id: i64) {
-        let again: Option<i64> = self
-            .kept
-            .iter()
-            .find(|(_, k)| k.req_msg_id == Some(msg_id))
-            .map(|(&id, _)| id);
-        if let Some(id) = again {
+        if let Some(id) = self.kept_for_req(msg_id) {
             self.requeue(id);
         }
         self.reject(msg_id, Rejection::Duplicate);
@@ -805,7 +849,7 @@ impl ServerSession {
 
     /// Moves kept message `id` back to the outbox (to be sent with a fresh msg_id).
     fn requeue(&mut self, id: i64) -> bool {
-        match self.kept.remove(&id) {
+        match self.kept_remove(id) {
             Some(k) => {
                 self.outbox.push_back(Pending {
                     body: k.body,
@@ -940,6 +984,7 @@ impl ServerSession {
         body: &[u8],
         depth: Depth,
     ) {
+        self.accepted = self.accepted.wrapping_add(1);
         if seq_no & 1 == 1 {
             self.queue_ack(now, msg_id);
         }
@@ -960,7 +1005,7 @@ impl ServerSession {
             }
             Some(types::MsgsAck::CONSTRUCTOR_ID) => types::MsgsAck::from_bytes(body).map(|a| {
                 for id in a.msg_ids {
-                    self.kept.remove(&id);
+                    self.kept_remove(id);
                 }
             }),
             Some(functions::Ping::CONSTRUCTOR_ID) => functions::Ping::from_bytes(body).map(|p| {
@@ -1023,12 +1068,7 @@ impl ServerSession {
             Some(types::MsgResendAnsReq::CONSTRUCTOR_ID) => {
                 types::MsgResendAnsReq::from_bytes(body).map(|q| {
                     for req in q.msg_ids.into_iter().take(MAX_IDS_PER_SERVICE_MESSAGE) {
-                        let found = self
-                            .kept
-                            .iter()
-                            .find(|(_, k)| k.req_msg_id == Some(req))
-                            .map(|(&id, _)| id);
-                        if let Some(id) = found {
+                        if let Some(id) = self.kept_for_req(req) {
                             self.requeue(id);
                         }
                     }
@@ -1099,7 +1139,7 @@ impl ServerSession {
                 if self.running.contains(&id) {
                     b |= 32;
                 }
-                if self.kept.values().any(|k| k.req_msg_id == Some(id)) {
+                if self.kept_for_req(id).is_some() {
                     b |= 32 | 64;
                 }
                 b
@@ -1118,8 +1158,8 @@ impl ServerSession {
         let req = d.req_msg_id;
         let answer = if self.running.remove(&req) {
             tl(&types::RpcAnswerDroppedRunning)
-        } else if let Some((&id, _)) = self.kept.iter().find(|(_, k)| k.req_msg_id == Some(req)) {
-            let k = self.kept.remove(&id);
+        } else if let Some(id) = self.kept_for_req(req) {
+            let k = self.kept_remove(id);
             let (seq_no, bytes) = k.map_or((0, 0), |k| {
                 (k.seq_no, i32::try_from(k.body.len()).unwrap_or(i32::MAX))
             });
@@ -1250,7 +1290,12 @@ impl ServerSession {
         }
         while self.kept.len() >= self.config.max_kept {
             // Oldest first: msg_ids increase.
-            self.kept.pop_first();
+            if let Some(&first) = self.kept.keys().next() {
+                self.kept_remove(first);
+            }
+        }
+        if let Some(req) = p.req_msg_id {
+            self.kept_by_req.insert(req, msg_id);
         }
         self.kept.insert(
             msg_id,
@@ -1722,7 +1767,10 @@ mod tests {
         assert!(s.is_valid(next, boundary - 20), "client clock 20 s ahead");
         assert!(s.is_valid(next, boundary - NEXT_SALT_MARGIN_SECS));
         assert!(!s.is_valid(next, boundary - NEXT_SALT_MARGIN_SECS - 1));
-        assert!(!s.is_valid(s.current(boundary + 3600), boundary - 1), "not two ahead");
+        assert!(
+            !s.is_valid(s.current(boundary + 3600), boundary - 1),
+            "not two ahead"
+        );
     }
 
     #[test]
@@ -1849,6 +1897,11 @@ mod tests {
             .0;
         assert_eq!(s.kept_len(), 2, "new_session_created and the answer");
         s.resume();
+        assert!(
+            s.poll_message(at(T0 + 1)).is_none(),
+            "nothing before the client speaks"
+        );
+        s.handle(at(T0 + 1), &salts(), c.msg(at(T0 + 1), &ping(1), false));
         let again = sent(&mut s, at(T0 + 1));
         let results: Vec<_> = again
             .iter()
@@ -1856,6 +1909,7 @@ mod tests {
             .collect();
         assert_eq!(results.len(), 1);
         assert!(results[0].0 > first_id, "fresh msg_id");
+        assert!(!s.is_resume_pending());
         assert_eq!(rpc_results(&again)[0], (a.msg_id, vec![9, 0, 0, 0]));
         // Acknowledging everything empties the kept set.
         let ack = types::MsgsAck {
@@ -1865,6 +1919,45 @@ mod tests {
         .unwrap();
         s.handle(now, &salts(), c.msg(now, &ack, false));
         assert_eq!(s.kept_len(), 0);
+    }
+
+    #[test]
+    fn on_resume_the_first_messages_acks_apply_before_kept_messages_go_out_again() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        s.respond(a.msg_id, &[9, 0, 0, 0]).unwrap();
+        let update = types::RpcAnswerUnknown.to_vec().unwrap();
+        s.push_update(&update).unwrap();
+        let out = sent(&mut s, now);
+        let id_of = |body: &[u8]| out.iter().find(|m| m.2 == body).unwrap().0;
+        let answer_id = out
+            .iter()
+            .find(|(_, _, b)| !rpc_results(&[(0, 0, b.clone())]).is_empty())
+            .unwrap()
+            .0;
+        let update_id = id_of(&update);
+        // The connection breaks; the client got the answer but not the update, and its first
+        // message on the new connection acknowledges what it got.
+        s.resume();
+        let later = at(T0 + 2);
+        let ack = types::MsgsAck {
+            msg_ids: vec![answer_id],
+        }
+        .to_vec()
+        .unwrap();
+        s.handle(later, &salts(), c.msg(later, &ack, false));
+        let again = sent(&mut s, later);
+        assert!(
+            rpc_results(&again).is_empty(),
+            "the acknowledged answer is not repeated"
+        );
+        let updates: Vec<_> = again.iter().filter(|m| m.2 == update).collect();
+        assert_eq!(updates.len(), 1, "the unacknowledged update goes out again");
+        assert!(updates[0].0 > update_id);
     }
 
     #[test]
