@@ -1210,3 +1210,30 @@ fn resend_requests_find_kept_answers_by_index_not_by_scan() {
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_millis(500), "{took:?}");
 }
+
+/// The handshake limit is a rate: `max_handshakes` within `handshake_window_micros`; once the
+/// window has passed, the same connection may make keys again (PFS renewals).
+#[test]
+fn handshakes_per_connection_are_rate_limited_not_counted_forever() {
+    let store: Store = Rc::default();
+    let mut clock = Clock(0);
+    let mut server = new_server(&store, 25);
+    let mut client = Client::connect(Kind::Plain(Framing::Intermediate), 25, &mut server, clock);
+    let max = config().max_handshakes;
+    let window_secs = config().handshake_window_micros / 1_000_000;
+    for round in 0..3 {
+        for _ in 0..max {
+            client.handshake(&mut server, clock, Some(3600));
+        }
+        assert!(!server.is_closed(), "round {round}");
+        clock.advance_secs(window_secs);
+    }
+    for _ in 0..max {
+        client.handshake(&mut server, clock, Some(3600));
+    }
+    // One more within the window: refused.
+    let req_pq = functions::ReqPqMulti { nonce: &[1; 16] }.to_vec().unwrap();
+    let id = client.msg_id(clock);
+    client.send_payload(&mut server, clock, &plain::wrap(id, &req_pq));
+    assert_eq!(server.close_reason(), Some(CloseReason::TooManyHandshakes));
+}

@@ -137,7 +137,9 @@
 //! - bytes waiting in [`ServerConnection::poll_transmit`]: only handshake answers and transport
 //!   replies (a few KiB); session messages are produced when polled;
 //! - the session's queues: [`ServerSessionConfig`]; the store's: [`MemoryKeyStore::new`];
-//! - handshakes per connection: [`ServerConnectionConfig::max_handshakes`].
+//! - handshakes per connection: [`ServerConnectionConfig::max_handshakes`] per
+//!   [`ServerConnectionConfig::handshake_window_micros`] (a rate: PFS renewals on a long-lived
+//!   connection are never refused).
 //!
 //! Every waiting state has a deadline: the handshake ([`handshake_timeout_micros`]) and an idle
 //! connection ([`idle_timeout_micros`]), besides `ping_delay_disconnect`.
@@ -528,8 +530,13 @@ pub struct ServerConnectionConfig {
     pub salt_period_secs: u32,
     /// Events held until polled.
     pub max_events: usize,
-    /// Handshakes (auth keys made) allowed on one connection.
+    /// Handshakes (started, finished or not) allowed on one connection within any
+    /// [`handshake_window_micros`](Self::handshake_window_micros): a rate, not a lifetime
+    /// total, so that a PFS client renewing its temporary key on the same connection is never
+    /// cut off.
     pub max_handshakes: u32,
+    /// The sliding window (µs) of [`max_handshakes`](Self::max_handshakes).
+    pub handshake_window_micros: u64,
     /// A connection that has not sent an encrypted message this long (µs) after its first byte
     /// is closed.
     pub handshake_timeout_micros: u64,
@@ -548,6 +555,7 @@ impl ServerConnectionConfig {
             salt_period_secs: 3600,
             max_events: 1024,
             max_handshakes: 4,
+            handshake_window_micros: 60_000_000,
             handshake_timeout_micros: 60_000_000,
             idle_timeout_micros: Some(600_000_000),
         }
@@ -581,7 +589,8 @@ pub enum CloseReason {
     Plain(PlainError),
     /// The handshake failed.
     Handshake(HandshakeError),
-    /// More handshakes than [`ServerConnectionConfig::max_handshakes`].
+    /// More handshakes than [`ServerConnectionConfig::max_handshakes`] within
+    /// [`ServerConnectionConfig::handshake_window_micros`].
     TooManyHandshakes,
     /// The key store refused the new key.
     Store(StoreError),
@@ -743,7 +752,9 @@ pub struct ServerConnection<R: CryptoRng, K: KeyStore> {
     rng: R,
     link: Link,
     handshake: Option<ServerHandshake>,
-    handshakes: u32,
+    /// When the handshakes of the last [`ServerConnectionConfig::handshake_window_micros`]
+    /// started (at most [`ServerConnectionConfig::max_handshakes`] entries).
+    handshakes: VecDeque<Instant>,
     plain_ids: MsgIdGen,
     key: Option<StoredKey>,
     session: Option<ServerSession>,
@@ -798,7 +809,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             rng,
             link: Link::Detecting(detector),
             handshake: None,
-            handshakes: 0,
+            handshakes: VecDeque::new(),
             plain_ids: MsgIdGen::new(),
             key: None,
             session: None,
@@ -963,9 +974,19 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             Err(e) => return self.fail(CloseReason::Plain(e)),
         };
         if self.handshake.is_none() {
-            if self.handshakes >= self.config.max_handshakes {
+            let window = self.config.handshake_window_micros;
+            while self
+                .handshakes
+                .front()
+                .is_some_and(|t| now.mono >= t.saturating_add_micros(window))
+            {
+                self.handshakes.pop_front();
+            }
+            let max = usize::try_from(self.config.max_handshakes).unwrap_or(usize::MAX);
+            if self.handshakes.len() >= max {
                 return self.fail(CloseReason::TooManyHandshakes);
             }
+            self.handshakes.push_back(now.mono);
             self.handshake = Some(ServerHandshake::new(self.config.handshake.clone()));
         }
         let Some(hs) = self.handshake.as_mut() else {
@@ -980,7 +1001,6 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             Ok(ServerStep::Send(reply)) => reply,
             Ok(ServerStep::Done { reply, key }) => {
                 self.handshake = None;
-                self.handshakes = self.handshakes.saturating_add(1);
                 let secs = unix_secs(now);
                 let salts = ServerSalts::generate(
                     &mut self.rng,
