@@ -568,6 +568,8 @@ pub struct ServerSession {
     resume_pending: bool,
     /// Client messages accepted and acted upon (wrapping).
     accepted: u64,
+    /// The connection that carries the session now (see [`ServerSession::carrier`]).
+    carrier: Option<u64>,
     running: BTreeSet<i64>,
     acks: VecDeque<i64>,
     ack_deadline: Option<Instant>,
@@ -612,6 +614,7 @@ impl ServerSession {
             kept_by_req: BTreeMap::new(),
             resume_pending: false,
             accepted: 0,
+            carrier: None,
             running: BTreeSet::new(),
             acks: VecDeque::new(),
             ack_deadline: None,
@@ -675,6 +678,22 @@ impl ServerSession {
     /// nor are pongs (a ping from an earlier connection is of no use to the client any more).
     pub fn resume(&mut self) {
         self.resume_pending = true;
+    }
+
+    /// The opaque id of the connection that last received a message of this session (set by
+    /// the connection layer with [`ServerSession::set_carrier`]): the session's messages go
+    /// out on that connection. Several connections may serve one session
+    /// (`mtproto_description.md`: an answer need not return on the connection that carried the
+    /// request); the newest one to hear from the client carries it.
+    pub fn carrier(&self) -> Option<u64> {
+        self.carrier
+    }
+
+    /// Makes connection `token` the carrier; whether that changed it.
+    pub fn set_carrier(&mut self, token: u64) -> bool {
+        let changed = self.carrier != Some(token);
+        self.carrier = Some(token);
+        changed
     }
 
     /// Whether [`ServerSession::resume`] was called and its re-sending is still to come.
