@@ -1032,7 +1032,8 @@ impl ServerSession {
                     msg_id,
                     ping_id: p.ping_id,
                 });
-                self.push_service(pong, true, true);
+                // "These messages do not require acknowledgments": not content-related.
+                self.push_service(pong, true, false);
             }),
             Some(functions::PingDelayDisconnect::CONSTRUCTOR_ID) => {
                 functions::PingDelayDisconnect::from_bytes(body).map(|p| {
@@ -1040,7 +1041,7 @@ impl ServerSession {
                         msg_id,
                         ping_id: p.ping_id,
                     });
-                    self.push_service(pong, true, true);
+                    self.push_service(pong, true, false);
                     self.event(SessionEvent::DisconnectAfter {
                         delay_secs: p.disconnect_delay,
                     });
@@ -1058,8 +1059,9 @@ impl ServerSession {
                         salts: salts.future(secs, num),
                     });
                     // future_salts is an answer of its own, not wrapped in rpc_result
-                    // (tdlib and Telethon read it that way; its req_msg_id names the request).
-                    self.push_service(salts, true, true);
+                    // (Telethon and Pyrogram read it that way; its req_msg_id names the
+                    // request), and "does not require an acknowledgment itself".
+                    self.push_service(salts, true, false);
                 })
             }
             Some(types::MsgsStateReq::CONSTRUCTOR_ID) => {
@@ -1176,7 +1178,17 @@ impl ServerSession {
     fn drop_answer(&mut self, msg_id: i64, d: functions::RpcDropAnswer) {
         let req = d.req_msg_id;
         let answer = if self.running.remove(&req) {
-            tl(&types::RpcAnswerDroppedRunning)
+            // "the same rpc_answer_dropped_running is also returned in response to the
+            // original query" (mtproto_service_messages.md).
+            let dropped = tl(&types::RpcAnswerDroppedRunning);
+            if let Some(d) = &dropped {
+                let original = tl(&types::RpcResult {
+                    req_msg_id: req,
+                    result: d,
+                });
+                self.push_service(original, true, true);
+            }
+            dropped
         } else if let Some(id) = self.kept_for_req(req) {
             let k = self.kept_remove(id);
             let (seq_no, bytes) = k.map_or((0, 0), |k| {
@@ -1548,7 +1560,11 @@ mod tests {
         assert_eq!((p.msg_id, p.ping_id), (m.msg_id, 77));
         assert_eq!(out[1].0 & 3, 1, "an answer: msg_id ≡ 1 mod 4");
         assert!(out[0].0 < out[1].0);
-        assert_eq!((out[0].1, out[1].1), (1, 3), "both content-related");
+        assert_eq!(
+            (out[0].1, out[1].1),
+            (1, 2),
+            "new_session_created needs an ack, pong does not"
+        );
         // The server's ids carry the server's time.
         assert_eq!(out[1].0 >> 32, (T0 + 5) as i64);
     }
@@ -1833,6 +1849,8 @@ mod tests {
             })
             .expect("future_salts");
         assert_eq!(fs.0 & 3, 1);
+        let seq = out.iter().find(|m| m.0 == fs.0).unwrap().1;
+        assert_eq!(seq & 1, 0, "future_salts needs no acknowledgment");
         assert_eq!(fs.1.req_msg_id, m.msg_id);
         assert_eq!(fs.1.now, (T0 + 7) as i32);
         assert_eq!(fs.1.salts.len(), 64, "capped");
@@ -1889,6 +1907,10 @@ mod tests {
             by_req(ma.msg_id),
             Object::RpcAnswerDroppedRunning(_)
         ));
+        assert!(
+            matches!(by_req(a.msg_id), Object::RpcAnswerDroppedRunning(_)),
+            "the original query is answered too"
+        );
         let Object::RpcAnswerDropped(d) = by_req(mb.msg_id) else {
             panic!("not rpc_answer_dropped")
         };
@@ -1988,25 +2010,25 @@ mod tests {
         };
         let mut s = ServerSession::new(config, SID, 1);
         let mut c = Client::new();
-        let body = ping(1);
+        let request = [0x11u8, 0x22, 0x33, 0x44];
         let mut all = Vec::new();
-        for _ in 0..10 {
-            s.handle(now, &salts(), c.msg(now, &body, true));
+        let mut reqs = Vec::new();
+        for i in 0..10u8 {
+            let m = c.msg(now, &request, true);
+            s.handle(now, &salts(), m);
+            s.respond(m.msg_id, &[i, 0, 0, 0]).unwrap();
+            reqs.push(m.msg_id);
             all.extend(sent(&mut s, now).iter().map(|m| m.0));
         }
         assert_eq!(s.kept_len(), 3);
         // msg_resend_req for everything sent: only the newest three are still there.
         let q = types::MsgResendReq { msg_ids: all }.to_vec().unwrap();
         s.handle(now, &salts(), c.msg(now, &q, true));
-        let pongs: Vec<i64> = sent(&mut s, now)
+        let again: Vec<i64> = rpc_results(&sent(&mut s, now))
             .iter()
-            .filter_map(|(_, _, b)| match Object::from_bytes(b).ok()? {
-                Object::Pong(p) => Some(p.msg_id),
-                _ => None,
-            })
+            .map(|r| r.0)
             .collect();
-        assert_eq!(pongs.len(), 3);
-        assert_eq!(pongs[2], c.last - 4, "the newest are kept");
+        assert_eq!(again, reqs[7..], "the newest are kept");
     }
 
     #[test]
