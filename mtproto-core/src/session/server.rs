@@ -16,8 +16,8 @@
 //! | msg_id time within −300 s / +30 s of the server clock | 16 (too low) / 17 (too high) |
 //! | msg_id not seen before (replay window of 1024 ids) | duplicate: ignored (a kept answer to it is re-sent); below the window: 16 |
 //! | salt valid ([`ServerSalts::is_valid`]), outer message only | `bad_server_salt` 48 with the current salt |
-//! | content-related message has an odd seq_no | 34 |
-//! | `msgs_ack` / `http_wait` has an even seq_no | 35 |
+//! | content-related message has an odd seq_no | 35 |
+//! | `msgs_ack` has an even seq_no | 34 |
 //! | seq_no not lower than that of a message with a lower msg_id | 32 |
 //! | seq_no not higher than that of a message with a higher msg_id | 33 |
 //! | container: not nested, inner msg_ids below its own and distinct, ≤ 1024 messages, well formed | 64 (the whole container is dropped) |
@@ -501,7 +501,7 @@ fn constructor(body: &[u8]) -> Option<u32> {
 
 fn classify(body: &[u8]) -> SeqClass {
     match constructor(body) {
-        Some(types::MsgsAck::CONSTRUCTOR_ID | HTTP_WAIT_ID) => SeqClass::NonContent,
+        Some(types::MsgsAck::CONSTRUCTOR_ID) => SeqClass::NonContent,
         Some(
             functions::Ping::CONSTRUCTOR_ID
             | functions::PingDelayDisconnect::CONSTRUCTOR_ID
@@ -2254,6 +2254,26 @@ mod tests {
     fn debug_hides_the_salt_seed() {
         let shown = alloc::format!("{:?} {:?}", salts(), session());
         assert!(!shown.contains("7, 7"), "{shown}");
+    }
+
+    #[test]
+    fn http_wait_is_dropped_with_either_seq_no_parity() {
+        // The spec bars only msgs_ack, containers, msg_copy and gzip_packed from being
+        // content-related; tdlib sends http_wait even, others may send it odd.
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let mut wait = HTTP_WAIT_ID.to_le_bytes().to_vec();
+        wait.extend_from_slice(&[0; 12]);
+        for content in [true, false] {
+            s.handle(now, &salts(), c.msg(now, &wait, content));
+        }
+        let ev = events(&mut s);
+        assert!(
+            ev.iter().all(|e| matches!(e, SessionEvent::Started { .. })),
+            "{ev:?}"
+        );
+        assert!(bad_msgs(&sent(&mut s, now)).is_empty());
     }
 
     #[test]
