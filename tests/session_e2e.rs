@@ -654,3 +654,29 @@ fn five_pfs_renewals_on_one_connection_all_bind() {
         .count();
     assert_eq!(bound, 6);
 }
+
+/// Server review item 3: an update the client received just before its connection broke
+/// (its acknowledgement still pending) must not reach it twice. The server used to move kept
+/// messages to the outbox with fresh msg_ids before reading the client's first message on the
+/// new connection, which carries that acknowledgement.
+#[test]
+fn an_update_received_before_a_reconnect_is_not_delivered_twice() {
+    let mut net = Net::new(TransportConfig::plain(Framing::Intermediate), 8);
+    net.pump();
+    assert!(net.ready());
+    let update = body(0xabcd, 16);
+    let sn = net.server_now();
+    net.server.push_update(sn, &update).unwrap();
+    net.pump(); // delivered; the client's ack waits for its timer
+    net.reconnect();
+    net.advance(5_000);
+    let r = net.client.invoke_raw(&body(1, 16)).unwrap();
+    net.pump();
+    assert_eq!(net.results.get(&r).map(Vec::len), Some(1));
+    let seen = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Update { body } if *body == update))
+        .count();
+    assert_eq!(seen, 1, "{:?}", net.events);
+}
