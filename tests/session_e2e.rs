@@ -686,3 +686,74 @@ fn a_restored_session_gets_its_own_answers() {
     let got = net.results.get(&b).cloned().unwrap_or_default();
     assert_eq!(got, vec![body(2, 32)], "request b answered with {got:x?}");
 }
+
+/// Server review item 2: the server counted handshakes per connection forever (4), so a PFS
+/// client renewing its temporary key on one long-lived connection was cut off at its third
+/// renewal. Five renewals on one connection must all bind.
+#[test]
+fn five_pfs_renewals_on_one_connection_all_bind() {
+    let mut cfg = client_config(TransportConfig::plain(Framing::Intermediate));
+    cfg.pfs = Some(PfsConfig {
+        expires_in_secs: 300,
+        renew_before_secs: 120,
+        max_bind_retries: 3,
+    });
+    let mut net = Net::with(cfg, server_config(), 7, 0);
+    net.pump();
+    assert!(net.ready(), "bound");
+    let perm = net.client.auth_key().unwrap().id();
+    let mut temps = vec![net.client.message_key().unwrap().id()];
+    for round in 1..=5u32 {
+        // A renewal is due every 180 s (300 s keys renewed 120 s ahead).
+        net.advance(185_000);
+        let temp = net.client.message_key().unwrap().id();
+        assert!(!temps.contains(&temp), "renewal {round} made a new key");
+        temps.push(temp);
+        assert!(net.client.is_bound(), "renewal {round} bound");
+        assert!(
+            !net.server.is_closed(),
+            "renewal {round}: {:?}",
+            net.server.close_reason()
+        );
+        let r = net.client.invoke_raw(&body(round, 32)).unwrap();
+        net.pump();
+        assert_eq!(
+            net.results.get(&r).map(Vec::len),
+            Some(1),
+            "renewal {round}"
+        );
+    }
+    assert_eq!(net.connections, 1, "all on one connection");
+    let bound = net
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::TempKeyBound { perm_auth_key_id, .. } if *perm_auth_key_id == perm))
+        .count();
+    assert_eq!(bound, 6);
+}
+
+/// Server review item 3: an update the client received just before its connection broke
+/// (its acknowledgement still pending) must not reach it twice. The server used to move kept
+/// messages to the outbox with fresh msg_ids before reading the client's first message on the
+/// new connection, which carries that acknowledgement.
+#[test]
+fn an_update_received_before_a_reconnect_is_not_delivered_twice() {
+    let mut net = Net::new(TransportConfig::plain(Framing::Intermediate), 8);
+    net.pump();
+    assert!(net.ready());
+    let update = body(0xabcd, 16);
+    let sn = net.server_now();
+    net.server.push_update(sn, &update).unwrap();
+    net.pump(); // delivered; the client's ack waits for its timer
+    net.reconnect();
+    net.advance(5_000);
+    let r = net.client.invoke_raw(&body(1, 16)).unwrap();
+    net.pump();
+    assert_eq!(net.results.get(&r).map(Vec::len), Some(1));
+    let seen = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Update { body } if *body == update))
+        .count();
+    assert_eq!(seen, 1, "{:?}", net.events);
+}

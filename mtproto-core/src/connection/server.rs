@@ -106,12 +106,25 @@
 //! the next; an unknown (or expired temporary) `auth_key_id` gets transport error −404 and the
 //! connection closes.
 //!
-//! The store also holds **sessions**: when a connection ends (closed, failed or dropped) its
-//! session state goes into the store ([`KeyStore::put_session`]); a client that comes back with
-//! the same key and session_id gets it back ([`KeyStore::take_session`]): no
-//! `new_session_created`, the replay window and seq_no state continue, and every answer it had
-//! not acknowledged is sent again with a fresh msg_id. A new session_id gets
-//! `new_session_created` before anything else.
+//! The store also holds **sessions**, live ones included: a connection takes its session out
+//! ([`KeyStore::take_session`]) for the duration of one call (`handle_input`,
+//! `poll_transmit`, `respond`, ..) and puts it back at the end ([`KeyStore::put_session`]).
+//! So every connection of one (key, session_id) shares one session state: one replay window (a
+//! message replayed on a second connection is a duplicate there too), one seq_no state, one
+//! set of running requests and kept answers. A client that comes back with the same key and
+//! session_id, on a new connection while the old one is half-open or after it closed, gets no
+//! `new_session_created`; the connection that received the session's latest message
+//! **carries** it ([`ServerSession::carrier`], the newest connection wins): only it sends the
+//! session's messages, and when it takes over, every answer the client had not acknowledged is
+//! sent again with a fresh msg_id once the client's first message there (and the
+//! acknowledgements in it) has been processed ([`ServerEvent::SessionResumed`]). The old
+//! connection stays open (a client may use several) but sends nothing of that session until
+//! the client speaks on it again; an answer given through it ([`ServerConnection::respond`])
+//! goes out on the carrier. A new session_id gets `new_session_created` before anything else.
+//!
+//! Because live sessions sit in the store, its session caps ([`MemoryKeyStore::new`]) count
+//! them too: size them for the connections served at once. A session evicted while in use
+//! starts over (`new_session_created`) at its next message.
 //!
 //! # PFS (`api_pfs.md`)
 //!
@@ -137,7 +150,9 @@
 //! - bytes waiting in [`ServerConnection::poll_transmit`]: only handshake answers, transport
 //!   replies and quick acks (skipped beyond 64 KiB); session messages are produced when polled;
 //! - the session's queues: [`ServerSessionConfig`]; the store's: [`MemoryKeyStore::new`];
-//! - handshakes per connection: [`ServerConnectionConfig::max_handshakes`].
+//! - handshakes per connection: [`ServerConnectionConfig::max_handshakes`] per
+//!   [`ServerConnectionConfig::handshake_window_micros`] (a rate: PFS renewals on a long-lived
+//!   connection are never refused).
 //!
 //! Every waiting state has a deadline: the handshake ([`handshake_timeout_micros`]) and an idle
 //! connection ([`idle_timeout_micros`]), besides `ping_delay_disconnect`.
@@ -272,7 +287,7 @@ impl fmt::Display for StoreError {
 
 impl core::error::Error for StoreError {}
 
-/// Where auth keys and parked sessions live; implemented by the embedding application.
+/// Where auth keys and sessions live; implemented by the embedding application.
 pub trait KeyStore {
     /// The key with this id, if known.
     fn get(&self, auth_key_id: i64) -> Option<StoredKey>;
@@ -281,9 +296,15 @@ pub trait KeyStore {
     /// Records that temporary key `temp` is bound to permanent key `perm` (replacing an earlier
     /// binding of `perm`). Returns false if `temp` is unknown.
     fn bind(&mut self, temp: i64, perm: i64, expires_at: i32) -> bool;
-    /// Takes a parked session out of the store.
+    /// Takes a session out of the store (a connection works on it; it comes back with
+    /// [`KeyStore::put_session`] before the connection's call returns). Sessions in use live
+    /// here between calls too, so that every connection of one session shares its state. A
+    /// threaded store (`Arc<Mutex<..>>`) must hand a session to one caller at a time: while
+    /// one connection has it out, another caller asking for it waits (e.g. on a `Condvar`)
+    /// until it is put back; answering `None` then would start the session afresh (empty
+    /// replay window) on the second connection.
     fn take_session(&mut self, auth_key_id: i64, session_id: i64) -> Option<ServerSession>;
-    /// Parks a session (a connection ended).
+    /// Puts a session (back) into the store.
     fn put_session(&mut self, auth_key_id: i64, session: ServerSession);
     /// Forgets a parked session (`destroy_session`); whether it existed.
     fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool;
@@ -316,8 +337,9 @@ impl Default for MemoryKeyStore {
 
 impl MemoryKeyStore {
     /// A store of at most `max_keys` keys (more are refused with [`StoreError::Full`]; expired
-    /// temporary keys are purged first) and `max_sessions` parked sessions (beyond it the
-    /// session parked longest ago is forgotten; its client gets `new_session_created`), at
+    /// temporary keys are purged first) and `max_sessions` sessions, in use or parked (beyond
+    /// it the session put back longest ago is forgotten; its client gets
+    /// `new_session_created`), at
     /// most [`DEFAULT_MAX_SESSIONS_PER_KEY`] of them per key (beyond it that key's oldest goes,
     /// so one key cannot push out the sessions of others).
     /// A parked session takes about `8 KiB` (replay window) plus its kept answers.
@@ -531,8 +553,13 @@ pub struct ServerConnectionConfig {
     pub salt_period_secs: u32,
     /// Events held until polled.
     pub max_events: usize,
-    /// Handshakes (auth keys made) allowed on one connection.
+    /// Handshakes (started, finished or not) allowed on one connection within any
+    /// [`handshake_window_micros`](Self::handshake_window_micros): a rate, not a lifetime
+    /// total, so that a PFS client renewing its temporary key on the same connection is never
+    /// cut off.
     pub max_handshakes: u32,
+    /// The sliding window (µs) of [`max_handshakes`](Self::max_handshakes).
+    pub handshake_window_micros: u64,
     /// A connection that has not sent an encrypted message this long (µs) after its first byte
     /// is closed.
     pub handshake_timeout_micros: u64,
@@ -551,6 +578,7 @@ impl ServerConnectionConfig {
             salt_period_secs: 3600,
             max_events: 1024,
             max_handshakes: 4,
+            handshake_window_micros: 60_000_000,
             handshake_timeout_micros: 60_000_000,
             idle_timeout_micros: Some(600_000_000),
         }
@@ -584,7 +612,8 @@ pub enum CloseReason {
     Plain(PlainError),
     /// The handshake failed.
     Handshake(HandshakeError),
-    /// More handshakes than [`ServerConnectionConfig::max_handshakes`].
+    /// More handshakes than [`ServerConnectionConfig::max_handshakes`] within
+    /// [`ServerConnectionConfig::handshake_window_micros`].
     TooManyHandshakes,
     /// The key store refused the new key.
     Store(StoreError),
@@ -746,10 +775,21 @@ pub struct ServerConnection<R: CryptoRng, K: KeyStore> {
     rng: R,
     link: Link,
     handshake: Option<ServerHandshake>,
-    handshakes: u32,
+    /// When the handshakes of the last [`ServerConnectionConfig::handshake_window_micros`]
+    /// started (at most [`ServerConnectionConfig::max_handshakes`] entries).
+    handshakes: VecDeque<Instant>,
     plain_ids: MsgIdGen,
     key: Option<StoredKey>,
+    /// This connection's id as a session carrier ([`ServerSession::carrier`]).
+    token: u64,
+    /// The session of the last client message (under `key`).
+    session_id: Option<i64>,
+    /// The session, while checked out of the store during a call (sessions live in the store
+    /// between calls, so that every connection of one session shares its state); kept here
+    /// only while not started yet (nothing to share) or while its key is being destroyed.
     session: Option<ServerSession>,
+    /// `poll_timeout` of the session as last checked in, if this connection carries it.
+    session_timeout: Option<Instant>,
     out: Vec<u8>,
     events: VecDeque<ServerEvent>,
     dropped_events: u64,
@@ -793,18 +833,22 @@ fn unix_nanos(now: Now) -> i64 {
 
 impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     /// A connection that has not received a byte yet.
-    pub fn new(config: ServerConnectionConfig, keys: K, rng: R) -> Self {
+    pub fn new(config: ServerConnectionConfig, keys: K, mut rng: R) -> Self {
         let detector = Detector::new(config.transport.clone());
+        let token = rng.next_u64();
         Self {
             config,
             keys,
             rng,
             link: Link::Detecting(detector),
             handshake: None,
-            handshakes: 0,
+            handshakes: VecDeque::new(),
             plain_ids: MsgIdGen::new(),
             key: None,
+            token,
+            session_id: None,
             session: None,
+            session_timeout: None,
             out: Vec::new(),
             events: VecDeque::new(),
             dropped_events: 0,
@@ -852,7 +896,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
 
     /// The auth key and session currently in use.
     pub fn current_session(&self) -> Option<(i64, i64)> {
-        Some((self.key.as_ref()?.id(), self.session.as_ref()?.session_id()))
+        Some((self.key.as_ref()?.id(), self.session_id?))
     }
 
     /// Closes the connection (its session is parked in the store).
@@ -875,13 +919,39 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         self.events.pop_front()
     }
 
-    fn park_session(&mut self) {
-        if let (Some(key), Some(s)) = (&self.key, self.session.take())
-            && s.is_started()
-            && !self.key_destroyed
-        {
-            self.keys.put_session(key.id(), s);
+    /// Brings the current session out of the store into `self.session` for this call.
+    fn checkout(&mut self) {
+        if self.session.is_some() {
+            return;
         }
+        if let (Some(key), Some(sid)) = (&self.key, self.session_id) {
+            self.session = self.keys.take_session(key.id(), sid);
+        }
+    }
+
+    /// Puts the current session back into the store, where every connection of the session
+    /// finds it (one replay window, one outbox). A session not started yet stays here, and so
+    /// does one whose key is being destroyed (its answer still has to go out).
+    fn checkin(&mut self) {
+        if self.key_destroyed {
+            return;
+        }
+        let Some(key) = &self.key else { return };
+        let Some(s) = self.session.take() else { return };
+        if !s.is_started() {
+            self.session = Some(s);
+            return;
+        }
+        self.session_timeout = s.poll_timeout().filter(|_| s.carrier() == Some(self.token));
+        self.keys.put_session(key.id(), s);
+    }
+
+    /// Leaves the current session (a message for another key or session arrived).
+    fn park_session(&mut self) {
+        self.checkin();
+        self.session = None;
+        self.session_id = None;
+        self.session_timeout = None;
     }
 
     fn fail(&mut self, reason: CloseReason) {
@@ -889,7 +959,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             return;
         }
         self.closed = Some(reason);
-        self.park_session();
+        self.checkin();
         // Always delivered, even past the cap.
         self.events.push_back(ServerEvent::Closed(reason));
     }
@@ -966,9 +1036,19 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             Err(e) => return self.fail(CloseReason::Plain(e)),
         };
         if self.handshake.is_none() {
-            if self.handshakes >= self.config.max_handshakes {
+            let window = self.config.handshake_window_micros;
+            while self
+                .handshakes
+                .front()
+                .is_some_and(|t| now.mono >= t.saturating_add_micros(window))
+            {
+                self.handshakes.pop_front();
+            }
+            let max = usize::try_from(self.config.max_handshakes).unwrap_or(usize::MAX);
+            if self.handshakes.len() >= max {
                 return self.fail(CloseReason::TooManyHandshakes);
             }
+            self.handshakes.push_back(now.mono);
             self.handshake = Some(ServerHandshake::new(self.config.handshake.clone()));
         }
         let Some(hs) = self.handshake.as_mut() else {
@@ -983,7 +1063,6 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             Ok(ServerStep::Send(reply)) => reply,
             Ok(ServerStep::Done { reply, key }) => {
                 self.handshake = None;
-                self.handshakes = self.handshakes.saturating_add(1);
                 let secs = unix_secs(now);
                 let salts = ServerSalts::generate(
                     &mut self.rng,
@@ -1026,8 +1105,9 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     fn on_encrypted(&mut self, now: Now, frame: &mut [u8], quick_ack: bool, auth_key_id: i64) {
         let secs = unix_secs(now);
         if self.key_destroyed {
-            self.park_session();
             self.session = None;
+            self.session_id = None;
+            self.session_timeout = None;
             self.key = None;
             self.key_destroyed = false;
         }
@@ -1072,29 +1152,40 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         };
         self.key = Some(key);
         let session_id = incoming.session_id;
-        if self.session.as_ref().map(ServerSession::session_id) != Some(session_id) {
+        if self.session_id != Some(session_id) {
             self.park_session();
-            let session = match self.keys.take_session(auth_key_id, session_id) {
-                Some(mut s) => {
+            self.session_id = Some(session_id);
+        }
+        // One session, whatever connection carries it: its state (replay window, seq_no,
+        // kept answers) comes from the store, so a message replayed on a second connection is
+        // a duplicate there too.
+        self.checkout();
+        let token = self.token;
+        match self.session.as_mut() {
+            Some(s) => {
+                if s.set_carrier(token) {
+                    // Parked by a closed connection or carried by another live one until now:
+                    // this connection takes it over (the newest connection wins) and sends
+                    // again what the client has not acknowledged.
                     s.resume();
                     self.push_event(ServerEvent::SessionResumed {
                         auth_key_id,
                         session_id,
                     });
-                    s
                 }
-                None => {
-                    let unique_id = b64(self.rng.next_u64().to_le_bytes());
-                    ServerSession::new(self.config.session.clone(), session_id, unique_id)
-                }
-            };
-            self.session = Some(session);
+            }
+            None => {
+                let unique_id = b64(self.rng.next_u64().to_le_bytes());
+                let mut s = ServerSession::new(self.config.session.clone(), session_id, unique_id);
+                s.set_carrier(token);
+                self.session = Some(s);
+            }
         }
-        let (Some(session), Some(key)) = (self.session.as_mut(), self.key.as_ref()) else {
-            return;
-        };
-        session.handle(now, &key.salts, incoming);
-        self.drain_session(now, auth_key_id, session_id);
+        if let (Some(session), Some(key)) = (self.session.as_mut(), self.key.as_ref()) {
+            session.handle(now, &key.salts, incoming);
+            self.drain_session(now, auth_key_id, session_id);
+        }
+        self.checkin();
     }
 
     fn drain_session(&mut self, now: Now, auth_key_id: i64, session_id: i64) {
@@ -1224,7 +1315,19 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         let start = out.len();
         out.append(&mut self.out);
         if self.closed.is_none() {
-            while let Some(m) = self.session.as_mut().and_then(|s| s.poll_message(now)) {
+            self.checkout();
+            let token = self.token;
+            // Only the connection carrying the session sends its messages.
+            let carrier = self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.carrier() == Some(token));
+            while let Some(m) = self
+                .session
+                .as_mut()
+                .filter(|_| carrier)
+                .and_then(|s| s.poll_message(now))
+            {
                 let Some(key) = self.key.as_ref() else { break };
                 let Some(session) = self.session.as_ref() else {
                     break;
@@ -1249,6 +1352,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
                 }
                 out.append(&mut self.out);
             }
+            self.checkin();
         }
         out.len() > start
     }
@@ -1272,7 +1376,9 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             handshake,
             idle,
             self.disconnect_at,
-            self.session.as_ref().and_then(ServerSession::poll_timeout),
+            self.session
+                .as_ref()
+                .map_or(self.session_timeout, ServerSession::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -1302,31 +1408,39 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         }
     }
 
-    /// Runs `f` on the session of `id`: the one in use on this connection, or one parked in
-    /// the store (its answer then goes out when the client continues the session, on whatever
-    /// connection). A session in use on another connection is [`SendError::Unavailable`]: route
-    /// the answer to that connection.
+    /// Runs `f` on the session of `id`, wherever it is: checked out here, or in the store
+    /// (parked, or carried by this or another connection between calls).
     fn with_session(
         &mut self,
         id: &ServerRequestId,
         f: impl FnOnce(&mut ServerSession) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
-        let current = self.closed.is_none()
-            && self.current_session() == Some((id.auth_key_id, id.session_id));
-        if current {
-            return f(self.session.as_mut().ok_or(SendError::Unavailable)?);
+        let here = self.current_session() == Some((id.auth_key_id, id.session_id));
+        if here && let Some(s) = self.session.as_mut() {
+            return f(s);
         }
-        let mut parked = self
+        let mut s = self
             .keys
             .take_session(id.auth_key_id, id.session_id)
             .ok_or(SendError::Unavailable)?;
-        let r = f(&mut parked);
-        self.keys.put_session(id.auth_key_id, parked);
+        let r = f(&mut s);
+        if here && s.carrier() == Some(self.token) {
+            self.session_timeout = s.poll_timeout();
+        }
+        self.keys.put_session(id.auth_key_id, s);
         r
     }
 
-    /// Answers a request with `rpc_result` carrying `body` (a serialized TL object). Works for
-    /// the session in use and for sessions parked in the store (see the module docs).
+    /// Answers a request with `rpc_result` carrying `body` (a serialized TL object).
+    ///
+    /// The answer is queued in the request's session wherever that is, and goes out on the
+    /// connection that carries the session ([`ServerSession::carrier`]): this one, another
+    /// live connection the client has moved to (that connection sends it at its next
+    /// [`poll_transmit`](Self::poll_transmit): a driver with several connections of one
+    /// session polls the other one too), or, for a parked session, the connection the client
+    /// comes back on. It is kept until the client acknowledges it. Works after this
+    /// connection closed. [`SendError::Unavailable`]: the session is gone (destroyed, or
+    /// evicted from the store).
     pub fn respond(&mut self, now: Now, id: ServerRequestId, body: &[u8]) -> Result<(), SendError> {
         let _ = now;
         self.with_session(&id, |s| s.respond(id.msg_id, body))
@@ -1350,9 +1464,12 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         if self.closed.is_some() {
             return Err(SendError::Unavailable);
         }
-        self.session
-            .as_mut()
-            .ok_or(SendError::Unavailable)?
-            .push_update(body)
+        let (auth_key_id, session_id) = self.current_session().ok_or(SendError::Unavailable)?;
+        let id = ServerRequestId {
+            auth_key_id,
+            session_id,
+            msg_id: 0,
+        };
+        self.with_session(&id, |s| s.push_update(body))
     }
 }

@@ -16,8 +16,8 @@
 //! | msg_id time within −300 s / +30 s of the server clock | 16 (too low) / 17 (too high) |
 //! | msg_id not seen before (replay window of 1024 ids) | duplicate: ignored (a kept answer to it is re-sent); below the window: 16 |
 //! | salt valid ([`ServerSalts::is_valid`]), outer message only | `bad_server_salt` 48 with the current salt |
-//! | content-related message has an odd seq_no | 34 |
-//! | `msgs_ack` / `http_wait` has an even seq_no | 35 |
+//! | content-related message has an odd seq_no | 35 |
+//! | `msgs_ack` has an even seq_no | 34 |
 //! | seq_no not lower than that of a message with a lower msg_id | 32 |
 //! | seq_no not higher than that of a message with a higher msg_id | 33 |
 //! | container: not nested, inner msg_ids below its own and distinct, ≤ 1024 messages, well formed | 64 (the whole container is dropped) |
@@ -73,7 +73,9 @@
 //! A `ServerSession` is a plain value (`Clone`, no borrowed state): the connection layer puts it
 //! into its key store when a connection ends and takes it out when the client comes back with
 //! the same auth key and session_id ([`crate::connection::server`]). [`ServerSession::resume`]
-//! queues every kept (unacknowledged) message for re-sending with fresh msg_ids. An application
+//! queues every kept (unacknowledged) message for re-sending with fresh msg_ids, once the first
+//! client message on the new connection has been processed (so that the acknowledgements it
+//! carries are applied first and nothing the client already has goes out again). An application
 //! may also answer a request of a stored session: take it out, [`ServerSession::respond`], put it
 //! back; the answer goes out when the client reconnects.
 
@@ -173,6 +175,9 @@ impl Default for ServerSessionConfig {
     }
 }
 
+/// How close (seconds) to the end of a salt period the next period's salt is accepted already.
+pub const NEXT_SALT_MARGIN_SECS: i64 = 30;
+
 /// The server salts of one auth key: one per period of `period_secs`, derived from a secret seed
 /// (`SHA-256(seed ‖ period index)`), so that `get_future_salts` can name them ahead of time and
 /// no list needs storing. The salt of the previous period stays accepted during the current one,
@@ -241,11 +246,16 @@ impl ServerSalts {
         self.salt_of(self.index(secs))
     }
 
-    /// Whether a client may use `salt` at unix time `secs`.
+    /// Whether a client may use `salt` at unix time `secs`: the current period's salt, the
+    /// previous one's, the next one's within [`NEXT_SALT_MARGIN_SECS`] of the boundary (a
+    /// client whose clock runs slightly ahead switches early), and the handshake's salt during
+    /// the key's first period.
     pub fn is_valid(&self, salt: i64, secs: i64) -> bool {
         let i = self.index(secs);
+        let next_soon = self.index(secs.saturating_add(NEXT_SALT_MARGIN_SECS)) > i;
         salt == self.salt_of(i)
             || salt == self.salt_of(i.saturating_sub(1))
+            || (next_soon && salt == self.salt_of(i.saturating_add(1)))
             || (salt == self.initial && secs < self.initial_until)
     }
 
@@ -491,7 +501,7 @@ fn constructor(body: &[u8]) -> Option<u32> {
 
 fn classify(body: &[u8]) -> SeqClass {
     match constructor(body) {
-        Some(types::MsgsAck::CONSTRUCTOR_ID | HTTP_WAIT_ID) => SeqClass::NonContent,
+        Some(types::MsgsAck::CONSTRUCTOR_ID) => SeqClass::NonContent,
         Some(
             functions::Ping::CONSTRUCTOR_ID
             | functions::PingDelayDisconnect::CONSTRUCTOR_ID
@@ -551,6 +561,15 @@ pub struct ServerSession {
     last_in: Option<(i64, i32)>,
     outbox: VecDeque<Pending>,
     kept: BTreeMap<i64, Kept>,
+    /// `req_msg_id` → msg_id of the kept `rpc_result` answering it (an index into `kept`).
+    kept_by_req: BTreeMap<i64, i64>,
+    /// [`ServerSession::resume`] was called: kept messages go out again after the next
+    /// accepted client message (whose acknowledgements are applied first).
+    resume_pending: bool,
+    /// Client messages accepted and acted upon (wrapping).
+    accepted: u64,
+    /// The connection that carries the session now (see [`ServerSession::carrier`]).
+    carrier: Option<u64>,
     running: BTreeSet<i64>,
     acks: VecDeque<i64>,
     ack_deadline: Option<Instant>,
@@ -592,6 +611,10 @@ impl ServerSession {
             last_in: None,
             outbox: VecDeque::new(),
             kept: BTreeMap::new(),
+            kept_by_req: BTreeMap::new(),
+            resume_pending: false,
+            accepted: 0,
+            carrier: None,
             running: BTreeSet::new(),
             acks: VecDeque::new(),
             ack_deadline: None,
@@ -645,13 +668,43 @@ impl ServerSession {
         self.ack_deadline
     }
 
-    /// Queues every kept (unacknowledged) message for re-sending, with fresh msg_ids: call it
-    /// when the session continues on a new connection. An unacknowledged `new_session_created`
-    /// is not repeated (the session continues, and a second notice would make the client
-    /// assume a gap that did not happen), nor are pongs (a ping from an earlier connection is
-    /// of no use to the client any more).
+    /// Marks the session as continuing on a new connection: every kept (unacknowledged)
+    /// message is queued for re-sending, with a fresh msg_id, **after the next client message
+    /// has been accepted and processed**. That first message usually carries the client's
+    /// acknowledgements of what it did receive before the old connection broke; applying them
+    /// first keeps those messages from going out twice under ids the client cannot recognize
+    /// as duplicates. An unacknowledged `new_session_created` is not repeated (the session
+    /// continues, and a second notice would make the client assume a gap that did not happen),
+    /// nor are pongs (a ping from an earlier connection is of no use to the client any more).
     pub fn resume(&mut self) {
+        self.resume_pending = true;
+    }
+
+    /// The opaque id of the connection that last received a message of this session (set by
+    /// the connection layer with [`ServerSession::set_carrier`]): the session's messages go
+    /// out on that connection. Several connections may serve one session
+    /// (`mtproto_description.md`: an answer need not return on the connection that carried the
+    /// request); the newest one to hear from the client carries it.
+    pub fn carrier(&self) -> Option<u64> {
+        self.carrier
+    }
+
+    /// Makes connection `token` the carrier; whether that changed it.
+    pub fn set_carrier(&mut self, token: u64) -> bool {
+        let changed = self.carrier != Some(token);
+        self.carrier = Some(token);
+        changed
+    }
+
+    /// Whether [`ServerSession::resume`] was called and its re-sending is still to come.
+    pub fn is_resume_pending(&self) -> bool {
+        self.resume_pending
+    }
+
+    fn resend_kept(&mut self) {
+        self.resume_pending = false;
         let kept = core::mem::take(&mut self.kept);
+        self.kept_by_req.clear();
         let again = kept.into_iter().filter(|(_, k)| {
             !matches!(
                 constructor(&k.body),
@@ -667,6 +720,21 @@ impl ServerSession {
             };
             self.outbox.insert(i.min(self.outbox.len()), p);
         }
+    }
+
+    fn kept_remove(&mut self, id: i64) -> Option<Kept> {
+        let k = self.kept.remove(&id)?;
+        if let Some(req) = k.req_msg_id
+            && self.kept_by_req.get(&req) == Some(&id)
+        {
+            self.kept_by_req.remove(&req);
+        }
+        Some(k)
+    }
+
+    /// The kept answer to request `req`, O(log n).
+    fn kept_for_req(&self, req: i64) -> Option<i64> {
+        self.kept_by_req.get(&req).copied()
     }
 
     fn event(&mut self, e: SessionEvent) {
@@ -714,6 +782,14 @@ impl ServerSession {
     /// outgoing messages ([`ServerSession::poll_message`]) and events
     /// ([`ServerSession::poll_event`]).
     pub fn handle(&mut self, now: Now, salts: &ServerSalts, msg: IncomingMessage<'_>) {
+        let before = self.accepted;
+        self.handle_message(now, salts, msg);
+        if self.resume_pending && self.accepted != before {
+            self.resend_kept();
+        }
+    }
+
+    fn handle_message(&mut self, now: Now, salts: &ServerSalts, msg: IncomingMessage<'_>) {
         if msg.session_id != self.session_id {
             self.reject(msg.msg_id, Rejection::WrongSession);
             return;
@@ -784,12 +860,7 @@ impl ServerSession {
 
     /// A duplicate: ignored, but a kept answer to it is sent again (its first copy was lost).
     fn duplicate(&mut self, msg_id: i64) {
-        let again: Option<i64> = self
-            .kept
-            .iter()
-            .find(|(_, k)| k.req_msg_id == Some(msg_id))
-            .map(|(&id, _)| id);
-        if let Some(id) = again {
+        if let Some(id) = self.kept_for_req(msg_id) {
             self.requeue(id);
         }
         self.reject(msg_id, Rejection::Duplicate);
@@ -797,7 +868,7 @@ impl ServerSession {
 
     /// Moves kept message `id` back to the outbox (to be sent with a fresh msg_id).
     fn requeue(&mut self, id: i64) -> bool {
-        match self.kept.remove(&id) {
+        match self.kept_remove(id) {
             Some(k) => {
                 self.outbox.push_back(Pending {
                     body: k.body,
@@ -932,6 +1003,7 @@ impl ServerSession {
         body: &[u8],
         depth: Depth,
     ) {
+        self.accepted = self.accepted.wrapping_add(1);
         if seq_no & 1 == 1 {
             self.queue_ack(now, msg_id);
         }
@@ -952,7 +1024,7 @@ impl ServerSession {
             }
             Some(types::MsgsAck::CONSTRUCTOR_ID) => types::MsgsAck::from_bytes(body).map(|a| {
                 for id in a.msg_ids {
-                    self.kept.remove(&id);
+                    self.kept_remove(id);
                 }
             }),
             Some(functions::Ping::CONSTRUCTOR_ID) => functions::Ping::from_bytes(body).map(|p| {
@@ -1017,12 +1089,7 @@ impl ServerSession {
             Some(types::MsgResendAnsReq::CONSTRUCTOR_ID) => {
                 types::MsgResendAnsReq::from_bytes(body).map(|q| {
                     for req in q.msg_ids.into_iter().take(MAX_IDS_PER_SERVICE_MESSAGE) {
-                        let found = self
-                            .kept
-                            .iter()
-                            .find(|(_, k)| k.req_msg_id == Some(req))
-                            .map(|(&id, _)| id);
-                        if let Some(id) = found {
+                        if let Some(id) = self.kept_for_req(req) {
                             self.requeue(id);
                         }
                     }
@@ -1093,7 +1160,7 @@ impl ServerSession {
                 if self.running.contains(&id) {
                     b |= 32;
                 }
-                if self.kept.values().any(|k| k.req_msg_id == Some(id)) {
+                if self.kept_for_req(id).is_some() {
                     b |= 32 | 64;
                 }
                 b
@@ -1122,8 +1189,8 @@ impl ServerSession {
                 self.push_service(original, true, true);
             }
             dropped
-        } else if let Some((&id, _)) = self.kept.iter().find(|(_, k)| k.req_msg_id == Some(req)) {
-            let k = self.kept.remove(&id);
+        } else if let Some(id) = self.kept_for_req(req) {
+            let k = self.kept_remove(id);
             let (seq_no, bytes) = k.map_or((0, 0), |k| {
                 (k.seq_no, i32::try_from(k.body.len()).unwrap_or(i32::MAX))
             });
@@ -1254,7 +1321,12 @@ impl ServerSession {
         }
         while self.kept.len() >= self.config.max_kept {
             // Oldest first: msg_ids increase.
-            self.kept.pop_first();
+            if let Some(&first) = self.kept.keys().next() {
+                self.kept_remove(first);
+            }
+        }
+        if let Some(req) = p.req_msg_id {
+            self.kept_by_req.insert(req, msg_id);
         }
         self.kept.insert(
             msg_id,
@@ -1722,6 +1794,21 @@ mod tests {
     }
 
     #[test]
+    fn the_next_periods_salt_is_accepted_just_before_the_boundary() {
+        let s = salts();
+        let boundary = 490_001 * 3600;
+        let next = s.current(boundary);
+        assert_ne!(next, s.current(boundary - 1));
+        assert!(s.is_valid(next, boundary - 20), "client clock 20 s ahead");
+        assert!(s.is_valid(next, boundary - NEXT_SALT_MARGIN_SECS));
+        assert!(!s.is_valid(next, boundary - NEXT_SALT_MARGIN_SECS - 1));
+        assert!(
+            !s.is_valid(s.current(boundary + 3600), boundary - 1),
+            "not two ahead"
+        );
+    }
+
+    #[test]
     fn salts_follow_sha256_of_seed_and_period() {
         // Independent computation (Python):
         //   hashlib.sha256(bytes([7]*32) + (490000).to_bytes(8,'little')).digest()[:8]
@@ -1851,6 +1938,11 @@ mod tests {
             .0;
         assert_eq!(s.kept_len(), 2, "new_session_created and the answer");
         s.resume();
+        assert!(
+            s.poll_message(at(T0 + 1)).is_none(),
+            "nothing before the client speaks"
+        );
+        s.handle(at(T0 + 1), &salts(), c.msg(at(T0 + 1), &ping(1), false));
         let again = sent(&mut s, at(T0 + 1));
         let results: Vec<_> = again
             .iter()
@@ -1858,6 +1950,7 @@ mod tests {
             .collect();
         assert_eq!(results.len(), 1);
         assert!(results[0].0 > first_id, "fresh msg_id");
+        assert!(!s.is_resume_pending());
         assert_eq!(rpc_results(&again)[0], (a.msg_id, vec![9, 0, 0, 0]));
         // Acknowledging everything empties the kept set.
         let ack = types::MsgsAck {
@@ -1867,6 +1960,45 @@ mod tests {
         .unwrap();
         s.handle(now, &salts(), c.msg(now, &ack, false));
         assert_eq!(s.kept_len(), 0);
+    }
+
+    #[test]
+    fn on_resume_the_first_messages_acks_apply_before_kept_messages_go_out_again() {
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let request = [0x11u8, 0x22, 0x33, 0x44];
+        let a = c.msg(now, &request, true);
+        s.handle(now, &salts(), a);
+        s.respond(a.msg_id, &[9, 0, 0, 0]).unwrap();
+        let update = types::RpcAnswerUnknown.to_vec().unwrap();
+        s.push_update(&update).unwrap();
+        let out = sent(&mut s, now);
+        let id_of = |body: &[u8]| out.iter().find(|m| m.2 == body).unwrap().0;
+        let answer_id = out
+            .iter()
+            .find(|(_, _, b)| !rpc_results(&[(0, 0, b.clone())]).is_empty())
+            .unwrap()
+            .0;
+        let update_id = id_of(&update);
+        // The connection breaks; the client got the answer but not the update, and its first
+        // message on the new connection acknowledges what it got.
+        s.resume();
+        let later = at(T0 + 2);
+        let ack = types::MsgsAck {
+            msg_ids: vec![answer_id],
+        }
+        .to_vec()
+        .unwrap();
+        s.handle(later, &salts(), c.msg(later, &ack, false));
+        let again = sent(&mut s, later);
+        assert!(
+            rpc_results(&again).is_empty(),
+            "the acknowledged answer is not repeated"
+        );
+        let updates: Vec<_> = again.iter().filter(|m| m.2 == update).collect();
+        assert_eq!(updates.len(), 1, "the unacknowledged update goes out again");
+        assert!(updates[0].0 > update_id);
     }
 
     #[test]
@@ -2122,6 +2254,26 @@ mod tests {
     fn debug_hides_the_salt_seed() {
         let shown = alloc::format!("{:?} {:?}", salts(), session());
         assert!(!shown.contains("7, 7"), "{shown}");
+    }
+
+    #[test]
+    fn http_wait_is_dropped_with_either_seq_no_parity() {
+        // The spec bars only msgs_ack, containers, msg_copy and gzip_packed from being
+        // content-related; tdlib sends http_wait even, others may send it odd.
+        let now = at(T0);
+        let mut s = session();
+        let mut c = Client::new();
+        let mut wait = HTTP_WAIT_ID.to_le_bytes().to_vec();
+        wait.extend_from_slice(&[0; 12]);
+        for content in [true, false] {
+            s.handle(now, &salts(), c.msg(now, &wait, content));
+        }
+        let ev = events(&mut s);
+        assert!(
+            ev.iter().all(|e| matches!(e, SessionEvent::Started { .. })),
+            "{ev:?}"
+        );
+        assert!(bad_msgs(&sent(&mut s, now)).is_empty());
     }
 
     #[test]
