@@ -1255,19 +1255,8 @@ impl ClientSession {
         } else {
             self.out_of_window_run = 0;
         }
-        match self.replay.insert(msg.msg_id) {
-            Replay::Fresh => {}
-            Replay::Duplicate => {
-                self.stats.duplicates = self.stats.duplicates.saturating_add(1);
-                if msg.seq_no & 1 == 1 {
-                    self.queue_ack(msg.msg_id, Some(now));
-                }
-                return;
-            }
-            Replay::TooOld => {
-                self.stats.too_old = self.stats.too_old.saturating_add(1);
-                return;
-            }
+        if !self.admit(now, msg.msg_id, msg.seq_no) {
+            return;
         }
         // An authenticated, fresh, in-window message from the future of our estimate: the
         // server's clock is ahead of what we thought (upward corrections only).
@@ -1279,6 +1268,26 @@ impl ClientSession {
         self.process(now, msg.msg_id, msg.seq_no, msg.body, 0, notices_only, rng);
         if new_session_after {
             self.new_session(rng);
+        }
+    }
+
+    /// The replay window's verdict on a message: fresh ones are recorded and go on; a duplicate
+    /// is acknowledged again if content-related (our ack may have been lost) and dropped, as is
+    /// one below the window.
+    fn admit(&mut self, now: Now, msg_id: i64, seq_no: i32) -> bool {
+        match self.replay.insert(msg_id) {
+            Replay::Fresh => true,
+            Replay::Duplicate => {
+                self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+                if seq_no & 1 == 1 {
+                    self.queue_ack(msg_id, Some(now));
+                }
+                false
+            }
+            Replay::TooOld => {
+                self.stats.too_old = self.stats.too_old.saturating_add(1);
+                false
+            }
         }
     }
 
@@ -1356,19 +1365,8 @@ impl ClientSession {
                         self.malformed();
                         continue;
                     }
-                    match self.replay.insert(m.msg_id) {
-                        Replay::Fresh => {}
-                        Replay::Duplicate => {
-                            self.stats.duplicates = self.stats.duplicates.saturating_add(1);
-                            if m.seqno & 1 == 1 {
-                                self.queue_ack(m.msg_id, Some(now));
-                            }
-                            continue;
-                        }
-                        Replay::TooOld => {
-                            self.stats.too_old = self.stats.too_old.saturating_add(1);
-                            continue;
-                        }
+                    if !self.admit(now, m.msg_id, m.seqno) {
+                        continue;
                     }
                     self.process(now, m.msg_id, m.seqno, m.body, 1, notices_only, rng);
                 }
