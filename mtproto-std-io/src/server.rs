@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -45,14 +45,39 @@ pub struct ServerOptions {
     pub key_store: Option<SharedKeyStore>,
 }
 
-/// The auth keys (and parked sessions) a server knows, shared by its connection threads (and
-/// across restarts in tests): the core's [`MemoryKeyStore`] behind a mutex.
+/// The auth keys (and sessions) a server knows, shared by its connection threads (and across
+/// restarts in tests): the core's [`MemoryKeyStore`] behind a mutex.
+///
+/// A connection takes a session out of the store for the length of one call and puts it back.
+/// Another thread asking for the same session meanwhile waits for it (bounded), as the core's
+/// `KeyStore` contract asks, instead of being told it does not exist (which would start it
+/// afresh with an empty replay window).
 #[derive(Clone, Debug, Default)]
-pub struct SharedKeyStore(Arc<Mutex<MemoryKeyStore>>);
+pub struct SharedKeyStore(Arc<StoreCell>);
+
+#[derive(Debug, Default)]
+struct StoreCell {
+    store: Mutex<Inner>,
+    returned: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    keys: MemoryKeyStore,
+    /// Sessions out of the store right now: (auth_key_id, session_id).
+    out: std::collections::BTreeSet<(i64, i64)>,
+}
+
+/// How long a thread waits for a session another thread has out (a call's length, normally).
+const SESSION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl SharedKeyStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryKeyStore> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock(&self) -> KeysGuard<'_> {
+        KeysGuard(self.inner())
     }
 
     /// Keys held.
@@ -72,16 +97,65 @@ impl KeyStore for SharedKeyStore {
         self.lock().bind(temp, perm, expires_at)
     }
     fn take_session(&mut self, auth_key_id: i64, session_id: i64) -> Option<ServerSession> {
-        self.lock().take_session(auth_key_id, session_id)
+        let id = (auth_key_id, session_id);
+        let mut inner = self.inner();
+        let deadline = std::time::Instant::now() + SESSION_WAIT;
+        while inner.out.contains(&id) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break; // the other thread is stuck: do not hang this one forever
+            }
+            inner = self
+                .0
+                .returned
+                .wait_timeout(inner, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        let session = inner.keys.take_session(auth_key_id, session_id);
+        if session.is_some() {
+            inner.out.insert(id);
+        }
+        session
     }
     fn put_session(&mut self, auth_key_id: i64, session: ServerSession) {
-        self.lock().put_session(auth_key_id, session)
+        let mut inner = self.inner();
+        inner.out.remove(&(auth_key_id, session.session_id()));
+        inner.keys.put_session(auth_key_id, session);
+        drop(inner);
+        self.0.returned.notify_all();
     }
     fn remove_session(&mut self, auth_key_id: i64, session_id: i64) -> bool {
-        self.lock().remove_session(auth_key_id, session_id)
+        let mut inner = self.inner();
+        let was_out = inner.out.remove(&(auth_key_id, session_id));
+        let removed = inner.keys.remove_session(auth_key_id, session_id) || was_out;
+        drop(inner);
+        self.0.returned.notify_all();
+        removed
     }
     fn remove_key(&mut self, auth_key_id: i64) -> bool {
-        self.lock().remove_key(auth_key_id)
+        let mut inner = self.inner();
+        inner.out.retain(|(k, _)| *k != auth_key_id);
+        let removed = inner.keys.remove_key(auth_key_id);
+        drop(inner);
+        self.0.returned.notify_all();
+        removed
+    }
+}
+
+/// The locked key store (deref to [`MemoryKeyStore`]).
+struct KeysGuard<'a>(std::sync::MutexGuard<'a, Inner>);
+
+impl std::ops::Deref for KeysGuard<'_> {
+    type Target = MemoryKeyStore;
+    fn deref(&self) -> &MemoryKeyStore {
+        &self.0.keys
+    }
+}
+
+impl std::ops::DerefMut for KeysGuard<'_> {
+    fn deref_mut(&mut self) -> &mut MemoryKeyStore {
+        &mut self.0.keys
     }
 }
 
@@ -465,4 +539,24 @@ fn serve_connection(mut stream: TcpStream, n: u64, shared: &Shared) {
         }
     }
     // Dropping the connection parks its session in the store for the client's next connection.
+}
+
+#[cfg(test)]
+mod shared_store_tests {
+    use super::*;
+    use mtproto_core::session::server::{ServerSession, ServerSessionConfig};
+
+    /// A second thread asking for a session another thread has out waits for it to come back
+    /// instead of being told it does not exist (which would restart the session).
+    #[test]
+    fn a_session_out_on_another_thread_is_waited_for() {
+        let mut store = SharedKeyStore::default();
+        store.put_session(7, ServerSession::new(ServerSessionConfig::default(), 9, 0));
+        let taken = store.take_session(7, 9).expect("parked");
+        let mut other = store.clone();
+        let waiter = std::thread::spawn(move || other.take_session(7, 9).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        store.put_session(7, taken);
+        assert!(waiter.join().unwrap(), "got the session once it was back");
+    }
 }
