@@ -194,10 +194,7 @@ impl Pair {
         self.s2c.clear();
         while self.server.poll_transmit(now, &mut self.s2c) {}
         count(&mut a.input, || self.client.handle_input(now, &self.s2c));
-        loop {
-            let Some(e) = count(&mut a.events, || self.client.poll_event()) else {
-                break;
-            };
+        while let Some(e) = count(&mut a.events, || self.client.poll_event()) {
             match e {
                 Event::RpcResult { body, .. } => {
                     assert_eq!(body.len() % 4, 0);
