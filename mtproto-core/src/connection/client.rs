@@ -21,7 +21,7 @@ use crate::time::{Instant, Now};
 use crate::tl::{RemoteCall, Serialize};
 use crate::transport::{
     self, Codec, FakeTlsClient, Frame, Framing, ObfuscatedCodec, ProxySecret, Role, Status,
-    Transport, TransportError,
+    Transport, TransportError, WsFraming, WsTransport,
 };
 
 /// How the client talks to the server at the transport layer.
@@ -29,12 +29,14 @@ use crate::transport::{
 pub struct TransportConfig {
     /// The framing (a `dd`/`ee` secret forces padded intermediate).
     pub framing: Framing,
-    /// Obfuscate the stream (obfuscated2). Implied by a secret.
+    /// Obfuscate the stream (obfuscated2). Implied by a secret and by WebSocket.
     pub obfuscated: bool,
     /// An MTProxy secret (plain, `dd` or `ee`).
     pub secret: Option<ProxySecret>,
     /// Ask the server for quick acks of requests.
     pub quick_ack: bool,
+    /// Carry the (always obfuscated) stream over WebSocket (`mtproto_transports.md`).
+    pub websocket: Option<WsFraming>,
 }
 
 impl TransportConfig {
@@ -45,6 +47,7 @@ impl TransportConfig {
             obfuscated: false,
             secret: None,
             quick_ack: false,
+            websocket: None,
         }
     }
 
@@ -55,6 +58,23 @@ impl TransportConfig {
             obfuscated: true,
             secret,
             quick_ack: false,
+            websocket: None,
+        }
+    }
+
+    /// Obfuscated `framing` over WebSocket: the connection does the upgrade and the framing
+    /// ([`WsFraming::Codec`]; the upgrade must finish within
+    /// [`ConnectionConfig::handshake_timeout_ms`]) or the driver does
+    /// ([`WsFraming::External`]: feed the message payloads, send each `poll_transmit` output as
+    /// one binary message). Obfuscation is implied; [`Framing::Full`] and fake-TLS secrets
+    /// cannot be used (the connection closes at once with [`CloseReason::Protocol`]).
+    pub fn websocket(framing: Framing, websocket: WsFraming) -> Self {
+        Self {
+            framing,
+            obfuscated: true,
+            secret: None,
+            quick_ack: false,
+            websocket: Some(websocket),
         }
     }
 }
@@ -215,6 +235,8 @@ pub struct Connection<R> {
     quick_acks: BTreeMap<u32, RequestId>,
     quick_ack_order: VecDeque<u32>,
     events: VecDeque<Event>,
+    /// Deadline of a transport's own handshake (a WebSocket upgrade, a fake-TLS ServerHello).
+    link_deadline: Option<Instant>,
 }
 
 impl<R> fmt::Debug for Connection<R> {
@@ -238,6 +260,21 @@ fn new_link<R: CryptoRng>(
     rng: &mut R,
 ) -> Result<Link, transport::EncodeError> {
     let t = &config.transport;
+    if let Some(ws) = &t.websocket {
+        // The spec makes obfuscation mandatory over WebSocket: always obfuscated here.
+        if t.secret.as_ref().is_some_and(ProxySecret::is_fake_tls) {
+            return Err(transport::EncodeError::BadWebSocketTarget);
+        }
+        let codec = ObfuscatedCodec::client(t.framing, Some(config.dc_id), t.secret.as_ref(), rng)?
+            .with_max_frame_len(config.max_frame_len);
+        return Ok(Link::Ready(match ws {
+            WsFraming::External => Transport::Obfuscated(codec),
+            WsFraming::Codec { host, path } => Transport::WebSocket(alloc::boxed::Box::new(
+                WsTransport::client(host, path, codec, rng)?
+                    .with_max_frame_len(config.max_frame_len),
+            )),
+        }));
+    }
     if let Some(secret) = t.secret.as_ref().filter(|s| s.is_fake_tls()) {
         let mut hello = Vec::new();
         let client = FakeTlsClient::new(secret, now.unix, rng, &mut hello)?;
@@ -319,7 +356,9 @@ impl<R: CryptoRng> Connection<R> {
             quick_acks: BTreeMap::new(),
             quick_ack_order: VecDeque::new(),
             events: VecDeque::new(),
+            link_deadline: None,
         };
+        c.set_link_deadline(now);
         if matches!(c.phase, Phase::Closed) {
             c.events.push_back(Event::Closed(CloseReason::Protocol));
         }
@@ -442,6 +481,7 @@ impl<R: CryptoRng> Connection<R> {
                 return;
             }
         }
+        self.set_link_deadline(now);
         self.quick_acks.clear();
         self.quick_ack_order.clear();
         self.renewal = None;
@@ -460,6 +500,21 @@ impl<R: CryptoRng> Connection<R> {
             }
             _ => {}
         }
+    }
+
+    /// Whether the transport still runs its own handshake (WebSocket upgrade, fake TLS).
+    fn link_pending(&self) -> bool {
+        match &self.link {
+            Link::FakeTls { .. } => true,
+            Link::Ready(t) => !t.is_open(),
+        }
+    }
+
+    fn set_link_deadline(&mut self, now: Now) {
+        self.link_deadline = self.link_pending().then(|| {
+            now.mono
+                .saturating_add_micros(self.config.handshake_timeout_ms.saturating_mul(1000))
+        });
     }
 
     fn close_with(&mut self, reason: CloseReason) {
@@ -721,7 +776,8 @@ impl<R: CryptoRng> Connection<R> {
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.phase {
+        let link = self.link_deadline.filter(|_| self.link_pending());
+        let phase = match &self.phase {
             Phase::Handshaking(job) => Some(job.deadline),
             Phase::Ready => {
                 let renew = self
@@ -734,12 +790,17 @@ impl<R: CryptoRng> Connection<R> {
                     .flatten()
                     .min()
             }
-            Phase::Closed => None,
-        }
+            Phase::Closed => return None,
+        };
+        [phase, link].into_iter().flatten().min()
     }
 
     /// Runs what is due at `now`. Extra calls are harmless.
     pub fn handle_timeout(&mut self, now: Now) {
+        if self.link_pending() && self.link_deadline.is_some_and(|d| now.mono >= d) {
+            self.close_with(CloseReason::HandshakeTimeout);
+            return;
+        }
         match &self.phase {
             Phase::Handshaking(job) => {
                 if now.mono >= job.deadline {
@@ -797,6 +858,13 @@ impl<R: CryptoRng> Connection<R> {
             }
             Link::Ready(t) => t,
         };
+        // The transport's own bytes (WebSocket upgrade, pong, close answer) go first.
+        if transport.poll_output(&mut self.rng, out) {
+            return true;
+        }
+        if !transport.is_open() {
+            return false;
+        }
         let job = match &mut self.phase {
             Phase::Closed => return false,
             Phase::Handshaking(job) => Some(job),

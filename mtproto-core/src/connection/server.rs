@@ -185,6 +185,7 @@ use crate::time::{Instant, Now};
 use crate::tl::{BOOL_TRUE_ID, Deserialize, Identifiable};
 use crate::transport::{
     self, Detector, EncodeError, Frame, Framing, QuickAckToken, Status, Transport, TransportError,
+    WsServerMode,
 };
 
 /// Same 64 bits as another integer type (TL `long` ids are `i64`; some older APIs use `u64`).
@@ -565,6 +566,12 @@ pub struct ServerConnectionConfig {
     pub handshake_timeout_micros: u64,
     /// A connection silent this long (µs) is closed.
     pub idle_timeout_micros: Option<u64>,
+    /// WebSocket (`mtproto_transports.md`; obfuscation is mandatory inside): upgrades answered
+    /// here besides the TCP transports ([`WsServerMode::Codec`]), or a driver that unwraps the
+    /// messages itself and feeds their payloads ([`WsServerMode::External`]: only obfuscated2
+    /// is accepted; send each `poll_transmit` output as one binary message). Default off. The
+    /// upgrade counts towards [`handshake_timeout_micros`](Self::handshake_timeout_micros).
+    pub websocket: WsServerMode,
 }
 
 impl ServerConnectionConfig {
@@ -581,6 +588,7 @@ impl ServerConnectionConfig {
             handshake_window_micros: 60_000_000,
             handshake_timeout_micros: 60_000_000,
             idle_timeout_micros: Some(600_000_000),
+            websocket: WsServerMode::Off,
         }
     }
 }
@@ -834,7 +842,8 @@ fn unix_nanos(now: Now) -> i64 {
 impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     /// A connection that has not received a byte yet.
     pub fn new(config: ServerConnectionConfig, keys: K, mut rng: R) -> Self {
-        let detector = Detector::new(config.transport.clone());
+        let detector =
+            Detector::new(config.transport.clone()).with_websocket(config.websocket.clone());
         let token = rng.next_u64();
         Self {
             config,
@@ -1313,6 +1322,10 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     /// Appends the bytes to send to `out`; whether there were any.
     pub fn poll_transmit(&mut self, now: Now, out: &mut Vec<u8>) -> bool {
         let start = out.len();
+        if let Link::Ready(t) = &mut self.link {
+            // The transport's own bytes (a WebSocket upgrade answer, pong, close answer).
+            t.poll_output(&mut self.rng, &mut self.out);
+        }
         out.append(&mut self.out);
         if self.closed.is_none() {
             self.checkout();

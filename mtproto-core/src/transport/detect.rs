@@ -13,6 +13,7 @@ use super::faketls::{build_server_hello, check_client_hello, record_len};
 use super::framing::Codec;
 use super::obfuscated::{INIT_LEN, ObfuscatedCodec};
 use super::secret::ProxySecret;
+use super::websocket::{WsServerMode, WsTransport};
 use super::{DEFAULT_MAX_FRAME_LEN, Framing, Role, Status, Transport, TransportError, fill_to};
 use crate::time::UnixTime;
 
@@ -57,6 +58,7 @@ pub struct Detected {
 
 enum Guess {
     Need(usize),
+    WebSocket,
     Plain(Framing),
     Full,
     Obfuscated,
@@ -67,6 +69,7 @@ enum Guess {
 #[derive(Debug)]
 pub struct Detector {
     config: ServerConfig,
+    websocket: WsServerMode,
     buf: Vec<u8>,
     poisoned: Option<TransportError>,
 }
@@ -76,9 +79,20 @@ impl Detector {
     pub fn new(config: ServerConfig) -> Self {
         Self {
             config,
+            websocket: WsServerMode::Off,
             buf: Vec::new(),
             poisoned: None,
         }
+    }
+
+    /// Sets how WebSocket is accepted (default [`WsServerMode::Off`]): with
+    /// [`WsServerMode::Codec`] an input starting `GET ` is a WebSocket upgrade (the transport
+    /// handed out answers it); with [`WsServerMode::External`] only obfuscated2 streams are
+    /// accepted (the payloads of WebSocket messages a driver unwrapped).
+    #[must_use]
+    pub fn with_websocket(mut self, mode: WsServerMode) -> Self {
+        self.websocket = mode;
+        self
     }
 
     /// Bytes buffered while the transport is not known yet: never more than the detection needs
@@ -133,7 +147,9 @@ impl Detector {
     }
 
     fn guess(&self) -> Result<Guess, TransportError> {
-        let open = self.config.allow_unsecured;
+        let external = self.websocket == WsServerMode::External;
+        // Under an external WebSocket only obfuscated2 is accepted.
+        let open = self.config.allow_unsecured && !external;
         let b = &self.buf;
         let Some(&first) = b.first() else {
             return Ok(Guess::Need(1));
@@ -162,7 +178,7 @@ impl Detector {
             // another client's random init starting like a longer record is a ~2^-28 event,
             // and only where an `ee` secret is configured.
             [0x16, 0x03, 0x01, 0x02..=0x3f] if b3 == 0x02 || self.has_tls_secret() => {
-                if !self.has_tls_secret() {
+                if !self.has_tls_secret() || external {
                     return Err(TransportError::UnknownTransport);
                 }
                 let Some(total) = record_len(b) else {
@@ -176,6 +192,12 @@ impl Detector {
                 } else {
                     Guess::Need(total)
                 });
+            }
+            [b'G', b'E', b'T', b' '] if matches!(self.websocket, WsServerMode::Codec { .. }) => {
+                return Ok(Guess::WebSocket);
+            }
+            ref m if external && [b"HEAD", b"POST", b"GET ", b"OPTI"].contains(&m) => {
+                return Err(TransportError::UnknownTransport);
             }
             ref m if [b"HEAD", b"POST", b"GET ", b"OPTI"].contains(&m) => {
                 return Err(TransportError::HttpNotSupported);
@@ -212,6 +234,18 @@ impl Detector {
         };
         match guess {
             Guess::Need(_) => Err(TransportError::UnknownTransport),
+            Guess::WebSocket => {
+                let WsServerMode::Codec { path } = &self.websocket else {
+                    return Err(TransportError::UnknownTransport);
+                };
+                // The 4 bytes read (`GET `) begin the upgrade request: hand them over.
+                let mut ws = WsTransport::server(path.clone(), &self.config);
+                let (_, st) = ws.decode(&self.buf)?;
+                if st != Status::Partial {
+                    return Err(TransportError::UnknownTransport);
+                }
+                Ok(plain(Transport::WebSocket(alloc::boxed::Box::new(ws))))
+            }
             Guess::Plain(f) => Ok(plain(Transport::Plain(
                 Codec::without_tag(f, Role::Server).with_max_frame_len(max),
             ))),
@@ -230,24 +264,12 @@ impl Detector {
                     .get(..INIT_LEN)
                     .and_then(|b| b.try_into().ok())
                     .ok_or(TransportError::BadObfuscationInit)?;
-                if self.config.allow_unsecured
-                    && let Ok(c) = ObfuscatedCodec::server_from_init(&init, None)
-                {
-                    return Ok(plain(Transport::Obfuscated(c.with_max_frame_len(max))));
-                }
-                for (i, s) in self.config.secrets.iter().enumerate() {
-                    if s.is_fake_tls() {
-                        continue;
-                    }
-                    if let Ok(c) = ObfuscatedCodec::server_from_init(&init, Some(s)) {
-                        return Ok(Detected {
-                            transport: Transport::Obfuscated(c.with_max_frame_len(max)),
-                            secret_index: Some(i),
-                            reply: Vec::new(),
-                        });
-                    }
-                }
-                Err(TransportError::BadObfuscationInit)
+                let (c, secret_index) = obfuscated_from_init(&self.config, &init)?;
+                Ok(Detected {
+                    transport: Transport::Obfuscated(c),
+                    secret_index,
+                    reply: Vec::new(),
+                })
             }
             Guess::Tls => {
                 let info = check_client_hello(
@@ -272,4 +294,27 @@ impl Detector {
             }
         }
     }
+}
+
+/// The server codec for a complete obfuscation init, as `config` accepts it: without a secret
+/// (if `allow_unsecured`) or with one of the non-fake-TLS secrets (its index returned).
+pub(crate) fn obfuscated_from_init(
+    config: &ServerConfig,
+    init: &[u8; INIT_LEN],
+) -> Result<(ObfuscatedCodec, Option<usize>), TransportError> {
+    let max = config.max_frame_len;
+    if config.allow_unsecured
+        && let Ok(c) = ObfuscatedCodec::server_from_init(init, None)
+    {
+        return Ok((c.with_max_frame_len(max), None));
+    }
+    for (i, s) in config.secrets.iter().enumerate() {
+        if s.is_fake_tls() {
+            continue;
+        }
+        if let Ok(c) = ObfuscatedCodec::server_from_init(init, Some(s)) {
+            return Ok((c.with_max_frame_len(max), Some(i)));
+        }
+    }
+    Err(TransportError::BadObfuscationInit)
 }

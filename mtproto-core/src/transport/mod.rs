@@ -6,6 +6,8 @@
 //!   TLS application-data records around the obfuscated stream;
 //! - [`obfuscated`]: obfuscated2, AES-256-CTR over the whole stream after a 64-byte init, with or
 //!   without an MTProxy [`ProxySecret`];
+//! - [`websocket`]: RFC 6455 WebSocket (upgrade and frames) around the obfuscated stream
+//!   (`mtproto_transports.md`, "WebSocket"; obfuscation is mandatory there);
 //! - [`framing`]: abridged, intermediate, padded intermediate and full framings ([`Codec`]).
 //!
 //! Every decoder has the same shape: `decode(&mut self, input) -> Result<(usize, Status<Frame>), _>`.
@@ -47,12 +49,14 @@ pub mod faketls;
 pub mod framing;
 pub mod obfuscated;
 pub mod secret;
+pub mod websocket;
 
 pub use detect::{Detected, Detector, ServerConfig};
 pub use faketls::{ClientHelloTemplate, FakeTlsClient, HelloOp};
 pub use framing::Codec;
 pub use obfuscated::ObfuscatedCodec;
 pub use secret::{ProxySecret, SecretKind, SecretParseError};
+pub use websocket::{WsCodec, WsError, WsFraming, WsServerMode, WsTransport};
 
 /// Default maximum payload length a decoder accepts: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
@@ -212,6 +216,8 @@ pub enum TransportError {
     TlsTimestampOutOfWindow,
     /// Fake TLS: the ServerHello HMAC does not match.
     BadServerHelloDigest,
+    /// WebSocket: the upgrade or a frame is invalid, or the peer closed.
+    WebSocket(WsError),
 }
 
 impl fmt::Display for TransportError {
@@ -245,6 +251,7 @@ impl fmt::Display for TransportError {
             TransportError::BadServerHelloDigest => {
                 f.write_str("fake-TLS ServerHello digest mismatch")
             }
+            TransportError::WebSocket(e) => write!(f, "WebSocket: {e}"),
         }
     }
 }
@@ -278,6 +285,9 @@ pub enum EncodeError {
     NotReady,
     /// The RNG kept producing forbidden obfuscation inits (it is broken).
     RngFailure,
+    /// WebSocket: the host or path is not visible ASCII (or the path does not start with
+    /// `/`), or the configuration cannot go over WebSocket (fake TLS).
+    BadWebSocketTarget,
 }
 
 impl fmt::Display for EncodeError {
@@ -300,6 +310,7 @@ impl fmt::Display for EncodeError {
             EncodeError::BadHelloTemplate(e) => write!(f, "fake-TLS ClientHello template: {e}"),
             EncodeError::NotReady => f.write_str("obfuscation init not received yet"),
             EncodeError::RngFailure => f.write_str("RNG produced only forbidden obfuscation inits"),
+            EncodeError::BadWebSocketTarget => f.write_str("invalid WebSocket host, path or setup"),
         }
     }
 }
@@ -332,6 +343,9 @@ pub enum Transport {
     Plain(Codec),
     /// An obfuscated framing (optionally MTProxy, optionally fake-TLS).
     Obfuscated(ObfuscatedCodec),
+    /// An obfuscated framing inside WebSocket frames, after an HTTP upgrade. It has output of
+    /// its own (the upgrade, pongs): see [`Transport::poll_output`].
+    WebSocket(alloc::boxed::Box<WsTransport>),
 }
 
 impl Transport {
@@ -340,6 +354,7 @@ impl Transport {
         match self {
             Transport::Plain(c) => c.decode(input),
             Transport::Obfuscated(c) => c.decode(input),
+            Transport::WebSocket(c) => c.decode(input),
         }
     }
 
@@ -354,6 +369,7 @@ impl Transport {
         match self {
             Transport::Plain(c) => c.encode(payload, quick_ack, rng, out),
             Transport::Obfuscated(c) => c.encode(payload, quick_ack, rng, out),
+            Transport::WebSocket(c) => c.encode(payload, quick_ack, rng, out),
         }
     }
 
@@ -367,6 +383,7 @@ impl Transport {
         match self {
             Transport::Plain(c) => c.encode_quick_ack(token, rng, out),
             Transport::Obfuscated(c) => c.encode_quick_ack(token, rng, out),
+            Transport::WebSocket(c) => c.encode_quick_ack(token, rng, out),
         }
     }
 
@@ -380,6 +397,7 @@ impl Transport {
         match self {
             Transport::Plain(c) => c.encode_transport_error(code, rng, out),
             Transport::Obfuscated(c) => c.encode_transport_error(code, rng, out),
+            Transport::WebSocket(c) => c.encode_transport_error(code, rng, out),
         }
     }
 
@@ -388,6 +406,29 @@ impl Transport {
         match self {
             Transport::Plain(c) => Some(c.framing()),
             Transport::Obfuscated(c) => c.framing(),
+            Transport::WebSocket(c) => c.framing(),
+        }
+    }
+
+    /// Appends bytes the transport itself must send (a WebSocket upgrade request or answer,
+    /// pong or close answer) to `out`; whether there were any. Always `false` for the TCP
+    /// transports. Call it before sending anything else and after every `decode`.
+    pub fn poll_output<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        match self {
+            Transport::WebSocket(c) => c.poll_output(rng, out),
+            _ => false,
+        }
+    }
+
+    /// Whether payloads may be encoded: `false` only while a WebSocket upgrade is under way.
+    pub fn is_open(&self) -> bool {
+        match self {
+            Transport::WebSocket(c) => c.is_open(),
+            _ => true,
         }
     }
 }

@@ -401,19 +401,27 @@ impl ObfuscatedCodec {
     /// Decodes at most one frame from `input`, decrypting in place as bytes are buffered. Same
     /// contract as [`Codec::decode`].
     pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Status<Frame<'_>>), TransportError> {
+        match self.decode_step(input)? {
+            (n, false) => Ok((n, Status::Partial)),
+            (n, true) => Ok((n, self.take_frame())),
+        }
+    }
+
+    /// [`decode`](Self::decode) in two steps, for a wrapping layer that loops: whether a frame
+    /// is complete (then [`take_frame`](Self::take_frame) has it).
+    pub(crate) fn decode_step(&mut self, input: &[u8]) -> Result<(usize, bool), TransportError> {
         if let Some(e) = self.poisoned {
             return Err(e);
         }
-        match self.decode_loop(input) {
-            Err(e) => {
-                self.poisoned = Some(e);
-                Err(e)
-            }
-            Ok((n, false)) => Ok((n, Status::Partial)),
-            Ok((n, true)) => match &self.state {
-                State::Ready { codec, .. } => Ok((n, codec.take_frame())),
-                State::AwaitingInit { .. } => Ok((n, Status::Partial)),
-            },
+        self.decode_loop(input)
+            .inspect_err(|&e| self.poisoned = Some(e))
+    }
+
+    /// The frame completed by the last [`decode_step`](Self::decode_step).
+    pub(crate) fn take_frame(&self) -> Status<Frame<'_>> {
+        match &self.state {
+            State::Ready { codec, .. } => codec.take_frame(),
+            State::AwaitingInit { .. } => Status::Partial,
         }
     }
 
