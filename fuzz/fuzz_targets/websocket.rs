@@ -4,9 +4,7 @@
 //! server transport; client -> server frame round trips of payloads cut from the input.
 use libfuzzer_sys::fuzz_target;
 use mtproto_core::transport::websocket::{WsClientHandshake, WsClose, WsServerHandshake};
-use mtproto_core::transport::{
-    Role, ServerConfig, Status, TransportError, WsCodec, WsTransport,
-};
+use mtproto_core::transport::{Role, ServerConfig, Status, TransportError, WsCodec, WsTransport};
 
 use mtproto_fuzz::LcgRng as FuzzRng;
 
@@ -48,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // 2. Hostile upgrade messages.
-    let mut server = WsServerHandshake::new(if sel & 1 == 0 { None } else { Some("/apiws".into()) });
+    let mut server = WsServerHandshake::new(if sel & 1 == 0 {
+        None
+    } else {
+        Some("/apiws".into())
+    });
     let mut out = Vec::new();
     for piece in body.chunks(chunk) {
         match server.decode(piece, &mut out) {
