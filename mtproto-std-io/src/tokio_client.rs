@@ -44,7 +44,12 @@ pub struct TokioClient {
     next_token: Arc<std::sync::atomic::AtomicU64>,
     request_timeout: Duration,
     auth_key_id: i64,
+    updates: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
 }
+
+/// Updates held for [`TokioClient::next_update`] at most; further ones are dropped (and logged)
+/// until the application takes some.
+const MAX_UPDATES: usize = 1024;
 
 /// Cancels the request if the future is dropped before its answer.
 struct CancelOnDrop {
@@ -68,6 +73,7 @@ impl TokioClient {
         let engine = Engine::new(&config)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
+        let (updates_tx, updates_rx) = mpsc::channel(MAX_UPDATES);
         let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         let request_timeout = config.request_timeout;
         let task = Task {
@@ -78,6 +84,7 @@ impl TokioClient {
             engine,
             rx,
             ready: Some(ready_tx),
+            updates: updates_tx,
             pending: HashMap::new(),
             by_id: HashMap::new(),
             pings: HashMap::new(),
@@ -90,6 +97,7 @@ impl TokioClient {
             next_token: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             request_timeout,
             auth_key_id,
+            updates: Arc::new(tokio::sync::Mutex::new(updates_rx)),
         })
     }
 
@@ -140,6 +148,13 @@ impl TokioClient {
         r
     }
 
+    /// The next update (the body of a message that answers no request), waiting for one;
+    /// `None` once the client task has ended. Handles share one queue: each update goes to one
+    /// caller.
+    pub async fn next_update(&self) -> Option<Bytes> {
+        self.updates.lock().await.recv().await
+    }
+
     /// Pings the server; the round-trip time.
     pub async fn ping(&self) -> Result<Duration, CallError> {
         let (reply, answer) = oneshot::channel();
@@ -173,6 +188,7 @@ struct Task {
     pending: HashMap<u64, (RequestId, oneshot::Sender<Answer>)>,
     by_id: HashMap<RequestId, u64>,
     pings: HashMap<i64, oneshot::Sender<Result<Duration, CallError>>>,
+    updates: mpsc::Sender<Bytes>,
 }
 
 impl Task {
@@ -360,7 +376,11 @@ impl Task {
                         let _ = reply.send(a.map(Bytes::from).map_err(CallError::Rpc));
                     }
                 }
-                Outcome::Update(_) => {}
+                Outcome::Update(body) => {
+                    if self.updates.try_send(Bytes::from(body)).is_err() {
+                        tracing::warn!("update dropped: {MAX_UPDATES} are waiting to be taken");
+                    }
+                }
                 Outcome::Pong { ping_id, rtt } => {
                     if let Some(reply) = self.pings.remove(&ping_id) {
                         let _ = reply.send(Ok(rtt));
