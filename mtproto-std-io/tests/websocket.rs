@@ -474,3 +474,46 @@ fn is_timeout(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
 }
+
+/// The driver's reconnect works over wss as over TCP: the server dies with its connections and
+/// comes back (same key store, same ports); the next request reconnects, upgrades again and
+/// goes on with the same key.
+#[test]
+fn a_wss_client_reconnects_to_a_restarted_server_with_its_key() {
+    let cert = SelfSigned::localhost().unwrap();
+    let server = server(&cert);
+    let (addr, tls_addr) = (server.local_addr(), server.tls_local_addr().unwrap());
+    let store = server.key_store();
+    let mut client = Client::connect(config(
+        wss_url(&server),
+        TransportConfig::obfuscated(Framing::Intermediate, None),
+        Some(&cert),
+    ))
+    .unwrap();
+    let key = client.auth_key_id();
+    client.ping().unwrap();
+    assert_eq!(server.kill().handshakes, 1);
+    let server = Server::bind(
+        &addr.to_string(),
+        ServerOptions {
+            rsa_keys: vec![RsaPrivateKey::demo()],
+            websocket: true,
+            wss: Some(WssOptions {
+                listen: tls_addr.to_string(),
+                config: cert.server_config().unwrap(),
+            }),
+            key_store: Some(store),
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap()
+    .spawn();
+    let p = payload(10_000);
+    let answer = client.invoke(&echo::request(&p).unwrap()).unwrap();
+    assert_eq!(echo::parse_answer(&answer), Some(&p[..]));
+    assert_eq!(client.auth_key_id(), key);
+    assert!(client.disconnects() >= 1);
+    client.close();
+    let stats = server.stop();
+    assert_eq!((stats.handshakes, stats.failed), (0, 0));
+}

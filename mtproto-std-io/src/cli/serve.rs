@@ -55,12 +55,15 @@ pub struct ServeArgs {
     pub tls_dir: Option<PathBuf>,
 }
 
-/// The `wss://` port's settings; prints where the generated certificate is.
+/// The `wss://` port's settings, and a line saying where the generated certificate is.
 #[cfg(feature = "tls")]
-fn wss_options(a: &ServeArgs) -> Result<Option<crate::server::WssOptions>, CliError> {
+fn wss_options(
+    a: &ServeArgs,
+) -> Result<(Option<crate::server::WssOptions>, Option<String>), CliError> {
     let Some(listen) = &a.wss_listen else {
-        return Ok(None);
+        return Ok((None, None));
     };
+    let mut note = None;
     let config = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => {
             let (chain, key) = crate::tls::load_pem(cert, key)?;
@@ -72,18 +75,21 @@ fn wss_options(a: &ServeArgs) -> Result<Option<crate::server::WssOptions>, CliEr
                 std::env::temp_dir().join(format!("mtproto-serve-{}", std::process::id()))
             });
             let path = cert.write_pem(&dir)?;
-            println!(
-                "tls: self-signed certificate for localhost, 127.0.0.1, ::1: cert={} (trust it: mtproto ping --trust-cert {} wss://127.0.0.1:PORT/apiws)",
+            note = Some(format!(
+                "tls: self-signed certificate for localhost, 127.0.0.1, ::1: cert={} (trust it: mtproto ping --trust-cert {} wss://…)",
                 path.display(),
                 path.display()
-            );
+            ));
             cert.server_config()?
         }
     };
-    Ok(Some(crate::server::WssOptions {
-        listen: listen.clone(),
-        config,
-    }))
+    Ok((
+        Some(crate::server::WssOptions {
+            listen: listen.clone(),
+            config,
+        }),
+        note,
+    ))
 }
 
 fn read_rsa_key(path: &PathBuf) -> Result<RsaPrivateKey, CliError> {
@@ -151,6 +157,8 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
         .map(|s| parse_secret(s))
         .collect::<Result<Vec<_>, _>>()?;
     let public = rsa.public_key().clone();
+    #[cfg(feature = "tls")]
+    let (wss, tls_note) = wss_options(&a)?;
     let server = Server::bind(
         &a.listen,
         ServerOptions {
@@ -168,7 +176,7 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
             #[cfg(feature = "websocket")]
             websocket: a.ws,
             #[cfg(feature = "tls")]
-            wss: wss_options(&a)?,
+            wss,
         },
     )
     .map_err(|e| CliError(format!("--listen {}: {e}", a.listen)))?;
@@ -192,6 +200,10 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
     }
     if let Some(tls) = server.tls_local_addr() {
         println!("websocket: wss://{tls}/apiws (obfuscated transports only)");
+    }
+    #[cfg(feature = "tls")]
+    if let Some(note) = tls_note {
+        println!("{note}");
     }
     let stats = server.run_foreground();
     println!(
