@@ -279,6 +279,7 @@ pub(crate) fn connect_blocking(
     timeout: Duration,
     config: &crate::ClientConfig,
 ) -> io::Result<WsWire> {
+    #[cfg(not(feature = "tls"))]
     let _ = config; // only the TLS settings are read, with feature `tls`
     sock.set_read_timeout(Some(timeout))?;
     sock.set_write_timeout(Some(timeout))?;
@@ -302,7 +303,7 @@ pub(crate) fn connect_blocking(
     };
     let request = client_request(url)?;
     let (ws, response) =
-        match tungstenite::client::client_with_config(request, stream, Some(config_for_client())) {
+        match tungstenite::client::client_with_config(request, stream, Some(self::config())) {
             Ok(r) => r,
             Err(HandshakeError::Failure(e)) => return Err(handshake_error(e)),
             Err(HandshakeError::Interrupted(_)) => {
@@ -320,10 +321,6 @@ pub(crate) fn connect_blocking(
         ws,
         last: Bytes::new(),
     })
-}
-
-fn config_for_client() -> WebSocketConfig {
-    config()
 }
 
 fn handshake_error(e: tungstenite::Error) -> io::Error {

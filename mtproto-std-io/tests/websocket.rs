@@ -240,7 +240,8 @@ fn message_boundaries_mean_nothing_in_either_direction() {
     ))
     .unwrap();
     exercise_with_bursts(client);
-    to_client.check();
+    // Our client closed its WebSocket with 1000.
+    to_client.check(Some(1000));
     // Client → server re-cut: the client speaks obfuscated MTProto over TCP to the relay, the
     // relay speaks WebSocket to the server's /apiws.
     let to_server = Relay::start(Mode::WsToServer, server.local_addr());
@@ -251,7 +252,8 @@ fn message_boundaries_mean_nothing_in_either_direction() {
     ))
     .unwrap();
     exercise_with_bursts(client);
-    to_server.check();
+    // The client hung up TCP; the relay ends without a close frame from the server.
+    to_server.check(None);
     let stats = server.stop();
     assert_eq!((stats.handshakes, stats.failed), (2, 0));
 }
@@ -341,6 +343,8 @@ struct Relay {
     tiny: Arc<AtomicUsize>,
     /// Messages that carried bytes of more than one TCP read.
     merged: Arc<AtomicUsize>,
+    /// The close code the WebSocket peer sent (0: none yet).
+    close_code: Arc<AtomicUsize>,
     done: Arc<AtomicBool>,
 }
 
@@ -357,8 +361,10 @@ impl Relay {
             bytes: Arc::default(),
             tiny: Arc::default(),
             merged: Arc::default(),
+            close_code: Arc::default(),
             done: Arc::default(),
         };
+        let close_code = relay.close_code.clone();
         let (messages, bytes, tiny, merged, done) = (
             relay.messages.clone(),
             relay.bytes.clone(),
@@ -428,7 +434,11 @@ impl Relay {
                             break;
                         }
                     }
-                    Ok(Message::Close(_)) => break,
+                    Ok(Message::Close(f)) => {
+                        let code = f.map_or(1005, |f| u16::from(f.code));
+                        close_code.store(usize::from(code), Ordering::SeqCst);
+                        break;
+                    }
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
                     Err(_) => break,
@@ -439,8 +449,17 @@ impl Relay {
         relay
     }
 
-    /// The relay did cut and merge (else the test proved nothing).
-    fn check(&self) {
+    /// The relay did cut and merge (else the test proved nothing); the WebSocket peer closed
+    /// with `close_code` (`None`: the relay closed first).
+    fn check(&self, close_code: Option<u16>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.done.load(Ordering::SeqCst) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(self.done.load(Ordering::SeqCst), "the relay ended");
+        if let Some(code) = close_code {
+            assert_eq!(self.close_code.load(Ordering::SeqCst), usize::from(code));
+        }
         let (messages, tiny, merged) = (
             self.messages.load(Ordering::SeqCst),
             self.tiny.load(Ordering::SeqCst),
@@ -452,7 +471,6 @@ impl Relay {
         assert!(tiny >= 2, "1-byte messages: {tiny}");
         assert!(merged >= 1, "messages spanning reads: {merged}");
         assert!(messages > 20, "{messages} messages");
-        let _ = self.done.load(Ordering::SeqCst);
     }
 }
 
