@@ -559,7 +559,9 @@ fn serve_socket(stream: TcpStream, kind: Kind, n: u64, shared: &Shared) {
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let upgraded = match kind {
-        Kind::Plain if shared.state.websocket && starts_with_get(&stream) => upgrade(stream, None),
+        Kind::Plain if shared.state.websocket && sniff_http(&stream, &HTTP_METHODS).is_some() => {
+            upgrade(stream, None)
+        }
         Kind::Plain => {
             serve_connection(Wire::Tcp(stream), false, n, shared);
             return;
@@ -578,29 +580,35 @@ fn serve_socket(stream: TcpStream, kind: Kind, n: u64, shared: &Shared) {
     }
 }
 
-/// Whether the connection starts with `GET ` (an HTTP request: the WebSocket upgrade), which
-/// no MTProto transport starts with (`mtproto_transports.md`, obfuscation init rules; a full
-/// transport length that large is refused anyway). Looks without consuming; waits at most
-/// [`UPGRADE_TIMEOUT`] for the first 4 bytes, and no longer than the first byte that differs.
-fn starts_with_get(stream: &TcpStream) -> bool {
+/// HTTP request starts the MTProto port listens for (with [`ServerOptions::websocket`]): the
+/// WebSocket upgrade. The HTTP transport's `POST` belongs here too, dispatched in
+/// [`serve_socket`].
+const HTTP_METHODS: [&[u8; 4]; 1] = [b"GET "];
+
+/// Which of `methods` the connection starts with, if any: an HTTP request, which no MTProto
+/// transport starts with (`mtproto_transports.md`, obfuscation init rules; a full transport
+/// length that large is refused anyway). Looks without consuming; waits at most
+/// [`UPGRADE_TIMEOUT`] for the first 4 bytes, and no longer than the first byte that rules
+/// every method out.
+fn sniff_http(stream: &TcpStream, methods: &[&'static [u8; 4]]) -> Option<&'static [u8; 4]> {
     let deadline = std::time::Instant::now() + UPGRADE_TIMEOUT;
     let mut b = [0u8; 4];
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return false;
+            return None;
         }
         let n = match stream.peek(&mut b) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return false, // timeout or error: the MTProto path sees it too
+            Err(_) => return None, // timeout or error: the MTProto path sees it too
         };
         let got = b.get(..n).unwrap_or_default();
-        if n == 0 || !b"GET ".starts_with(got) {
-            return false;
+        if n == 0 || !methods.iter().any(|m| m.starts_with(got)) {
+            return None;
         }
         if n == 4 {
-            return true;
+            return methods.iter().copied().find(|m| m[..] == b[..]);
         }
         thread::sleep(Duration::from_millis(2)); // a partial request line: look again
     }
