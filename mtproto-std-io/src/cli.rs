@@ -94,11 +94,17 @@ impl TransportArg {
 /// Arguments of `mtproto ping`.
 #[derive(Debug, clap::Args)]
 pub struct PingArgs {
-    /// The server, `HOST:PORT` (e.g. 149.154.167.51:443 for Telegram's DC 2).
+    /// The server, `HOST:PORT` (e.g. 149.154.167.51:443 for Telegram's DC 2), or a WebSocket
+    /// URL `ws://HOST:PORT/apiws` / `wss://HOST/apiws` (e.g. wss://venus.web.telegram.org/apiws).
     pub addr: String,
-    /// The transport.
+    /// The transport (over WebSocket always obfuscated: `intermediate` means
+    /// `obf-intermediate`).
     #[arg(long, value_enum, default_value = "intermediate")]
     pub transport: TransportArg,
+    /// For wss://: trust the certificate(s) in this PEM file (e.g. the one `mtproto serve
+    /// --wss-listen` prints) instead of Mozilla's roots.
+    #[arg(long)]
+    pub trust_cert: Option<PathBuf>,
     /// The server's RSA public key (PEM); default: Telegram's production key (test key with
     /// --test-dc).
     #[arg(long)]
@@ -196,7 +202,13 @@ fn ping(a: PingArgs) -> Result<ExitCode, CliError> {
     for k in rsa.iter() {
         println!("rsa key fingerprint {:016x}", k.fingerprint());
     }
-    let mut conn = ConnectionConfig::new(dc, a.transport.config(secret), rsa);
+    let websocket = a.addr.contains("://");
+    let mut transport = a.transport.config(secret);
+    if websocket {
+        // `mtproto_transports.md`: "transport obfuscation is required" over WebSocket.
+        transport.obfuscated = true;
+    }
+    let mut conn = ConnectionConfig::new(dc, transport, rsa);
     if a.pfs {
         conn.pfs = Some(Default::default());
     }
@@ -204,9 +216,27 @@ fn ping(a: PingArgs) -> Result<ExitCode, CliError> {
     config.key_file = a.key_file.clone();
     config.max_failures = Some(1);
     config.request_timeout = Duration::from_secs(15);
+    if let Some(path) = &a.trust_cert {
+        #[cfg(feature = "tls")]
+        {
+            let certs =
+                crate::tls::load_certs(path).map_err(|e| CliError(format!("--trust-cert: {e}")))?;
+            config.tls = Some(crate::tls::client_config(&certs)?);
+        }
+        #[cfg(not(feature = "tls"))]
+        return fail(format!(
+            "--trust-cert {}: built without the `tls` feature",
+            path.display()
+        ));
+    }
     println!(
-        "connecting to {} (dc {dc}, transport {:?}{})",
+        "connecting to {} (dc {dc}, transport {}{:?}{})",
         a.addr,
+        if websocket {
+            "WebSocket, obfuscated "
+        } else {
+            ""
+        },
         a.transport,
         if a.secret.is_some() {
             ", MTProxy secret"

@@ -1,4 +1,5 @@
-//! The blocking client: one [`std::net::TcpStream`], reads with a timeout taken from the core's
+//! The blocking client: one [`std::net::TcpStream`] (or, feature `websocket`, a WebSocket to a
+//! `ws://`/`wss://` URL carrying the same bytes), reads with a timeout taken from the core's
 //! next timer. Every method drives the connection until it has its answer (or a deadline).
 //!
 //! ```no_run
@@ -18,14 +19,15 @@
 //! ```
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use mtproto_core::connection::{CloseReason, RequestId};
 use mtproto_core::session::RpcError;
 
-use crate::driver::{CallError, ClientConfig, ClientError, Engine, Outcome, State};
+use crate::driver::{CallError, ClientConfig, ClientError, Endpoint, Engine, Outcome, State};
+use crate::wire::{Recv, Wire};
 
 /// Updates kept for [`Client::take_updates`] at most (the oldest are dropped first).
 const MAX_UPDATES: usize = 1024;
@@ -35,7 +37,7 @@ const MAX_UPDATES: usize = 1024;
 pub struct Client {
     config: ClientConfig,
     engine: Engine,
-    stream: Option<TcpStream>,
+    stream: Option<Wire>,
     out: Vec<u8>,
     buf: Vec<u8>,
     /// Requests invoked and not answered yet.
@@ -214,8 +216,8 @@ impl Client {
         }
         self.engine.start_draining();
         self.flush();
-        if let Some(s) = self.stream.take() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+        if let Some(mut s) = self.stream.take() {
+            s.close();
         }
         self.engine.state = State::Closed;
     }
@@ -228,7 +230,7 @@ impl Client {
             return;
         }
         let failed = match self.stream.as_mut() {
-            Some(s) => s.write_all(&self.out).err(),
+            Some(s) => s.send(&self.out).err(),
             None => None, // not connected: the core keeps the messages queued
         };
         if let Some(e) = failed {
@@ -266,7 +268,9 @@ impl Client {
                     self.pongs.insert(ping_id, rtt);
                 }
                 Outcome::Disconnect(reason) => {
-                    self.stream = None;
+                    if let Some(mut s) = self.stream.take() {
+                        s.close();
+                    }
                     self.disconnects += 1;
                     self.last_close = Some(reason);
                 }
@@ -289,7 +293,7 @@ impl Client {
             }
             std::thread::sleep(delay);
             self.engine.on_attempt();
-            match connect(&self.config.addr, self.config.connect_timeout) {
+            match connect(&self.config) {
                 Ok(s) => {
                     self.stream = Some(s);
                     self.engine.on_connected();
@@ -315,22 +319,10 @@ impl Client {
         let timeout = wake
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
-        let read = stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| stream.read(&mut self.buf));
-        match read {
-            Ok(0) => self.drop_socket("closed by the server"),
-            Ok(n) => {
-                let data = self.buf.get(..n).unwrap_or_default();
-                self.engine.feed(data);
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+        match stream.recv(timeout, &mut self.buf) {
+            Ok(Recv::Data(data)) => self.engine.feed(data),
+            Ok(Recv::Idle) => {}
+            Ok(Recv::Eof) => self.drop_socket("closed by the server"),
             Err(e) => self.drop_socket(&format!("read: {e}")),
         }
         self.engine.on_timer();
@@ -359,7 +351,23 @@ impl ClientConfig {
     }
 }
 
-fn connect(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
+/// Opens the pipe to the server: TCP, or a WebSocket (TLS, upgrade) over it.
+fn connect(config: &ClientConfig) -> io::Result<Wire> {
+    let endpoint = config
+        .endpoint()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let sock = connect_tcp(&endpoint.authority(), config.connect_timeout)?;
+    match endpoint {
+        Endpoint::Tcp(_) => Ok(Wire::Tcp(sock)),
+        #[cfg(feature = "websocket")]
+        Endpoint::Ws(url) => {
+            crate::ws::connect_blocking(&url, sock, config.connect_timeout, config)
+                .map(|w| Wire::Ws(Box::new(w)))
+        }
+    }
+}
+
+fn connect_tcp(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address"));
     for a in addr.to_socket_addrs()? {
         match TcpStream::connect_timeout(&a, timeout) {

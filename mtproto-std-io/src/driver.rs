@@ -35,7 +35,8 @@ pub enum State {
 /// Driver settings around a core [`ConnectionConfig`].
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// `host:port` of the server (resolved at every attempt).
+    /// The server: `host:port` (TCP), or with feature `websocket` a `ws://host[:port]/apiws`
+    /// or `wss://…` URL (the transport must then be obfuscated). Resolved at every attempt.
     pub addr: String,
     /// The core connection's settings (DC, transport, RSA keys, session limits and timers).
     pub connection: ConnectionConfig,
@@ -51,6 +52,9 @@ pub struct ClientConfig {
     pub max_failures: Option<u32>,
     /// A fixed seed for the random source (tests, `--seed`); `None` seeds from the OS.
     pub seed: Option<[u8; 32]>,
+    /// TLS settings for `wss://` (feature `tls`); `None` trusts Mozilla's root certificates.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl ClientConfig {
@@ -65,6 +69,60 @@ impl ClientConfig {
             max_in_flight: 64,
             max_failures: Some(5),
             seed: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Where to connect, checked: a WebSocket URL must parse and the transport inside must be
+    /// obfuscated (`mtproto_transports.md`: "transport obfuscation is required").
+    pub(crate) fn endpoint(&self) -> Result<Endpoint, ClientError> {
+        if !self.addr.contains("://") {
+            return Ok(Endpoint::Tcp(self.addr.clone()));
+        }
+        #[cfg(feature = "websocket")]
+        {
+            let url = crate::ws::WsUrl::parse(&self.addr).map_err(ClientError::Config)?;
+            if !self.connection.transport.obfuscated {
+                return Err(ClientError::Config(format!(
+                    "{}: the WebSocket transport needs an obfuscated transport inside",
+                    self.addr
+                )));
+            }
+            #[cfg(not(feature = "tls"))]
+            if url.secure {
+                return Err(ClientError::Config(format!(
+                    "{}: wss:// needs the `tls` feature",
+                    self.addr
+                )));
+            }
+            Ok(Endpoint::Ws(url))
+        }
+        #[cfg(not(feature = "websocket"))]
+        Err(ClientError::Config(format!(
+            "{}: only host:port is supported (ws:// and wss:// need the `websocket` feature)",
+            self.addr
+        )))
+    }
+}
+
+/// A checked [`ClientConfig::addr`].
+#[derive(Clone, Debug)]
+pub(crate) enum Endpoint {
+    /// `host:port` over TCP.
+    Tcp(String),
+    /// A WebSocket URL.
+    #[cfg(feature = "websocket")]
+    Ws(crate::ws::WsUrl),
+}
+
+impl Endpoint {
+    /// The `host:port` the TCP connection goes to.
+    pub(crate) fn authority(&self) -> String {
+        match self {
+            Endpoint::Tcp(a) => a.clone(),
+            #[cfg(feature = "websocket")]
+            Endpoint::Ws(u) => u.authority(),
         }
     }
 }
@@ -91,6 +149,8 @@ pub enum ClientError {
     Closed,
     /// The operating system gave no entropy to seed the random source.
     Entropy(String),
+    /// The configuration cannot work (a malformed URL, a plain transport inside a WebSocket).
+    Config(String),
 }
 
 impl fmt::Display for ClientError {
@@ -106,6 +166,7 @@ impl fmt::Display for ClientError {
             }
             ClientError::Closed => f.write_str("the client is closed"),
             ClientError::Entropy(e) => write!(f, "no OS entropy to seed the random source: {e}"),
+            ClientError::Config(e) => write!(f, "configuration: {e}"),
         }
     }
 }
@@ -221,6 +282,7 @@ pub(crate) fn seeded_rng(seed: Option<[u8; 32]>, stream: u64) -> Result<ChaCha20
 
 impl Engine {
     pub(crate) fn new(config: &ClientConfig) -> Result<Self, ClientError> {
+        config.endpoint()?;
         let key_file = config.key_file.as_ref().map(KeyFile::open).transpose()?;
         let saved = match &key_file {
             Some(k) => k.load()?,

@@ -3,6 +3,8 @@
 //!
 //! - [`client::Client`]: a blocking client over [`std::net::TcpStream`];
 //! - [`tokio_client`] (feature `tokio`): the same driver as one tokio task;
+//! - [`ws`] (feature `websocket`; `wss://` with feature `tls`, see [`tls`]): both clients over
+//!   `ws://…/apiws` URLs, and the server's `/apiws` endpoint;
 //! - [`keyfile::KeyFile`]: the auth key persisted atomically, 0600, single-owner;
 //! - [`limiter::AttemptLimiter`]: tdlib's connection-attempt limits with backoff and jitter.
 #![deny(missing_docs)]
@@ -23,3 +25,8 @@ pub use driver::{CallError, ClientConfig, ClientError, State};
 pub mod cli;
 pub mod echo;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod wire;
+#[cfg(feature = "websocket")]
+pub mod ws;

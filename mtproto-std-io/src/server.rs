@@ -3,10 +3,16 @@
 //! [`test.echo`](crate::echo), and `rpc_error 400 METHOD_NOT_IMPLEMENTED` for anything else;
 //! [`ServerHandle::push_update`] sends an update to every connection with a session.
 //!
+//! With feature `websocket` and [`ServerOptions::websocket`], the same port also upgrades
+//! `GET /apiws` to a WebSocket (the first bytes tell: `GET ` is HTTP, which an obfuscated or plain
+//! MTProto stream never starts with; `POST` for the HTTP transport can join the same sniff);
+//! with feature `tls`, [`ServerOptions::wss`] adds a TLS port for `wss://`. Inside a WebSocket
+//! the stream must be obfuscated.
+//!
 //! Log lines on stdout (machine-readable, `tests/interop/run.sh` reads them; no secrets):
 //! `handshake: auth_key_id=… transport=…`, `failed: <reason>` and `closed: …` per connection.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -24,6 +30,7 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::clock::Clock;
 use crate::echo;
+use crate::wire::{Recv, Wire};
 
 /// Server settings.
 #[derive(Default)]
@@ -43,6 +50,24 @@ pub struct ServerOptions {
     /// The key store to start with (e.g. [`ServerHandle::key_store`] of a server that
     /// stopped); `None`: an empty one.
     pub key_store: Option<SharedKeyStore>,
+    /// Also upgrade `GET /apiws` on the MTProto port to a WebSocket (feature `websocket`).
+    #[cfg(feature = "websocket")]
+    pub websocket: bool,
+    /// A second port for `wss://` (feature `tls`): TLS, then `/apiws` WebSocket upgrades.
+    #[cfg(feature = "tls")]
+    pub wss: Option<WssOptions>,
+}
+
+/// The `wss://` port of a server (feature `tls`).
+#[cfg(feature = "tls")]
+#[derive(Clone, Debug)]
+pub struct WssOptions {
+    /// Address to listen on (e.g. `127.0.0.1:0`).
+    pub listen: String,
+    /// The certificate and key presented (e.g. [`SelfSigned::server_config`]).
+    ///
+    /// [`SelfSigned::server_config`]: crate::tls::SelfSigned::server_config
+    pub config: std::sync::Arc<rustls::ServerConfig>,
 }
 
 /// The auth keys (and sessions) a server knows, shared by its connection threads (and across
@@ -220,15 +245,36 @@ struct Shared {
 /// A bound server, not yet accepting.
 pub struct Server {
     listener: TcpListener,
+    /// The `wss://` port.
+    tls: Option<TlsListener>,
     shared: Arc<Shared>,
     max_conns: Option<u64>,
+}
+
+/// The `wss://` listener and its TLS settings (without feature `tls` there is none).
+struct TlsListener {
+    listener: TcpListener,
+    #[cfg(feature = "tls")]
+    config: Arc<rustls::ServerConfig>,
+}
+
+/// What a listener's connections speak.
+#[derive(Clone)]
+enum Kind {
+    /// MTProto over TCP (and `/apiws` upgrades if enabled).
+    Plain,
+    /// TLS, then `/apiws` upgrades.
+    #[cfg(feature = "tls")]
+    Tls(Arc<rustls::ServerConfig>),
 }
 
 /// A running server (see [`Server::spawn`]).
 pub struct ServerHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     accept: Option<thread::JoinHandle<Vec<thread::JoinHandle<()>>>>,
+    tls_accept: Option<thread::JoinHandle<Vec<thread::JoinHandle<()>>>>,
 }
 
 impl Server {
@@ -239,8 +285,19 @@ impl Server {
         }
         let listener = TcpListener::bind(addr)?;
         let max_conns = options.max_conns;
+        #[cfg(feature = "tls")]
+        let tls = match &options.wss {
+            Some(w) => Some(TlsListener {
+                listener: TcpListener::bind(&w.listen)?,
+                config: w.config.clone(),
+            }),
+            None => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
         Ok(Server {
             listener,
+            tls,
             shared: Arc::new(Shared {
                 counters: Counters::default(),
                 stop: AtomicBool::new(false),
@@ -257,65 +314,108 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts on a background thread.
-    pub fn spawn(self) -> ServerHandle {
+    /// The bound `wss://` address (feature `tls`, with [`ServerOptions::wss`]).
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|t| t.listener.local_addr().ok())
+    }
+
+    /// Accepts on background threads.
+    pub fn spawn(mut self) -> ServerHandle {
         let addr = self
             .listener
             .local_addr()
             .unwrap_or(([127, 0, 0, 1], 0).into());
+        let tls_addr = self.tls_local_addr();
+        let tls_accept = self.spawn_tls();
         let shared = self.shared.clone();
-        let accept = thread::spawn(move || self.accept_loop());
+        let accept = thread::spawn(move || {
+            accept_loop(&self.listener, Kind::Plain, &self.shared, self.max_conns)
+        });
         ServerHandle {
             shared,
             addr,
+            tls_addr,
             accept: Some(accept),
+            tls_accept,
         }
     }
 
-    /// Accepts on this thread until `max_conns` connections are done (forever without it).
-    pub fn run_foreground(self) -> ServerStats {
+    fn spawn_tls(&mut self) -> Option<thread::JoinHandle<Vec<thread::JoinHandle<()>>>> {
+        let tls = self.tls.take()?;
         let shared = self.shared.clone();
-        for h in self.accept_loop() {
+        #[cfg(feature = "tls")]
+        let kind = Kind::Tls(tls.config.clone());
+        #[cfg(not(feature = "tls"))]
+        let kind = Kind::Plain;
+        Some(thread::spawn(move || {
+            accept_loop(&tls.listener, kind, &shared, None)
+        }))
+    }
+
+    /// Accepts on this thread until `max_conns` connections are done (forever without it);
+    /// `max_conns` counts the MTProto port only.
+    pub fn run_foreground(mut self) -> ServerStats {
+        let shared = self.shared.clone();
+        let tls_addr = self.tls_local_addr();
+        let tls_accept = self.spawn_tls();
+        for h in accept_loop(&self.listener, Kind::Plain, &shared, self.max_conns) {
             let _ = h.join();
+        }
+        if let (Some(t), Some(a)) = (tls_accept, tls_addr) {
+            shared.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
+            if let Ok(threads) = t.join() {
+                for h in threads {
+                    let _ = h.join();
+                }
+            }
         }
         shared.counters.snapshot()
     }
+}
 
-    fn accept_loop(self) -> Vec<thread::JoinHandle<()>> {
-        let mut threads = Vec::new();
-        let mut n = 0u64;
-        for conn in self.listener.incoming() {
-            if self.shared.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let Ok(stream) = conn else { continue };
-            n += 1;
-            self.shared
-                .counters
-                .connections
-                .fetch_add(1, Ordering::SeqCst);
-            let shared = self.shared.clone();
-            threads.retain(|h: &thread::JoinHandle<()>| !h.is_finished());
-            threads.push(thread::spawn(move || {
-                serve_connection(stream, n, &shared);
-                if let Some(cpu) = thread_cpu() {
-                    let ns = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
-                    shared.counters.cpu_nanos.fetch_add(ns, Ordering::SeqCst);
-                    shared.counters.cpu_known.store(true, Ordering::SeqCst);
-                }
-            }));
-            if self.max_conns.is_some_and(|m| n >= m) {
-                break;
-            }
+fn accept_loop(
+    listener: &TcpListener,
+    kind: Kind,
+    shared: &Arc<Shared>,
+    max_conns: Option<u64>,
+) -> Vec<thread::JoinHandle<()>> {
+    let mut threads = Vec::new();
+    let mut n = 0u64;
+    for conn in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
         }
-        threads
+        let Ok(stream) = conn else { continue };
+        n += 1;
+        let id = shared.counters.connections.fetch_add(1, Ordering::SeqCst) + 1;
+        let shared = shared.clone();
+        let kind = kind.clone();
+        threads.retain(|h: &thread::JoinHandle<()>| !h.is_finished());
+        threads.push(thread::spawn(move || {
+            serve_socket(stream, kind, id, &shared);
+            if let Some(cpu) = thread_cpu() {
+                let ns = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
+                shared.counters.cpu_nanos.fetch_add(ns, Ordering::SeqCst);
+                shared.counters.cpu_known.store(true, Ordering::SeqCst);
+            }
+        }));
+        if max_conns.is_some_and(|m| n >= m) {
+            break;
+        }
     }
+    threads
 }
 
 impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The `wss://` port's address, if there is one.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The server's key store (to start another server with the same keys).
@@ -355,13 +455,19 @@ impl ServerHandle {
 
     fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
+        // Wake the accept loops.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(a) = self.accept.take()
-            && let Ok(threads) = a.join()
+        if let Some(a) = self.tls_addr {
+            let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
+        }
+        for a in [self.accept.take(), self.tls_accept.take()]
+            .into_iter()
+            .flatten()
         {
-            for t in threads {
-                let _ = t.join();
+            if let Ok(threads) = a.join() {
+                for t in threads {
+                    let _ = t.join();
+                }
             }
         }
     }
@@ -382,6 +488,8 @@ struct ServerState {
     keys: SharedKeyStore,
     seed: Option<[u8; 32]>,
     print: bool,
+    /// Upgrade `GET /apiws` on the MTProto port.
+    websocket: bool,
 }
 
 impl ServerState {
@@ -393,11 +501,16 @@ impl ServerState {
             secrets: options.secrets,
             ..transport::ServerConfig::default()
         };
+        #[cfg(feature = "websocket")]
+        let websocket = options.websocket;
+        #[cfg(not(feature = "websocket"))]
+        let websocket = false;
         Self {
             config,
             keys: options.key_store.unwrap_or_default(),
             seed: options.seed,
             print: options.print_events,
+            websocket,
         }
     }
 
@@ -435,8 +548,129 @@ fn framing_label(f: Option<Framing>) -> &'static str {
 /// How often a connection thread looks at pushed updates and the stop flag.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How long a new connection may take to show what it speaks: the first bytes, the TLS
+/// handshake, the WebSocket upgrade.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One accepted socket: TLS and the WebSocket upgrade where they apply, then the MTProto loop.
+fn serve_socket(stream: TcpStream, kind: Kind, n: u64, shared: &Shared) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let upgraded = match kind {
+        Kind::Plain if shared.state.websocket && sniff_http(&stream, &HTTP_METHODS).is_some() => {
+            upgrade(stream, None)
+        }
+        Kind::Plain => {
+            serve_connection(Wire::Tcp(stream), false, n, shared);
+            return;
+        }
+        #[cfg(feature = "tls")]
+        Kind::Tls(config) => upgrade(stream, Some(config)),
+    };
+    match upgraded {
+        Ok(wire) => serve_connection(wire, true, n, shared),
+        Err(e) => {
+            shared.counters.failed.fetch_add(1, Ordering::SeqCst);
+            shared
+                .state
+                .print_line(format_args!("failed: websocket upgrade: {e} peer={peer}"));
+        }
+    }
+}
+
+/// HTTP request starts the MTProto port listens for (with [`ServerOptions::websocket`]): the
+/// WebSocket upgrade. The HTTP transport's `POST` belongs here too, dispatched in
+/// [`serve_socket`].
+const HTTP_METHODS: [&[u8; 4]; 1] = [b"GET "];
+
+/// Which of `methods` the connection starts with, if any: an HTTP request, which no MTProto
+/// transport starts with (`mtproto_transports.md`, obfuscation init rules; a full transport
+/// length that large is refused anyway). Looks without consuming; waits at most
+/// [`UPGRADE_TIMEOUT`] for the first 4 bytes, and no longer than the first byte that rules
+/// every method out.
+fn sniff_http(stream: &TcpStream, methods: &[&'static [u8; 4]]) -> Option<&'static [u8; 4]> {
+    let deadline = std::time::Instant::now() + UPGRADE_TIMEOUT;
+    let mut b = [0u8; 4];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return None;
+        }
+        let n = match stream.peek(&mut b) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None, // timeout or error: the MTProto path sees it too
+        };
+        let got = b.get(..n).unwrap_or_default();
+        if n == 0 || !methods.iter().any(|m| m.starts_with(got)) {
+            return None;
+        }
+        if n == 4 {
+            return methods.iter().copied().find(|m| m[..] == b[..]);
+        }
+        thread::sleep(Duration::from_millis(2)); // a partial request line: look again
+    }
+}
+
+/// The TLS settings of the `wss://` port (nothing without feature `tls`).
+#[cfg(feature = "tls")]
+type TlsConfig = Arc<rustls::ServerConfig>;
+#[cfg(not(feature = "tls"))]
+type TlsConfig = std::convert::Infallible;
+
+/// TLS (on the `wss://` port) and the WebSocket upgrade.
+#[cfg(feature = "websocket")]
+fn upgrade(stream: TcpStream, tls: Option<TlsConfig>) -> io::Result<Wire> {
+    let raw = stream.try_clone()?;
+    let inner: Box<dyn crate::ws::ByteStream> = match tls {
+        #[cfg(feature = "tls")]
+        Some(config) => {
+            let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+            Box::new(rustls::StreamOwned::new(conn, raw))
+        }
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+        None => Box::new(raw),
+    };
+    crate::ws::accept_blocking(stream, UPGRADE_TIMEOUT, inner).map(|w| Wire::Ws(Box::new(w)))
+}
+
+#[cfg(not(feature = "websocket"))]
+fn upgrade(_: TcpStream, _: Option<TlsConfig>) -> io::Result<Wire> {
+    Err(io::Error::other("built without the `websocket` feature"))
+}
+
+/// Inside a WebSocket the transport must be obfuscated: the core's own detector classifies the
+/// first bytes (a copy of them; the connection gets the same bytes) and a plain framing is
+/// refused.
+struct ObfuscationGate(Option<transport::detect::Detector>);
+
+impl ObfuscationGate {
+    /// `false` once the stream is known to be a plain framing.
+    fn admit(&mut self, bytes: &[u8], now: mtproto_core::time::UnixTime) -> bool {
+        let Some(d) = self.0.as_mut() else {
+            return true;
+        };
+        // The detector draws randomness only for a fake-TLS answer, which is thrown away.
+        let mut rng = <ChaCha20Rng as rand_core::SeedableRng>::from_seed([0; 32]);
+        match d.decode(bytes, now, &mut rng) {
+            Ok((_, transport::Status::Partial)) => true,
+            Ok((_, transport::Status::Complete(det))) => {
+                self.0 = None;
+                matches!(det.transport, transport::Transport::Obfuscated(_))
+            }
+            Err(_) => {
+                self.0 = None; // the connection's own detector fails the same way
+                true
+            }
+        }
+    }
+}
+
 /// One connection: bytes and time into the core, its events answered, its bytes out.
-fn serve_connection(mut stream: TcpStream, n: u64, shared: &Shared) {
+fn serve_connection(mut stream: Wire, websocket: bool, n: u64, shared: &Shared) {
     let clock = Clock::new();
     let state = &shared.state;
     let Some(rng) = state.rng(n) else { return };
@@ -447,10 +681,11 @@ fn serve_connection(mut stream: TcpStream, n: u64, shared: &Shared) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(tx);
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let peer = stream.peer();
+    let mut gate = ObfuscationGate(
+        websocket.then(|| transport::detect::Detector::new(state.config.transport.clone())),
+    );
+    let mut refused = false;
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     let mut eof = false;
@@ -501,29 +736,38 @@ fn serve_connection(mut stream: TcpStream, n: u64, shared: &Shared) {
         }
         out.clear();
         while conn.poll_transmit(now, &mut out) {}
-        if !out.is_empty() && stream.write_all(&out).is_err() {
+        if !out.is_empty() && stream.send(&out).is_err() {
             eof = true;
         }
-        if eof || conn.is_closed() || shared.killed.load(Ordering::SeqCst) {
+        if eof || refused || conn.is_closed() || shared.killed.load(Ordering::SeqCst) {
             break;
         }
         let wait = conn
             .poll_timeout()
             .map_or(POLL, |t| clock.until(t).min(POLL))
             .max(Duration::from_millis(1));
-        let _ = stream.set_read_timeout(Some(wait));
-        match stream.read(&mut buf) {
-            Ok(0) => eof = true,
-            Ok(k) => conn.handle_input(clock.now(), buf.get(..k).unwrap_or_default()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => eof = true,
+        match stream.recv(wait, &mut buf) {
+            Ok(Recv::Eof) | Err(_) => eof = true,
+            Ok(Recv::Idle) => {}
+            Ok(Recv::Data(data)) => {
+                let now = clock.now();
+                if gate.admit(data, now.unix) {
+                    conn.handle_input(now, data);
+                } else {
+                    refused = true;
+                }
+            }
         }
+    }
+    if !eof && !shared.killed.load(Ordering::SeqCst) {
+        stream.close();
+    }
+    if refused {
+        shared.counters.failed.fetch_add(1, Ordering::SeqCst);
+        state.print_line(format_args!(
+            "failed: a plain transport inside a WebSocket (obfuscation is required) peer={peer}"
+        ));
+        return;
     }
     match conn.close_reason() {
         None

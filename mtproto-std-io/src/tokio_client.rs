@@ -1,4 +1,5 @@
-//! The tokio client (feature `tokio`): one task owns the socket and the core connection;
+//! The tokio client (feature `tokio`): one task owns the socket (TCP, or with feature
+//! `websocket` a WebSocket to a `ws://`/`wss://` URL, on tokio-tungstenite) and the core connection;
 //! [`TokioClient`] handles send it commands. [`TokioClient::invoke`] returns a future; dropping
 //! it before the answer cancels the request in the core (`rpc_drop_answer` if it was sent).
 //! At most [`ClientConfig::max_in_flight`] requests are in flight: further callers wait for a
@@ -14,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::driver::{CallError, ClientConfig, ClientError, Engine, Outcome, State};
+use crate::driver::{CallError, ClientConfig, ClientError, Endpoint, Engine, Outcome, State};
 
 type Answer = Result<Bytes, CallError>;
 
@@ -43,7 +44,12 @@ pub struct TokioClient {
     next_token: Arc<std::sync::atomic::AtomicU64>,
     request_timeout: Duration,
     auth_key_id: i64,
+    updates: Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
 }
+
+/// Updates held for [`TokioClient::next_update`] at most; further ones are dropped (and logged)
+/// until the application takes some.
+const MAX_UPDATES: usize = 1024;
 
 /// Cancels the request if the future is dropped before its answer.
 struct CancelOnDrop {
@@ -67,14 +73,18 @@ impl TokioClient {
         let engine = Engine::new(&config)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
+        let (updates_tx, updates_rx) = mpsc::channel(MAX_UPDATES);
         let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         let request_timeout = config.request_timeout;
         let task = Task {
-            addr: config.addr.clone(),
+            endpoint: config.endpoint()?,
+            #[cfg(feature = "tls")]
+            tls: config.tls.clone(),
             connect_timeout: config.connect_timeout,
             engine,
             rx,
             ready: Some(ready_tx),
+            updates: updates_tx,
             pending: HashMap::new(),
             by_id: HashMap::new(),
             pings: HashMap::new(),
@@ -87,6 +97,7 @@ impl TokioClient {
             next_token: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             request_timeout,
             auth_key_id,
+            updates: Arc::new(tokio::sync::Mutex::new(updates_rx)),
         })
     }
 
@@ -137,6 +148,13 @@ impl TokioClient {
         r
     }
 
+    /// The next update (the body of a message that answers no request), waiting for one;
+    /// `None` once the client task has ended. Handles share one queue: each update goes to one
+    /// caller.
+    pub async fn next_update(&self) -> Option<Bytes> {
+        self.updates.lock().await.recv().await
+    }
+
     /// Pings the server; the round-trip time.
     pub async fn ping(&self) -> Result<Duration, CallError> {
         let (reply, answer) = oneshot::channel();
@@ -160,7 +178,9 @@ impl TokioClient {
 }
 
 struct Task {
-    addr: String,
+    endpoint: Endpoint,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
     connect_timeout: Duration,
     engine: Engine,
     rx: mpsc::UnboundedReceiver<Command>,
@@ -168,13 +188,14 @@ struct Task {
     pending: HashMap<u64, (RequestId, oneshot::Sender<Answer>)>,
     by_id: HashMap<RequestId, u64>,
     pings: HashMap<i64, oneshot::Sender<Result<Duration, CallError>>>,
+    updates: mpsc::Sender<Bytes>,
 }
 
 impl Task {
     async fn run(mut self) {
         let mut read_buf = BytesMut::with_capacity(64 * 1024);
         let mut out = Vec::new();
-        let mut stream: Option<TcpStream> = None;
+        let mut stream: Option<Link> = None;
         loop {
             if let Some(f) = self.engine.fatal.clone()
                 && self.engine.state == State::Closed
@@ -185,18 +206,16 @@ impl Task {
             if stream.is_none() && self.engine.state != State::Draining {
                 tokio::time::sleep(self.engine.connect_delay()).await;
                 self.engine.on_attempt();
-                let attempt =
-                    tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "connect timeout",
-                            ))
-                        });
+                let attempt = tokio::time::timeout(self.connect_timeout, self.connect())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "connect timeout",
+                        ))
+                    });
                 match attempt {
                     Ok(s) => {
-                        let _ = s.set_nodelay(true);
                         stream = Some(s);
                         self.engine.on_connected();
                     }
@@ -211,14 +230,14 @@ impl Task {
             self.engine.transmit(&mut out);
             if !out.is_empty()
                 && let Some(s) = stream.as_mut()
-                && let Err(e) = s.write_all(&out).await
+                && let Err(e) = s.send(&out).await
             {
                 stream = None;
                 self.engine.on_socket_closed(&format!("write: {e}"));
             }
             if self.engine.state == State::Draining {
-                if let Some(mut s) = stream.take() {
-                    let _ = s.shutdown().await;
+                if let Some(s) = stream.take() {
+                    s.close().await;
                 }
                 self.engine.state = State::Closed;
                 continue;
@@ -238,12 +257,13 @@ impl Task {
                 }
             };
             tokio::select! {
-                r = s.read_buf(&mut read_buf) => match r {
-                    Ok(0) => {
+                r = s.recv(&mut read_buf) => match r {
+                    Ok(Got::Eof) => {
                         stream = None;
                         self.engine.on_socket_closed("closed by the server");
                     }
-                    Ok(_) => {
+                    Ok(Got::Idle) => {}
+                    Ok(Got::Data) => {
                         self.engine.feed(&read_buf);
                         read_buf.clear();
                     }
@@ -291,7 +311,60 @@ impl Task {
         }
     }
 
-    fn sort_outcomes(&mut self, stream: &mut Option<TcpStream>) {
+    /// Opens the pipe: TCP, or a WebSocket (TLS, upgrade) over it.
+    async fn connect(&self) -> std::io::Result<Link> {
+        let s = TcpStream::connect(self.endpoint.authority()).await?;
+        let _ = s.set_nodelay(true);
+        match &self.endpoint {
+            Endpoint::Tcp(_) => Ok(Link::Tcp(s)),
+            #[cfg(feature = "websocket")]
+            Endpoint::Ws(url) => {
+                let io: Box<dyn AsyncIo> = if url.secure {
+                    #[cfg(feature = "tls")]
+                    {
+                        let config = match &self.tls {
+                            Some(c) => c.clone(),
+                            None => crate::tls::default_client_config()?,
+                        };
+                        let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+                            .map_err(|e| {
+                                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                            })?;
+                        Box::new(
+                            tokio_rustls::TlsConnector::from(config)
+                                .connect(name, s)
+                                .await?,
+                        )
+                    }
+                    #[cfg(not(feature = "tls"))]
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "wss:// needs the `tls` feature",
+                    ));
+                } else {
+                    Box::new(s)
+                };
+                let request = crate::ws::client_request(url)?;
+                let (ws, response) = tokio_tungstenite::client_async_with_config(
+                    request,
+                    io,
+                    Some(crate::ws::config()),
+                )
+                .await
+                .map_err(|e| match e {
+                    tungstenite::Error::Http(r) => std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        format!("WebSocket upgrade refused: HTTP {}", r.status()),
+                    ),
+                    other => crate::ws::io_error(other),
+                })?;
+                crate::ws::check_response(&response)?;
+                Ok(Link::Ws(Box::new(ws)))
+            }
+        }
+    }
+
+    fn sort_outcomes(&mut self, stream: &mut Option<Link>) {
         let mut outcomes = Vec::new();
         self.engine.drain(|o| outcomes.push(o));
         for o in outcomes {
@@ -303,7 +376,11 @@ impl Task {
                         let _ = reply.send(a.map(Bytes::from).map_err(CallError::Rpc));
                     }
                 }
-                Outcome::Update(_) => {}
+                Outcome::Update(body) => {
+                    if self.updates.try_send(Bytes::from(body)).is_err() {
+                        tracing::warn!("update dropped: {MAX_UPDATES} are waiting to be taken");
+                    }
+                }
                 Outcome::Pong { ping_id, rtt } => {
                     if let Some(reply) = self.pings.remove(&ping_id) {
                         let _ = reply.send(Ok(rtt));
@@ -336,6 +413,113 @@ impl Task {
         self.by_id.clear();
         for (_, reply) in self.pings.drain() {
             let _ = reply.send(Err(CallError::Client(err())));
+        }
+    }
+}
+
+/// A byte stream under the WebSocket: TCP, or TLS over TCP.
+#[cfg(feature = "websocket")]
+trait AsyncIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+#[cfg(feature = "websocket")]
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncIo for T {}
+
+/// The task's byte pipe.
+enum Link {
+    Tcp(TcpStream),
+    #[cfg(feature = "websocket")]
+    Ws(Box<tokio_tungstenite::WebSocketStream<Box<dyn AsyncIo>>>),
+}
+
+/// What one [`Link::recv`] got.
+enum Got {
+    /// Bytes appended to the buffer.
+    Data,
+    /// A control message.
+    Idle,
+    /// The peer closed.
+    Eof,
+}
+
+impl Link {
+    /// Appends received bytes to `buf`. Cancel-safe (the only await takes a whole read or
+    /// message, or nothing).
+    async fn recv(&mut self, buf: &mut BytesMut) -> std::io::Result<Got> {
+        match self {
+            Link::Tcp(s) => Ok(match s.read_buf(buf).await? {
+                0 => Got::Eof,
+                _ => Got::Data,
+            }),
+            #[cfg(feature = "websocket")]
+            Link::Ws(ws) => {
+                use futures_util::{SinkExt, StreamExt};
+                use tungstenite::Message;
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => {
+                        buf.extend_from_slice(&b);
+                        Ok(Got::Data)
+                    }
+                    Some(Ok(Message::Text(_))) => Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "text message on an MTProto WebSocket",
+                    )),
+                    Some(Ok(Message::Close(_))) => {
+                        // Send the answering close frame tungstenite queued.
+                        let _ = ws.flush().await;
+                        Ok(Got::Eof)
+                    }
+                    Some(Ok(_)) => Ok(Got::Idle),
+                    Some(Err(
+                        tungstenite::Error::ConnectionClosed
+                        | tungstenite::Error::AlreadyClosed
+                        | tungstenite::Error::Protocol(
+                            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                        ),
+                    ))
+                    | None => Ok(Got::Eof),
+                    Some(Err(e)) => Err(crate::ws::io_error(e)),
+                }
+            }
+        }
+    }
+
+    /// Sends all of `data` (WebSocket: binary messages of at most
+    /// [`SEND_CHUNK`](crate::ws::SEND_CHUNK) bytes).
+    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Link::Tcp(s) => s.write_all(data).await,
+            #[cfg(feature = "websocket")]
+            Link::Ws(ws) => {
+                use futures_util::SinkExt;
+                for chunk in data.chunks(crate::ws::SEND_CHUNK) {
+                    ws.feed(tungstenite::Message::Binary(Bytes::copy_from_slice(chunk)))
+                        .await
+                        .map_err(crate::ws::io_error)?;
+                }
+                ws.flush().await.map_err(crate::ws::io_error)
+            }
+        }
+    }
+
+    /// Closes (a WebSocket with code 1000, waiting briefly for the peer's close frame).
+    async fn close(self) {
+        match self {
+            Link::Tcp(mut s) => {
+                let _ = s.shutdown().await;
+            }
+            #[cfg(feature = "websocket")]
+            Link::Ws(mut ws) => {
+                use futures_util::StreamExt;
+                let frame = tungstenite::protocol::CloseFrame {
+                    code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+                    reason: "".into(),
+                };
+                let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                    if ws.close(Some(frame)).await.is_ok() {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                })
+                .await;
+            }
         }
     }
 }

@@ -28,9 +28,20 @@ pub struct DemoArgs {
 struct Row {
     name: String,
     transport: TransportConfig,
+    /// How the client reaches the server.
+    via: Via,
     pfs: bool,
     /// Save the key to the demo's key file / reuse it.
     key: KeyUse,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Tcp,
+    #[cfg(feature = "websocket")]
+    Ws,
+    #[cfg(feature = "tls")]
+    Wss,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,96 +74,144 @@ pub(super) fn run(a: DemoArgs) -> Result<ExitCode, CliError> {
         .map_err(|e| CliError(e.to_string()))?;
     let rsa = RsaPrivateKey::demo();
     let pubkeys = RsaKeySet::new().with(rsa.public_key().clone());
+    #[cfg(feature = "tls")]
+    let cert = crate::tls::SelfSigned::localhost()?;
     let server = Server::bind(
         "127.0.0.1:0",
         ServerOptions {
             rsa_keys: vec![rsa],
             secrets: vec![secret.clone(), dd.clone(), ee.clone()],
             seed: seed_bytes(a.seed, 1000),
+            #[cfg(feature = "websocket")]
+            websocket: true,
+            #[cfg(feature = "tls")]
+            wss: Some(crate::server::WssOptions {
+                listen: "127.0.0.1:0".into(),
+                config: cert.server_config()?,
+            }),
             ..ServerOptions::default()
         },
     )?;
     let addr = server.local_addr()?.to_string();
+    let tls_addr = server.tls_local_addr();
     let server = server.spawn();
     println!("server on {addr} (built-in demo RSA key, MTProxy secrets plain/dd/ee)");
+    #[cfg(feature = "websocket")]
+    println!("  and ws://{addr}/apiws");
+    if let Some(t) = tls_addr {
+        println!("  and wss://{t}/apiws (a fresh self-signed certificate the clients trust)");
+    }
 
     use Framing::*;
     let plain = |f| TransportConfig::plain(f);
     let obf = |f| TransportConfig::obfuscated(f, None);
-    let rows = vec![
+    #[allow(unused_mut)] // without the websocket features no rows are added below
+    let mut rows = vec![
         Row {
             name: "abridged".into(),
             transport: plain(Abridged),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "intermediate".into(),
             transport: plain(Intermediate),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Save,
         },
         Row {
             name: "padded intermediate".into(),
             transport: plain(PaddedIntermediate),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "full".into(),
             transport: plain(Full),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "obfuscated abridged".into(),
             transport: obf(Abridged),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "obfuscated intermediate".into(),
             transport: obf(Intermediate),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "obfuscated padded".into(),
             transport: obf(PaddedIntermediate),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "MTProxy secret".into(),
             transport: TransportConfig::obfuscated(Intermediate, Some(secret)),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "MTProxy dd secret".into(),
             transport: TransportConfig::obfuscated(PaddedIntermediate, Some(dd)),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "MTProxy ee (fake TLS)".into(),
             transport: TransportConfig::obfuscated(PaddedIntermediate, Some(ee)),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Memory,
         },
         Row {
             name: "PFS (temporary key)".into(),
             transport: plain(Intermediate),
+            via: Via::Tcp,
             pfs: true,
             key: KeyUse::Memory,
         },
         Row {
             name: "reconnect, saved key".into(),
             transport: obf(Intermediate),
+            via: Via::Tcp,
             pfs: false,
             key: KeyUse::Reuse,
         },
     ];
+    // WebSocket rows (obfuscation is mandatory inside), before the saved-key row that ends the
+    // table.
+    let last = rows.pop();
+    #[cfg(feature = "websocket")]
+    rows.push(Row {
+        name: "ws (WebSocket)".into(),
+        transport: obf(Intermediate),
+        via: Via::Ws,
+        pfs: false,
+        key: KeyUse::Memory,
+    });
+    #[cfg(feature = "tls")]
+    rows.push(Row {
+        name: "wss (WebSocket over TLS)".into(),
+        transport: obf(PaddedIntermediate),
+        via: Via::Wss,
+        pfs: false,
+        key: KeyUse::Memory,
+    });
+    rows.extend(last);
     let dir = std::env::temp_dir().join(format!("mtproto-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let key_path = dir.join("demo.key");
@@ -169,7 +228,21 @@ pub(super) fn run(a: DemoArgs) -> Result<ExitCode, CliError> {
         if row.pfs {
             conn.pfs = Some(PfsConfig::default());
         }
-        let mut config = ClientConfig::new(addr.clone(), conn);
+        let target = match row.via {
+            Via::Tcp => addr.clone(),
+            #[cfg(feature = "websocket")]
+            Via::Ws => format!("ws://{addr}/apiws"),
+            #[cfg(feature = "tls")]
+            Via::Wss => match tls_addr {
+                Some(t) => format!("wss://localhost:{}/apiws", t.port()),
+                None => addr.clone(),
+            },
+        };
+        let mut config = ClientConfig::new(target, conn);
+        #[cfg(feature = "tls")]
+        if row.via == Via::Wss {
+            config.tls = Some(cert.client_config()?);
+        }
         config.seed = seed_bytes(a.seed, i);
         config.max_failures = Some(2);
         if row.key != KeyUse::Memory {

@@ -32,6 +32,64 @@ pub struct ServeArgs {
     /// Seed the server's random source (tests).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Also accept WebSocket upgrades (`ws://HOST:PORT/apiws`) on the --listen port.
+    #[cfg(feature = "websocket")]
+    #[arg(long)]
+    pub ws: bool,
+    /// A second port for `wss://HOST:PORT/apiws` (TLS, then WebSocket).
+    #[cfg(feature = "tls")]
+    #[arg(long)]
+    pub wss_listen: Option<String>,
+    /// The wss certificate chain (PEM); default: a fresh self-signed certificate for
+    /// localhost/127.0.0.1/::1, written to --tls-dir and printed.
+    #[cfg(feature = "tls")]
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The wss private key (PEM), with --tls-cert.
+    #[cfg(feature = "tls")]
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where the generated certificate goes (default: a directory in the system temp dir).
+    #[cfg(feature = "tls")]
+    #[arg(long)]
+    pub tls_dir: Option<PathBuf>,
+}
+
+/// The `wss://` port's settings, and a line saying where the generated certificate is.
+#[cfg(feature = "tls")]
+fn wss_options(
+    a: &ServeArgs,
+) -> Result<(Option<crate::server::WssOptions>, Option<String>), CliError> {
+    let Some(listen) = &a.wss_listen else {
+        return Ok((None, None));
+    };
+    let mut note = None;
+    let config = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let (chain, key) = crate::tls::load_pem(cert, key)?;
+            crate::tls::server_config(chain, key)?
+        }
+        _ => {
+            let cert = crate::tls::SelfSigned::localhost()?;
+            let dir = a.tls_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("mtproto-serve-{}", std::process::id()))
+            });
+            let path = cert.write_pem(&dir)?;
+            note = Some(format!(
+                "tls: self-signed certificate for localhost, 127.0.0.1, ::1: cert={} (trust it: mtproto ping --trust-cert {} wss://…)",
+                path.display(),
+                path.display()
+            ));
+            cert.server_config()?
+        }
+    };
+    Ok((
+        Some(crate::server::WssOptions {
+            listen: listen.clone(),
+            config,
+        }),
+        note,
+    ))
 }
 
 fn read_rsa_key(path: &PathBuf) -> Result<RsaPrivateKey, CliError> {
@@ -99,6 +157,8 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
         .map(|s| parse_secret(s))
         .collect::<Result<Vec<_>, _>>()?;
     let public = rsa.public_key().clone();
+    #[cfg(feature = "tls")]
+    let (wss, tls_note) = wss_options(&a)?;
     let server = Server::bind(
         &a.listen,
         ServerOptions {
@@ -113,6 +173,10 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
             }),
             key_store: None,
             print_events: true,
+            #[cfg(feature = "websocket")]
+            websocket: a.ws,
+            #[cfg(feature = "tls")]
+            wss,
         },
     )
     .map_err(|e| CliError(format!("--listen {}: {e}", a.listen)))?;
@@ -130,6 +194,17 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
     println!(
         "serving on {addr} (transports auto-detected; ping, test.echo; rpc_error 400 for anything else)"
     );
+    #[cfg(feature = "websocket")]
+    if a.ws {
+        println!("websocket: ws://{addr}/apiws (obfuscated transports only)");
+    }
+    if let Some(tls) = server.tls_local_addr() {
+        println!("websocket: wss://{tls}/apiws (obfuscated transports only)");
+    }
+    #[cfg(feature = "tls")]
+    if let Some(note) = tls_note {
+        println!("{note}");
+    }
     let stats = server.run_foreground();
     println!(
         "stopped: {} connections, {} failed, {} keys created, {} requests",
