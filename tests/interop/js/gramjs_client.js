@@ -5,7 +5,9 @@
 // PromisedWebSockets, as web clients use against Telegram).
 //
 // Everything MTProto here is GramJS's own code: its MTProtoSender (message packing, containers,
-// acks, bad_server_salt handling, msg_id / session checks with securityChecks on), its
+// acks, bad_server_salt handling; auth_key_id, msg_key and duplicate msg_id checks on every
+// reply, with securityChecks on; a reply failing them is logged and dropped, and the script
+// reports GramJS's warnings with the request left unanswered), its
 // Authenticator (req_pq_multi, RSA_PAD p_q_inner_data, DH with its nonce-hash checks), its
 // obfuscated2 framing (AES-CTR, abridged tag) and its WebSocket client (the `websocket` package,
 // which fails the connection if the server does not select the `binary` subprotocol). What the
@@ -162,10 +164,28 @@ function keyIdHex(authKey) {
     return BigInt.asUintN(64, BigInt(authKey.keyId.toString())).toString(16).padStart(16, "0");
 }
 
+// GramJS's logger, keeping its warnings and errors (a reply it dropped, a closed connection) for
+// the failure message instead of printing them; GRAMJS_LOG=debug prints everything instead.
+class RecordingLogger extends Logger {
+    constructor() {
+        super(process.env.GRAMJS_LOG || LogLevel.WARN);
+        this.seen = [];
+    }
+
+    log(level, message, color) {
+        if (process.env.GRAMJS_LOG) return super.log(level, message, color);
+        if (this.seen.length < 20 && message !== "Disconnecting...") this.seen.push(message);
+    }
+
+    get summary() {
+        return this.seen.length ? ` (GramJS: ${this.seen.join("; ")})` : "";
+    }
+}
+
 class Peer {
     // One MTProtoSender over one WebSocket + obfuscated2 connection.
     constructor(port, authKey) {
-        this.logger = new Logger(process.env.GRAMJS_LOG || LogLevel.NONE);
+        this.logger = new RecordingLogger();
         this.errors = [];
         this.reconnects = 0;
         // What MTProtoSender reads from its client: the error hook and, for reconnects, the socket.
@@ -202,7 +222,7 @@ class Peer {
         const ok = await withTimeout(this.sender.connect(this.connection), STEP_TIMEOUT, "connect");
         if (!ok) {
             const e = this.errors[this.errors.length - 1];
-            throw new Error(`connect failed: ${e ? describe(e) : "no error reported"}`);
+            throw new Error(`connect failed: ${e ? describe(e) : "no error reported"}${this.logger.summary}`);
         }
     }
 
@@ -210,7 +230,8 @@ class Peer {
         try {
             return await withTimeout(this.sender.send(request), STEP_TIMEOUT, what);
         } catch (e) {
-            if (this.reconnects) throw new Error(`${what}: the server closed the connection`);
+            if (this.reconnects) throw new Error(`${what}: the server closed the connection${this.logger.summary}`);
+            if (e instanceof Error && /^timeout/.test(e.message)) e.message += this.logger.summary;
             throw e;
         }
     }
