@@ -178,7 +178,7 @@ fi
 
 echo "== interop phase 4: GramJS (npm telegram) under Node over the WebSocket endpoint /apiws"
 # GramJS's browser transport (obfuscated2 inside WebSocket frames, subprotocol `binary`) run by
-# Node against the server's WebSocket endpoint on the same port. GramJS encrypts with RSA_PAD but
+# Node against the server's WebSocket endpoint on the same port (`serve --ws`). GramJS encrypts with RSA_PAD but
 # sends p_q_inner_data without a dc, which the server takes only with --legacy-rsa. JS_WS_BRIDGE=1 (development only) puts
 # tests/interop/js/ws_bridge.js, a WebSocket-to-TCP relay, in front of a server without /apiws;
 # the refusal case is skipped then (the relay, not the server, would be under test).
@@ -193,9 +193,13 @@ else
     (cd "$js" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     echo "$lock_sum" >"$js/node_modules/.interop-lock"
   fi
-  start_server "$tmp/server4.log" --legacy-rsa
-  ws_port=$port
   bridged=${JS_WS_BRIDGE:-0}
+  if [ "$bridged" = 1 ]; then
+    start_server "$tmp/server4.log" --legacy-rsa
+  else
+    start_server "$tmp/server4.log" --legacy-rsa --ws
+  fi
+  ws_port=$port
   if [ "$bridged" = 1 ]; then
     node "$js/ws_bridge.js" --target "$port" >"$tmp/bridge.log" 2>&1 &
     bridge_pid=$!
@@ -232,7 +236,8 @@ else
   fi
   # Only the unobfuscated stream failed (the working connections did not), with its reason.
   if [ "$bridged" != 1 ]; then
-    if [ -n "$js_key" ] && [ "$(count 'failed: ' "$tmp/server4.log")" -eq 1 ]; then
+    if [ -n "$js_key" ] && [ "$(count 'failed: ' "$tmp/server4.log")" -eq 1 ] \
+      && grep -qi 'failed: .*\(obfusc\|websocket\)' "$tmp/server4.log"; then
       pass "server log: the unobfuscated WebSocket stream refused with a reason"
     else
       fail "server log: expected one refusal (the unobfuscated WebSocket stream), after working connections"
