@@ -13,8 +13,8 @@
 #   4. websocket: GramJS (npm `telegram`, pinned in tests/interop/js/package-lock.json) under Node
 #      over the WebSocket endpoint ws://127.0.0.1:PORT/apiws with obfuscated2 inside:
 #      tests/interop/js/gramjs_client.js: handshake (RSA_PAD), ping, test.echo at several sizes,
-#      a msg_container, an rpc_error, key reuse through a StringSession; plain abridged inside the
-#      WebSocket must be refused.
+#      a msg_container, an rpc_error, key reuse on a second connection and over wss:// (TLS);
+#      plain abridged inside the WebSocket must be refused.
 # One PASS/FAIL line per case, then `interop: N passed, M failed`; exits non-zero on a failure.
 #
 # Needs python3 (with venv), node and npm (Node >= 18) and, the first time, network access to PyPI
@@ -178,10 +178,12 @@ fi
 
 echo "== interop phase 4: GramJS (npm telegram) under Node over the WebSocket endpoint /apiws"
 # GramJS's browser transport (obfuscated2 inside WebSocket frames, subprotocol `binary`) run by
-# Node against the server's WebSocket endpoint on the same port (`serve --ws`). GramJS encrypts with RSA_PAD but
-# sends p_q_inner_data without a dc, which the server takes only with --legacy-rsa. JS_WS_BRIDGE=1 (development only) puts
-# tests/interop/js/ws_bridge.js, a WebSocket-to-TCP relay, in front of a server without /apiws;
-# the refusal case is skipped then (the relay, not the server, would be under test).
+# Node against the server's WebSocket endpoint on the MTProto port (`serve --ws`), then the saved
+# key again over the wss:// port (`--wss-listen`, a self-signed certificate). GramJS encrypts
+# p_q_inner_data with RSA_PAD but without a dc, which the server takes only with --legacy-rsa.
+# JS_WS_BRIDGE=1 (development only) puts tests/interop/js/ws_bridge.js, a WebSocket-to-TCP relay,
+# in front of a server without /apiws; the wss and refusal cases are skipped then (the relay, not
+# the server, would be under test).
 js=tests/interop/js
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   fail "gramjs: node and npm are needed (Node >= 18)"
@@ -194,22 +196,32 @@ else
     echo "$lock_sum" >"$js/node_modules/.interop-lock"
   fi
   bridged=${JS_WS_BRIDGE:-0}
+  wss_args=()
+  cert=
   if [ "$bridged" = 1 ]; then
     start_server "$tmp/server4.log" --legacy-rsa
-  else
-    start_server "$tmp/server4.log" --legacy-rsa --ws
-  fi
-  ws_port=$port
-  if [ "$bridged" = 1 ]; then
     node "$js/ws_bridge.js" --target "$port" >"$tmp/bridge.log" 2>&1 &
     bridge_pid=$!
     for _ in $(seq 50); do grep -q '^bridge on ' "$tmp/bridge.log" && break; sleep 0.1; done
     ws_port=$(sed -n 's/^bridge on \([0-9]*\)$/\1/p' "$tmp/bridge.log")
     echo "JS_WS_BRIDGE=1: GramJS goes through ws_bridge.js on port $ws_port"
+  else
+    start_server "$tmp/server4.log" --legacy-rsa --ws --wss-listen 127.0.0.1:0 --tls-dir "$tmp/tls"
+    ws_port=$port
+    for _ in $(seq 50); do grep -q '^websocket: wss://' "$tmp/server4.log" && break; sleep 0.1; done
+    wss_port=$(sed -n 's|^websocket: wss://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/server4.log")
+    cert=$(sed -n 's/^tls: .* cert=\([^ ]*\) .*/\1/p' "$tmp/server4.log")
+    if [ -n "$wss_port" ] && [ -f "$cert" ]; then
+      wss_args=(--wss-port "$wss_port")
+    else
+      fail "gramjs: the server printed no wss:// port or certificate"
+    fi
   fi
   js_args=(--port "$ws_port" --rsa-n "$rsa_n" --fingerprint "$fingerprint")
   status=0
-  timeout 300 node "$js/gramjs_client.js" "${js_args[@]}" >"$tmp/gramjs4.log" 2>&1 || status=$?
+  # The wss case trusts the server's self-signed certificate through NODE_EXTRA_CA_CERTS.
+  NODE_EXTRA_CA_CERTS=$cert timeout 300 node "$js/gramjs_client.js" "${js_args[@]}" \
+    "${wss_args[@]}" >"$tmp/gramjs4.log" 2>&1 || status=$?
   tally gramjs_client.js "$status" "$tmp/gramjs4.log"
   if [ "$bridged" != 1 ]; then
     status=0
@@ -229,7 +241,7 @@ else
   if [ -n "$js_key" ] \
     && grep -q "^handshake: auth_key_id=$js_key transport=[^ ]*abridged " "$tmp/server4.log" \
     && [ "$(count '^handshake: ' "$tmp/server4.log")" -eq 1 ]; then
-    pass "gramjs: the server logged GramJS's auth_key_id ($js_key, abridged framing), one key for both connections"
+    pass "gramjs: the server logged GramJS's auth_key_id ($js_key, abridged framing), one key for all connections"
   else
     fail "gramjs: auth_key_id '${js_key:-none}' not the one key the server logged"
     grep '^handshake: ' "$tmp/server4.log" || true

@@ -27,11 +27,15 @@
 //      second connection with it (no handshake, a new session): ping and echo. (GramJS's
 //      StringSession would be the natural store, but it writes the port as a signed 16-bit
 //      integer and throws for ports above 32767, where the server's ephemeral port usually is.)
-//   3. (--reject) plain abridged framing inside the WebSocket (no obfuscation): the server must
+//   3. (--wss-port) the same saved key over wss:// (TLS, then the WebSocket, then obfuscated2):
+//      ping and echo. GramJS picks wss only for port 443, so `PromisedWebSocketsTLS` names the
+//      scheme; Node must trust the server's certificate (NODE_EXTRA_CA_CERTS, set by run.sh);
+//   4. (--reject) plain abridged framing inside the WebSocket (no obfuscation): the server must
 //      close the connection, never answer or hang.
 // Exit status is non-zero if any case fails. Every network step has a timeout; the script never
 // lets GramJS reconnect (a server that drops the connection is a failure, not a retry).
-// Usage: node gramjs_client.js --port PORT --rsa-n HEX --fingerprint HEX [--reject]
+// Usage: node gramjs_client.js --port PORT --rsa-n HEX --fingerprint HEX [--wss-port PORT]
+//        [--reject]
 "use strict";
 
 const crypto = require("crypto");
@@ -64,12 +68,15 @@ function parseArgs(argv) {
         const a = argv[i];
         if (a === "--reject") args.reject = true;
         else if (a === "--port") args.port = Number(argv[++i]);
+        else if (a === "--wss-port") args.wssPort = Number(argv[++i]);
         else if (a === "--rsa-n") args.rsaN = argv[++i];
         else if (a === "--fingerprint") args.fingerprint = argv[++i];
         else throw new Error(`unknown argument ${a}`);
     }
     if (!args.port || !args.rsaN || !args.fingerprint) {
-        throw new Error("usage: gramjs_client.js --port PORT --rsa-n HEX --fingerprint HEX [--reject]");
+        throw new Error(
+            "usage: gramjs_client.js --port PORT --rsa-n HEX --fingerprint HEX [--wss-port PORT] [--reject]",
+        );
     }
     return args;
 }
@@ -182,15 +189,22 @@ class RecordingLogger extends Logger {
     }
 }
 
+// GramJS's WebSocket socket, asked for wss:// on any port (GramJS itself uses wss only on 443).
+class PromisedWebSocketsTLS extends PromisedWebSockets {
+    getWebSocketLink(ip, port) {
+        return `wss://${ip}:${port}/apiws`;
+    }
+}
+
 class Peer {
     // One MTProtoSender over one WebSocket + obfuscated2 connection.
-    constructor(port, authKey) {
+    constructor(port, authKey, socket = PromisedWebSockets) {
         this.logger = new RecordingLogger();
         this.errors = [];
         this.reconnects = 0;
         // What MTProtoSender reads from its client: the error hook and, for reconnects, the socket.
         const client = {
-            networkSocket: PromisedWebSockets,
+            networkSocket: socket,
             _errorHandler: async (e) => this.errors.push(e),
         };
         this.sender = new MTProtoSender(authKey, {
@@ -213,7 +227,7 @@ class Peer {
             dcId: DC_ID,
             loggers: this.logger,
             proxy: undefined,
-            socket: PromisedWebSockets,
+            socket,
             testServers: false,
         });
     }
@@ -296,7 +310,7 @@ async function caseNewKey(port, session) {
     }
 }
 
-async function caseReuse(port, saved, keyId) {
+async function caseReuse(port, saved, keyId, socket) {
     const loaded = new AuthKey();
     await loaded.setKey(Buffer.from(saved, "hex"));
     const session = new MemorySession();
@@ -304,7 +318,7 @@ async function caseReuse(port, saved, keyId) {
     session.setAuthKey(loaded);
     const key = session.getAuthKey();
     check(key && keyIdHex(key) === keyId, "the saved key has another auth_key_id");
-    const peer = new Peer(session.port, key);
+    const peer = new Peer(session.port, key, socket);
     try {
         await peer.connect();
         check(keyIdHex(peer.sender.authKey) === keyId, "a new key was made instead of reusing");
@@ -394,6 +408,14 @@ async function main() {
             console.log("PASS gramjs key reuse: key loaded from its bytes, new connection and session, ping, echo");
         } catch (e) {
             fail("key reuse", e);
+        }
+        if (args.wssPort) {
+            try {
+                await caseReuse(args.wssPort, saved, keyId, PromisedWebSocketsTLS);
+                console.log(`PASS gramjs wss://${HOST}:${args.wssPort}/apiws (TLS): the same key, ping, echo`);
+            } catch (e) {
+                fail("wss", e);
+            }
         }
     }
     if (padded) {
