@@ -208,7 +208,11 @@ else
   else
     start_server "$tmp/server4.log" --legacy-rsa --ws --wss-listen 127.0.0.1:0 --tls-dir "$tmp/tls"
     ws_port=$port
-    for _ in $(seq 50); do grep -q '^websocket: wss://' "$tmp/server4.log" && break; sleep 0.1; done
+    for _ in $(seq 50); do
+      grep -q '^websocket: wss://' "$tmp/server4.log" && grep -q '^tls: .* cert=' "$tmp/server4.log" \
+        && break
+      sleep 0.1
+    done
     wss_port=$(sed -n 's|^websocket: wss://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/server4.log")
     cert=$(sed -n 's/^tls: .* cert=\([^ ]*\) .*/\1/p' "$tmp/server4.log")
     if [ -n "$wss_port" ] && [ -f "$cert" ]; then
