@@ -9,10 +9,16 @@
 #      every auth_key_id a client derived must have been logged by the server;
 #   2. reject: an unknown MTProxy secret, a forged fake-TLS ClientHello and tampered messages must
 #      be refused (connection closed), with the reasons in the server log;
-#   3. legacy-off: without --legacy-rsa the server must refuse the legacy RSA padding.
+#   3. legacy-off: without --legacy-rsa the server must refuse the legacy RSA padding;
+#   4. websocket: GramJS (npm `telegram`, pinned in tests/interop/js/package-lock.json) under Node
+#      over the WebSocket endpoint ws://127.0.0.1:PORT/apiws with obfuscated2 inside:
+#      tests/interop/js/gramjs_client.js: handshake (RSA_PAD), ping, test.echo at several sizes,
+#      a msg_container, an rpc_error, key reuse on a second connection and over wss:// (TLS);
+#      plain abridged inside the WebSocket must be refused.
 # One PASS/FAIL line per case, then `interop: N passed, M failed`; exits non-zero on a failure.
 #
-# Needs python3 (with venv) and, the first time, network access to PyPI.
+# Needs python3 (with venv), node and npm (Node >= 18) and, the first time, network access to PyPI
+# and the npm registry (`npm ci` into tests/interop/js/node_modules, redone when the lock changes).
 # Uses the dev profile: `cargo test` builds the same binary, so CI compiles nothing twice.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,8 +48,10 @@ mtproto=target/debug/mtproto
 
 tmp=$(mktemp -d)
 server_pid=
+bridge_pid=
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$bridge_pid" ]; then kill "$bridge_pid" 2>/dev/null || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -103,12 +111,18 @@ run_client() {
   timeout 900 "$py" "tests/interop/$1" ${2:+--mode "$2"} --port "$port" --rsa-n "$rsa_n" \
     --fingerprint "$fingerprint" --secret "$secret" --dd-secret "$dd_key" \
     --ee-secret "$ee_secret" >"$3" 2>&1 || status=$?
+  tally "$1 ${2:-}" "$status" "$3"
+}
+
+# tally NAME STATUS LOG: prints a client's log and counts its PASS / FAIL / XFAIL lines; a client
+# that exited non-zero without a FAIL line is one failure.
+tally() {
   cat "$3"
   passed=$((passed + $(grep -c '^PASS ' "$3" || true)))
   failed=$((failed + $(grep -c '^FAIL ' "$3" || true)))
   known=$((known + $(grep -c '^XFAIL ' "$3" || true)))
-  if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$3"; then
-    fail "$1 ${2:-} exited with status $status without a FAIL line"
+  if [ "$2" -ne 0 ] && ! grep -q '^FAIL ' "$3"; then
+    fail "$1 exited with status $2 without a FAIL line"
   fi
 }
 
@@ -160,6 +174,91 @@ if [ "$(count '^handshake: ' "$tmp/server3.log")" -eq 0 ]; then
   pass "server log: no handshake finished with legacy padding"
 else
   fail "server log: a legacy-padding handshake finished"
+fi
+
+echo "== interop phase 4: GramJS (npm telegram) under Node over the WebSocket endpoint /apiws"
+# GramJS's browser transport (obfuscated2 inside WebSocket frames, subprotocol `binary`) run by
+# Node against the server's WebSocket endpoint on the MTProto port (`serve --ws`), then the saved
+# key again over the wss:// port (`--wss-listen`, a self-signed certificate). GramJS encrypts
+# p_q_inner_data with RSA_PAD but without a dc, which the server takes only with --legacy-rsa.
+# JS_WS_BRIDGE=1 (development only) puts tests/interop/js/ws_bridge.js, a WebSocket-to-TCP relay,
+# in front of a server without /apiws; the wss and refusal cases are skipped then (the relay, not
+# the server, would be under test).
+js=tests/interop/js
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  fail "gramjs: node and npm are needed (Node >= 18)"
+else
+  # npm ci only when node_modules is missing or was installed from another package-lock.json.
+  lock_sum=$(sha256sum "$js/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$js/node_modules/.interop-lock" 2>/dev/null)" != "$lock_sum" ]; then
+    echo "installing GramJS from $js/package-lock.json (npm ci) into $js/node_modules"
+    (cd "$js" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" >"$js/node_modules/.interop-lock"
+  fi
+  bridged=${JS_WS_BRIDGE:-0}
+  wss_args=()
+  cert=
+  if [ "$bridged" = 1 ]; then
+    start_server "$tmp/server4.log" --legacy-rsa
+    node "$js/ws_bridge.js" --target "$port" >"$tmp/bridge.log" 2>&1 &
+    bridge_pid=$!
+    for _ in $(seq 50); do grep -q '^bridge on ' "$tmp/bridge.log" && break; sleep 0.1; done
+    ws_port=$(sed -n 's/^bridge on \([0-9]*\)$/\1/p' "$tmp/bridge.log")
+    echo "JS_WS_BRIDGE=1: GramJS goes through ws_bridge.js on port $ws_port"
+  else
+    start_server "$tmp/server4.log" --legacy-rsa --ws --wss-listen 127.0.0.1:0 --tls-dir "$tmp/tls"
+    ws_port=$port
+    for _ in $(seq 50); do
+      grep -q '^websocket: wss://' "$tmp/server4.log" && grep -q '^tls: .* cert=' "$tmp/server4.log" \
+        && break
+      sleep 0.1
+    done
+    wss_port=$(sed -n 's|^websocket: wss://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/server4.log")
+    cert=$(sed -n 's/^tls: .* cert=\([^ ]*\) .*/\1/p' "$tmp/server4.log")
+    if [ -n "$wss_port" ] && [ -f "$cert" ]; then
+      wss_args=(--wss-port "$wss_port")
+    else
+      fail "gramjs: the server printed no wss:// port or certificate"
+    fi
+  fi
+  js_args=(--port "$ws_port" --rsa-n "$rsa_n" --fingerprint "$fingerprint")
+  status=0
+  # The wss case trusts the server's self-signed certificate through NODE_EXTRA_CA_CERTS.
+  NODE_EXTRA_CA_CERTS=$cert timeout 300 node "$js/gramjs_client.js" "${js_args[@]}" \
+    "${wss_args[@]}" >"$tmp/gramjs4.log" 2>&1 || status=$?
+  tally gramjs_client.js "$status" "$tmp/gramjs4.log"
+  if [ "$bridged" != 1 ]; then
+    status=0
+    timeout 120 node "$js/gramjs_client.js" "${js_args[@]}" --reject >"$tmp/gramjs4r.log" 2>&1 \
+      || status=$?
+    tally "gramjs_client.js --reject" "$status" "$tmp/gramjs4r.log"
+  else
+    kill "$bridge_pid" 2>/dev/null || true
+    wait "$bridge_pid" 2>/dev/null || true
+    bridge_pid=
+  fi
+  sleep 0.5
+  stop_server "$tmp/server4.log"
+  # The key GramJS derived is the one key the server created (the second connection reused it),
+  # logged with the abridged framing GramJS wraps in obfuscated2.
+  js_key=$(sed -n 's/^KEY \([0-9a-f]*\)$/\1/p' "$tmp/gramjs4.log")
+  if [ -n "$js_key" ] \
+    && grep -q "^handshake: auth_key_id=$js_key transport=[^ ]*abridged " "$tmp/server4.log" \
+    && [ "$(count '^handshake: ' "$tmp/server4.log")" -eq 1 ]; then
+    pass "gramjs: the server logged GramJS's auth_key_id ($js_key, abridged framing), one key for all connections"
+  else
+    fail "gramjs: auth_key_id '${js_key:-none}' not the one key the server logged"
+    grep '^handshake: ' "$tmp/server4.log" || true
+  fi
+  # Only the unobfuscated stream failed (the working connections did not), with its reason.
+  if [ "$bridged" != 1 ]; then
+    if [ -n "$js_key" ] && [ "$(count 'failed: ' "$tmp/server4.log")" -eq 1 ] \
+      && grep -qi 'failed: .*\(obfusc\|websocket\)' "$tmp/server4.log"; then
+      pass "server log: the unobfuscated WebSocket stream refused with a reason"
+    else
+      fail "server log: expected one refusal (the unobfuscated WebSocket stream), after working connections"
+    fi
+  fi
 fi
 
 # XFAIL: a case failing on a known mtproto-core bug (listed with its reason in the client script).
