@@ -8,6 +8,8 @@
 //!   without an MTProxy [`ProxySecret`];
 //! - [`framing`]: abridged, intermediate, padded intermediate and full framings ([`Codec`]).
 //!
+//! [`http`] is the HTTP transport: no stream, one MTProto packet per HTTP body.
+//!
 //! Every decoder has the same shape: `decode(&mut self, input) -> Result<(usize, Status<Frame>), _>`.
 //! It consumes a prefix of `input` (the returned count) and either completes one [`Frame`] or
 //! answers [`Status::Partial`] after consuming all of `input`, which is never an error. A frame
@@ -45,12 +47,14 @@ use core::fmt;
 pub mod detect;
 pub mod faketls;
 pub mod framing;
+pub mod http;
 pub mod obfuscated;
 pub mod secret;
 
 pub use detect::{Detected, Detector, ServerConfig};
 pub use faketls::{ClientHelloTemplate, FakeTlsClient, HelloOp};
 pub use framing::Codec;
+pub use http::{HttpRequestId, HttpResponse, HttpWaitConfig};
 pub use obfuscated::ObfuscatedCodec;
 pub use secret::{ProxySecret, SecretKind, SecretParseError};
 
