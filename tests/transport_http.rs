@@ -590,3 +590,91 @@ fn a_refused_request_beyond_the_cap_is_none() {
     assert!(out.is_empty());
     assert!(net.server.handle_http_request(now, &[0; 40]).is_some());
 }
+
+/// The inner messages of a session body: (constructor, seq_no, body) of each, or of the body
+/// itself when it is not a container.
+fn inner_messages(body: &[u8]) -> Vec<(u32, i32, Vec<u8>)> {
+    let id = |b: &[u8]| u32::from_le_bytes(b[..4].try_into().unwrap());
+    if id(body) != 0x73f1_f8dc {
+        return vec![(id(body), -1, body.to_vec())];
+    }
+    let count = u32::from_le_bytes(body[4..8].try_into().unwrap()) as usize;
+    let mut at = 8;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let seq = i32::from_le_bytes(body[at + 8..at + 12].try_into().unwrap());
+        let len = u32::from_le_bytes(body[at + 12..at + 16].try_into().unwrap()) as usize;
+        let b = body[at + 16..at + 16 + len].to_vec();
+        out.push((id(&b), seq, b));
+        at += 16 + len;
+    }
+    assert_eq!(at, body.len());
+    out
+}
+
+#[test]
+fn the_session_puts_one_http_wait_last_and_the_long_poll_carries_nothing_else() {
+    use mtproto::core::session::{ClientSession, SessionConfig};
+    const HTTP_WAIT: u32 = 0x9299_359f;
+    let now = Net::at(0);
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    let config = SessionConfig {
+        max_container_messages: 4,
+        ..SessionConfig::default()
+    };
+    let mut s = ClientSession::new(config, 1, 0, &mut rng);
+    let wait = HttpWaitConfig {
+        max_delay: 30,
+        wait_after: 10,
+        max_wait: 0,
+    };
+    for i in 0..10 {
+        s.invoke_raw(&body(i, 16)).unwrap();
+    }
+    let mut requests = 0;
+    for round in 0.. {
+        let mut out = Vec::new();
+        let Some(_) = s.poll_message_http(now, &mut out, wait, false) else {
+            break;
+        };
+        let inner = inner_messages(&out);
+        assert!(inner.len() <= 4, "round {round}: the container limit holds");
+        let waits: Vec<_> = inner.iter().filter(|m| m.0 == HTTP_WAIT).collect();
+        assert_eq!(waits.len(), 1, "round {round}: exactly one http_wait");
+        let (_, seq, w) = inner.last().unwrap();
+        assert_eq!(w[..4], HTTP_WAIT.to_le_bytes(), "last");
+        assert_eq!(seq & 1, 0, "not content-related");
+        assert_eq!(w[4..], [30, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0]);
+        requests += inner.iter().filter(|m| m.0 == 0xc0de_0001).count();
+    }
+    assert_eq!(requests, 10);
+    // Nothing left: the request lane has nothing, the long poll still goes, http_wait alone.
+    let mut out = Vec::new();
+    assert!(s.poll_message_http(now, &mut out, wait, false).is_none());
+    s.invoke_raw(&body(99, 16)).unwrap();
+    s.ping();
+    let long = HttpWaitConfig {
+        max_wait: 25_000,
+        ..wait
+    };
+    assert!(s.poll_message_http(now, &mut out, long, true).is_some());
+    assert_eq!(
+        out,
+        [
+            &HTTP_WAIT.to_le_bytes()[..],
+            &30i32.to_le_bytes(),
+            &10i32.to_le_bytes(),
+            &25_000i32.to_le_bytes()
+        ]
+        .concat(),
+        "the long poll carries no request and no ping"
+    );
+    // They went on the request lane.
+    out.clear();
+    s.poll_message_http(now, &mut out, wait, false).unwrap();
+    let kinds: Vec<u32> = inner_messages(&out).iter().map(|m| m.0).collect();
+    assert!(
+        kinds.contains(&0xc0de_0001) && kinds.last() == Some(&HTTP_WAIT),
+        "{kinds:x?}"
+    );
+}
