@@ -678,3 +678,45 @@ fn the_session_puts_one_http_wait_last_and_the_long_poll_carries_nothing_else() 
         "{kinds:x?}"
     );
 }
+
+#[test]
+fn pfs_binds_over_http_and_a_reconnect_after_an_error_starts_over() {
+    use mtproto::core::connection::PfsConfig;
+    let mut net = Net::new(HttpWaitConfig::default(), 15);
+    let mut config = client_config(HttpWaitConfig::default());
+    config.pfs = Some(PfsConfig::default());
+    net.client = Connection::new(config, ChaCha20Rng::seed_from_u64(15), net.now());
+    net.ready();
+    assert!(net.client.is_bound());
+    assert!(
+        net.server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::TempKeyBound { .. }))
+    );
+    let id = net.client.invoke_raw(&body(1, 48)).unwrap();
+    net.pump();
+    assert_eq!(net.results.get(&id), Some(&vec![body(1, 48)]));
+    // A proxy answers 502: the connection closes; a reconnect goes on with the same keys.
+    // (The proxy dropped the server side of that exchange: the driver cancels it there.)
+    let (sid, cid) = net.inflight.pop_first().unwrap();
+    assert!(net.server.cancel_http_request(sid));
+    assert!(!net.server.cancel_http_request(sid));
+    net.client
+        .handle_http_response(net.now(), cid, HttpResponse::Status(502));
+    net.collect();
+    assert_eq!(net.closed(), Some(&CloseReason::TransportError(-502)));
+    let pending = net.client.invoke_raw(&body(2, 48)).unwrap();
+    net.client.reconnect(net.now());
+    net.pump();
+    assert_eq!(net.results.get(&pending), Some(&vec![body(2, 48)]));
+    net.assert_one_long_poll();
+    let keys = net
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::AuthKeyCreated { .. }))
+        .count();
+    assert_eq!(
+        keys, 2,
+        "one permanent and one temporary key, none made again"
+    );
+}

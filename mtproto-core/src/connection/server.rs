@@ -1583,6 +1583,7 @@ fn ms_micros(ms: i32) -> u64 {
 /// events             -> conn.poll_event(): Request -> conn.respond(now, id, &answer), ...
 /// answers            -> while let Some((id, status)) = conn.poll_http_response(now, &mut body)
 ///                           { answer exchange `id` with `status` and `body` }
+/// client went away   -> conn.cancel_http_request(id) for each of its requests
 /// timer              -> conn.handle_timeout(now) at conn.poll_timeout(), then answers again
 /// ```
 ///
@@ -1742,6 +1743,20 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             }
         }
         Some((HttpRequestId(held.id), 200))
+    }
+
+    /// HTTP: the driver gave up on request `id` (its client went away, the HTTP connection
+    /// closed): it is no longer held, and what its answer would have carried goes with another
+    /// request instead. Whether it was still waiting. (An answer already produced and lost on
+    /// the way is recovered by the client: it stays kept until acknowledged.)
+    pub fn cancel_http_request(&mut self, id: HttpRequestId) -> bool {
+        let Some(h) = self.http.as_mut() else {
+            return false;
+        };
+        let before = h.held.len().saturating_add(h.ready.len());
+        h.held.retain(|x| x.id != id.0);
+        h.ready.retain(|x| x.0 != id.0);
+        h.held.len().saturating_add(h.ready.len()) != before
     }
 
     /// HTTP: requests held, waiting for something to send.
