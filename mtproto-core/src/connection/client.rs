@@ -1150,8 +1150,13 @@ impl<R: CryptoRng> Connection<R> {
             return;
         }
         let sent = self.http.outstanding.remove(&id.0);
-        match response {
-            HttpResponse::Body(body) => {
+        let body = match response {
+            HttpResponse::Status(code) if code < 300 => Some(&[][..]),
+            HttpResponse::Body(body) => Some(body),
+            _ => None,
+        };
+        match (response, body) {
+            (_, Some(body)) => {
                 let empty = self.on_http_body(now, body);
                 if let Some(o) = sent.filter(|o| o.long_poll) {
                     let half = self
@@ -1165,17 +1170,10 @@ impl<R: CryptoRng> Connection<R> {
                         .then(|| now.mono.saturating_add_micros(HTTP_THROTTLE_MICROS));
                 }
             }
-            HttpResponse::Status(code) if code >= 300 => {
+            (HttpResponse::Status(code), None) => {
                 self.on_transport_error(i32::from(code).saturating_neg());
             }
-            HttpResponse::Status(_) => {
-                // A 2xx without a body: nothing to read; the long poll is re-armed.
-                if sent.as_ref().is_some_and(|o| o.long_poll) {
-                    self.http.poll_not_before =
-                        Some(now.mono.saturating_add_micros(HTTP_THROTTLE_MICROS));
-                }
-            }
-            HttpResponse::Failed => {
+            (_, None) => {
                 if let Some(o) = sent {
                     self.http_lost(now, &o);
                 }

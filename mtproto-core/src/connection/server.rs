@@ -1393,6 +1393,10 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
 
     /// Appends the bytes to send to `out`; whether there were any.
     pub fn poll_transmit(&mut self, now: Now, out: &mut Vec<u8>) -> bool {
+        if self.http.is_some() {
+            // HTTP: messages go out only as answers (`poll_http_response`).
+            return false;
+        }
         let start = out.len();
         out.append(&mut self.out);
         if self.closed.is_none() {

@@ -51,8 +51,9 @@ pub struct HttpRequestId(pub u64);
 pub enum HttpResponse<'a> {
     /// A `2xx` response and its whole body (empty: nothing to read).
     Body(&'a [u8]),
-    /// A non-`2xx` status; its body is ignored (`mtproto_mtproto-transports.md`: "returned as
-    /// normal HTTP status codes (and the HTTP payload must be ignored)").
+    /// A status without a body to read: `≥ 300` is transport error `-status`, its body
+    /// ignored (`mtproto_mtproto-transports.md`: "returned as normal HTTP status codes (and
+    /// the HTTP payload must be ignored)"); below 300 it counts as an empty body.
     Status(u16),
     /// No response: the request could not be sent, the connection broke, or the driver's own
     /// timeout fired. The request is treated as lost (its messages are asked about again).
