@@ -20,8 +20,8 @@ use crate::session::{
 use crate::time::{Instant, Now};
 use crate::tl::{RemoteCall, Serialize};
 use crate::transport::{
-    self, Codec, FakeTlsClient, Frame, Framing, ObfuscatedCodec, ProxySecret, Role, Status,
-    Transport, TransportError, WsFraming, WsTransport,
+    self, Codec, FakeTlsClient, Frame, Framing, HttpRequestId, HttpResponse, HttpWaitConfig,
+    ObfuscatedCodec, ProxySecret, Role, Status, Transport, TransportError, WsFraming, WsTransport,
 };
 
 /// How the client talks to the server at the transport layer.
@@ -37,6 +37,10 @@ pub struct TransportConfig {
     pub quick_ack: bool,
     /// Carry the (always obfuscated) stream over WebSocket (`mtproto_transports.md`).
     pub websocket: Option<WsFraming>,
+    /// The HTTP transport instead of a byte stream (`framing`, obfuscation, secrets and quick
+    /// acks do not apply): the long poll's `http_wait` parameters. See
+    /// [`Connection::poll_http_request`].
+    pub http: Option<HttpWaitConfig>,
 }
 
 impl TransportConfig {
@@ -48,6 +52,16 @@ impl TransportConfig {
             secret: None,
             quick_ack: false,
             websocket: None,
+            http: None,
+        }
+    }
+
+    /// The HTTP transport, with the spec's `http_wait` defaults for the long poll (0, 0,
+    /// 25000 ms); set [`http`](Self::http) for others.
+    pub fn http() -> Self {
+        Self {
+            http: Some(HttpWaitConfig::default()),
+            ..Self::plain(Framing::Intermediate)
         }
     }
 
@@ -59,6 +73,7 @@ impl TransportConfig {
             secret,
             quick_ack: false,
             websocket: None,
+            http: None,
         }
     }
 
@@ -75,6 +90,7 @@ impl TransportConfig {
             secret: None,
             quick_ack: false,
             websocket: Some(websocket),
+            http: None,
         }
     }
 }
@@ -100,6 +116,11 @@ pub struct ConnectionConfig {
     /// Perfect forward secrecy (`api_pfs.md`): encrypt with temporary keys bound to the
     /// permanent one, never with the permanent key itself.
     pub pfs: Option<PfsConfig>,
+    /// HTTP transport: a request gets this many ms beyond the `max_wait` it asked for before
+    /// it counts as failed (gotd uses 5 s).
+    pub http_timeout_margin_ms: u64,
+    /// HTTP transport: requests outstanding at most (the long poll included).
+    pub http_max_requests: usize,
 }
 
 /// How temporary keys are made and renewed.
@@ -138,6 +159,8 @@ impl ConnectionConfig {
             handshake_timeout_ms: 30_000,
             max_frame_len: transport::DEFAULT_MAX_FRAME_LEN,
             pfs: None,
+            http_timeout_margin_ms: 5_000,
+            http_max_requests: 8,
         }
     }
 }
@@ -170,6 +193,54 @@ enum Link {
         hello: Vec<u8>,
     },
     Ready(Transport),
+    /// The HTTP transport: no stream; packets go through `poll_http_request`.
+    Http,
+}
+
+/// One HTTP request in flight.
+struct HttpOutstanding {
+    long_poll: bool,
+    sent_at: Instant,
+    deadline: Instant,
+    /// The encrypted message it carried (asked about if the request is lost).
+    msg_id: Option<i64>,
+    /// It carried an unencrypted (handshake) message.
+    plain: bool,
+}
+
+/// The HTTP lanes: the requests in flight and the long poll's throttle.
+#[derive(Default)]
+struct HttpLanes {
+    next_id: u64,
+    outstanding: BTreeMap<u64, HttpOutstanding>,
+    /// The long poll is re-armed no earlier than this (after a fast empty answer or a failure).
+    poll_not_before: Option<Instant>,
+}
+
+/// A long poll that comes back empty faster than `max_wait / 2` waits this long before the next
+/// one (gotd's throttle of servers that answer at once).
+const HTTP_THROTTLE_MICROS: u64 = 500_000;
+
+/// Which output is being made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Stream,
+    HttpRequest,
+    HttpLongPoll,
+}
+
+/// A packet made by `next_packet`.
+enum Packet {
+    /// An unencrypted message (the handshake).
+    Plain(Vec<u8>),
+    /// An encrypted message, in `scratch[..len]`.
+    Sealed {
+        len: usize,
+        quick_ack: bool,
+        msg_id: i64,
+        /// It carries no `http_wait` (the PFS binding): the server's defaults apply.
+        no_wait: bool,
+    },
 }
 
 /// A key being created: the machine, the next unencrypted body to send, its deadline.
@@ -201,6 +272,8 @@ enum Bind {
     Sent(RequestId),
     Bound,
 }
+
+const MSG_CONTAINER_ID: u32 = crate::tl::schema::types::MsgContainer::CONSTRUCTOR_ID;
 
 /// Quick-ack tokens remembered at most (oldest forgotten first).
 const MAX_QUICK_ACKS: usize = 1024;
@@ -237,6 +310,9 @@ pub struct Connection<R> {
     events: VecDeque<Event>,
     /// Deadline of a transport's own handshake (a WebSocket upgrade, a fake-TLS ServerHello).
     link_deadline: Option<Instant>,
+    http: HttpLanes,
+    /// The last encrypted message handled was an empty `msg_container` (an expired long poll).
+    last_was_empty: bool,
 }
 
 impl<R> fmt::Debug for Connection<R> {
@@ -260,6 +336,9 @@ fn new_link<R: CryptoRng>(
     rng: &mut R,
 ) -> Result<Link, transport::EncodeError> {
     let t = &config.transport;
+    if t.http.is_some() {
+        return Ok(Link::Http);
+    }
     if let Some(ws) = &t.websocket {
         // The spec makes obfuscation mandatory over WebSocket: always obfuscated here.
         if t.secret.as_ref().is_some_and(ProxySecret::is_fake_tls) {
@@ -357,6 +436,8 @@ impl<R: CryptoRng> Connection<R> {
             quick_ack_order: VecDeque::new(),
             events: VecDeque::new(),
             link_deadline: None,
+            http: HttpLanes::default(),
+            last_was_empty: false,
         };
         c.set_link_deadline(now);
         if matches!(c.phase, Phase::Closed) {
@@ -484,6 +565,7 @@ impl<R: CryptoRng> Connection<R> {
         self.set_link_deadline(now);
         self.quick_acks.clear();
         self.quick_ack_order.clear();
+        self.http = HttpLanes::default();
         self.renewal = None;
         self.phase = Phase::Ready;
         // Whatever comes next, the session lives on: forget pings, ask about requests in
@@ -506,6 +588,7 @@ impl<R: CryptoRng> Connection<R> {
     fn link_pending(&self) -> bool {
         match &self.link {
             Link::FakeTls { .. } => true,
+            Link::Http => false,
             Link::Ready(t) => !t.is_open(),
         }
     }
@@ -557,6 +640,8 @@ impl<R: CryptoRng> Connection<R> {
                         return;
                     }
                 },
+                // HTTP: bodies come through `handle_http_response`.
+                Link::Http => return,
                 Link::Ready(t) => match t.decode(input) {
                     Ok((n, Status::Complete(frame))) => {
                         match frame {
@@ -620,6 +705,9 @@ impl<R: CryptoRng> Connection<R> {
         };
         match message::decrypt_message(key, Side::Server, &mut self.rx) {
             Ok(m) => {
+                self.last_was_empty = m.body.len() == 8
+                    && m.body.get(..4) == Some(&MSG_CONTAINER_ID.to_le_bytes()[..])
+                    && m.body.get(4..8) == Some(&[0u8; 4][..]);
                 let incoming = Incoming {
                     salt: m.salt,
                     session_id: m.session_id,
@@ -777,15 +865,16 @@ impl<R: CryptoRng> Connection<R> {
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let link = self.link_deadline.filter(|_| self.link_pending());
+        let http = self.http_timeout();
         let phase = match &self.phase {
-            Phase::Handshaking(job) => Some(job.deadline),
+            Phase::Handshaking(job) => Some(http.map_or(job.deadline, |h| h.min(job.deadline))),
             Phase::Ready => {
                 let renew = self
                     .renewal
                     .as_ref()
                     .map(|j| j.deadline)
                     .or_else(|| self.temp.as_ref().and_then(|t| t.renew_at));
-                [self.session.poll_timeout(), renew]
+                [self.session.poll_timeout(), renew, http]
                     .into_iter()
                     .flatten()
                     .min()
@@ -801,6 +890,7 @@ impl<R: CryptoRng> Connection<R> {
             self.close_with(CloseReason::HandshakeTimeout);
             return;
         }
+        self.http_expire(now);
         match &self.phase {
             Phase::Handshaking(job) => {
                 if now.mono >= job.deadline {
@@ -846,9 +936,10 @@ impl<R: CryptoRng> Connection<R> {
     }
 
     /// Appends the next bytes to send to `out`; `false` when there is nothing to send now.
-    /// Call it until it returns `false` after every input, command or timeout.
+    /// Call it until it returns `false` after every input, command or timeout. (HTTP
+    /// transport: always `false`; see [`poll_http_request`](Self::poll_http_request).)
     pub fn poll_transmit(&mut self, now: Now, out: &mut Vec<u8>) -> bool {
-        let transport = match &mut self.link {
+        match &mut self.link {
             Link::FakeTls { hello, .. } => {
                 if hello.is_empty() {
                     return false;
@@ -856,35 +947,64 @@ impl<R: CryptoRng> Connection<R> {
                 out.append(hello);
                 return true;
             }
-            Link::Ready(t) => t,
-        };
-        // The transport's own bytes (WebSocket upgrade, pong, close answer) go first.
-        if transport.poll_output(&mut self.rng, out) {
-            return true;
+            Link::Http => return false,
+            Link::Ready(transport) => {
+                // The transport's own bytes (WebSocket upgrade, pong, close answer) go first.
+                if transport.poll_output(&mut self.rng, out) {
+                    return true;
+                }
+                if !transport.is_open() {
+                    return false;
+                }
+            }
         }
-        if !transport.is_open() {
+        let Some(packet) = self.next_packet(now, Lane::Stream) else {
             return false;
+        };
+        let Link::Ready(transport) = &mut self.link else {
+            return false;
+        };
+        match packet {
+            Packet::Plain(wire) => transport.encode(&wire, false, &mut self.rng, out).is_ok(),
+            Packet::Sealed { len, quick_ack, .. } => {
+                let wire = self.scratch.get(..len).unwrap_or_default();
+                transport
+                    .encode(wire, quick_ack, &mut self.rng, out)
+                    .is_ok()
+            }
         }
+    }
+
+    /// The next MTProto packet: an unencrypted handshake message, or an encrypted one left in
+    /// `scratch`.
+    fn next_packet(&mut self, now: Now, lane: Lane) -> Option<Packet> {
         let job = match &mut self.phase {
-            Phase::Closed => return false,
+            Phase::Closed => return None,
             Phase::Handshaking(job) => Some(job),
             Phase::Ready => self.renewal.as_mut(),
         };
-        if let Some(body) = job.and_then(|j| j.out.take()) {
-            let wire = plain::wrap(plain::msg_id_from_time(now.unix), &body);
-            return transport.encode(&wire, false, &mut self.rng, out).is_ok();
+        if lane != Lane::HttpLongPoll
+            && let Some(body) = job.and_then(|j| j.out.take())
+        {
+            return Some(Packet::Plain(plain::wrap(
+                plain::msg_id_from_time(now.unix),
+                &body,
+            )));
         }
         if !matches!(self.phase, Phase::Ready) {
-            return false;
+            return None;
         }
-        let Some(key) = self.key.as_ref() else {
-            return false;
-        };
+        let key = self.key.as_ref()?;
         self.scratch.clear();
         self.scratch.resize(BODY_OFFSET, 0);
         // Under PFS the binding goes first, alone, built around its own msg_id.
-        let rebuild = self.session.take_rebuild();
+        let rebuild = if lane == Lane::HttpLongPoll {
+            None
+        } else {
+            self.session.take_rebuild()
+        };
         let bind_now = match (self.temp.as_mut(), rebuild) {
+            (_, _) if lane == Lane::HttpLongPoll => None,
             (Some(t), Some(id)) if t.bind == Bind::Sent(id) => Some(Some(id)),
             (Some(t), _) => match t.bind {
                 Bind::Send(id) => Some(id),
@@ -892,6 +1012,7 @@ impl<R: CryptoRng> Connection<R> {
             },
             _ => None,
         };
+        let http_wait = self.config.transport.http;
         let h = match (bind_now, self.perm_key.as_ref(), self.temp.as_mut()) {
             (Some(prev), Some(perm), Some(t)) => {
                 let rng = &mut self.rng;
@@ -912,19 +1033,35 @@ impl<R: CryptoRng> Connection<R> {
                     }
                     None => {
                         self.close_with(CloseReason::Protocol);
-                        return false;
+                        return None;
                     }
                 }
             }
-            _ => match self.session.poll_message(now, &mut self.scratch) {
-                Some(h) => h,
-                None => return false,
-            },
+            _ => {
+                let polled = match (lane, http_wait) {
+                    (Lane::Stream, _) | (_, None) => {
+                        self.session.poll_message(now, &mut self.scratch)
+                    }
+                    (Lane::HttpRequest, Some(w)) => {
+                        // The request lane is answered at once (max_wait 0); what the server
+                        // has later comes on the long poll.
+                        let w = HttpWaitConfig { max_wait: 0, ..w };
+                        self.session
+                            .poll_message_http(now, &mut self.scratch, w, false)
+                    }
+                    (Lane::HttpLongPoll, Some(w)) => {
+                        self.session
+                            .poll_message_http(now, &mut self.scratch, w, true)
+                    }
+                };
+                polled?
+            }
         };
+        let no_wait = bind_now.is_some();
         let body_len = self.scratch.len().saturating_sub(BODY_OFFSET);
         let Some(cap) = max_encrypted_len(body_len, &self.config.padding) else {
             self.close_with(CloseReason::Protocol);
-            return false;
+            return None;
         };
         self.scratch.resize(cap.max(self.scratch.len()), 0);
         let header = MessageHeader {
@@ -945,10 +1082,12 @@ impl<R: CryptoRng> Connection<R> {
             Ok(e) => e,
             Err(_) => {
                 self.close_with(CloseReason::Protocol);
-                return false;
+                return None;
             }
         };
-        let quick_ack = self.config.transport.quick_ack && h.first_request.is_some();
+        // No quick acks over HTTP: there is no frame to ask with nor one to carry the token.
+        let quick_ack =
+            self.config.transport.quick_ack && http_wait.is_none() && h.first_request.is_some();
         if let (true, Some(id)) = (quick_ack, h.first_request) {
             if self.quick_ack_order.len() >= MAX_QUICK_ACKS
                 && let Some(old) = self.quick_ack_order.pop_front()
@@ -958,9 +1097,240 @@ impl<R: CryptoRng> Connection<R> {
             self.quick_acks.insert(enc.quick_ack_token, id);
             self.quick_ack_order.push_back(enc.quick_ack_token);
         }
-        let wire = self.scratch.get(..enc.len).unwrap_or_default();
-        transport
-            .encode(wire, quick_ack, &mut self.rng, out)
-            .is_ok()
+        Some(Packet::Sealed {
+            len: enc.len,
+            quick_ack,
+            msg_id: h.msg_id,
+            no_wait,
+        })
+    }
+}
+
+/// # The HTTP transport ([`TransportConfig::http`])
+///
+/// No byte stream: every MTProto packet is the body of one HTTP `POST` (to `/api`), and every
+/// response body is one packet (`mtproto_mtproto-transports.md`; field notes §4). The
+/// connection never opens anything; the driver owns an HTTP client and runs this loop:
+///
+/// ```text
+/// while let Some(id) = conn.poll_http_request(now, &mut body) { POST body; remember id }
+/// a response arrived    -> conn.handle_http_response(now, id, HttpResponse::Body(&bytes))
+///   (non-2xx status)    -> conn.handle_http_response(now, id, HttpResponse::Status(code))
+///   (error, no answer)  -> conn.handle_http_response(now, id, HttpResponse::Failed)
+/// timer                 -> conn.handle_timeout(now) at conn.poll_timeout()
+/// events                -> conn.poll_event(), as over TCP
+/// ```
+///
+/// Requests are independent: the driver sends them concurrently (at most
+/// [`ConnectionConfig::http_max_requests`] are out at once), on one keep-alive connection or
+/// several. Two kinds come out:
+/// - **request lane**: the handshake's unencrypted messages (each in its own POST, the answer
+///   in its response), and every encrypted message the session has to send, with
+///   `http_wait(max_delay, wait_after, 0)` so that the server answers at once with what it
+///   has (acks, answers already made);
+/// - **the long poll**: exactly one outstanding while the key is ready, carrying pending acks
+///   and `http_wait` with the configured `max_wait`: the server holds it until it has
+///   something to send (answers that came late, updates) or `max_wait` passed (an empty
+///   container). It is re-armed as soon as its response arrives or fails; after an empty one
+///   that came faster than `max_wait / 2`, or after a failure, only 500 ms later.
+///
+/// Every request has a deadline (its `max_wait` + [`ConnectionConfig::http_timeout_margin_ms`]):
+/// past it, it counts as [`HttpResponse::Failed`]. A failed request loses nothing: the
+/// requests it carried are asked about with `msgs_state_req` (re-sent, or their answers
+/// fetched again). A failed handshake message closes the connection
+/// ([`CloseReason::HandshakeFailed`]; [`reconnect`](Connection::reconnect) starts over). A
+/// status ≥ 300 is transport error `-status` (−404: the server does not know the key), and so
+/// is a 4-byte body holding a negative code: the connection closes as over TCP. No quick acks.
+impl<R: CryptoRng> Connection<R> {
+    /// HTTP transport: the next request to send. Its body (one MTProto packet) is appended to
+    /// `out`; the returned id names it in [`handle_http_response`](Self::handle_http_response).
+    /// `None`: nothing to send now (or not in HTTP mode). Call until `None` after every input,
+    /// command or timeout.
+    pub fn poll_http_request(&mut self, now: Now, out: &mut Vec<u8>) -> Option<HttpRequestId> {
+        let wait = self.config.transport.http?;
+        if !matches!(self.link, Link::Http)
+            || self.http.outstanding.len() >= self.config.http_max_requests.max(1)
+        {
+            return None;
+        }
+        let margin = self.config.http_timeout_margin_ms;
+        let (packet, long_poll) = match self.next_packet(now, Lane::HttpRequest) {
+            Some(p) => (p, false),
+            None => {
+                let poll_wanted = matches!(self.phase, Phase::Ready)
+                    && !self.http.outstanding.values().any(|o| o.long_poll)
+                    && self.http.poll_not_before.is_none_or(|t| now.mono >= t);
+                if !poll_wanted {
+                    return None;
+                }
+                (self.next_packet(now, Lane::HttpLongPoll)?, true)
+            }
+        };
+        let (msg_id, max_wait, plain) = match packet {
+            Packet::Plain(wire) => {
+                out.extend_from_slice(&wire);
+                (None, 0, true)
+            }
+            Packet::Sealed {
+                len,
+                msg_id,
+                no_wait,
+                ..
+            } => {
+                out.extend_from_slice(self.scratch.get(..len).unwrap_or_default());
+                let max_wait = if no_wait {
+                    HttpWaitConfig::default().max_wait
+                } else if long_poll {
+                    wait.max_wait
+                } else {
+                    0
+                };
+                (Some(msg_id), max_wait, false)
+            }
+        };
+        let ms = u64::try_from(max_wait).unwrap_or(0).saturating_add(margin);
+        let id = self.http.next_id;
+        self.http.next_id = self.http.next_id.wrapping_add(1);
+        self.http.outstanding.insert(
+            id,
+            HttpOutstanding {
+                long_poll,
+                sent_at: now.mono,
+                deadline: now.mono.saturating_add_micros(ms.saturating_mul(1000)),
+                msg_id,
+                plain,
+            },
+        );
+        if long_poll {
+            self.http.poll_not_before = None;
+        }
+        Some(HttpRequestId(id))
+    }
+
+    /// HTTP transport: what became of request `id`. A body is one MTProto packet (empty:
+    /// nothing; 4 bytes: a transport error code); a status ≥ 300 is transport error `-status`;
+    /// [`HttpResponse::Failed`] re-arms what the request was for. A late body (its request
+    /// already timed out) is still read: messages are authenticated and deduplicated.
+    pub fn handle_http_response(
+        &mut self,
+        now: Now,
+        id: HttpRequestId,
+        response: HttpResponse<'_>,
+    ) {
+        if !matches!(self.link, Link::Http) {
+            return;
+        }
+        let sent = self.http.outstanding.remove(&id.0);
+        let body = match response {
+            HttpResponse::Status(code) if code < 300 => Some(&[][..]),
+            HttpResponse::Body(body) => Some(body),
+            _ => None,
+        };
+        match (response, body) {
+            (_, Some(body)) => {
+                let empty = self.on_http_body(now, body);
+                if let Some(o) = sent.filter(|o| o.long_poll) {
+                    let half = self
+                        .config
+                        .transport
+                        .http
+                        .map_or(0, |w| u64::try_from(w.max_wait).unwrap_or(0))
+                        .saturating_mul(500);
+                    let fast = now.mono.saturating_micros_since(o.sent_at) < half;
+                    self.http.poll_not_before = (empty && fast)
+                        .then(|| now.mono.saturating_add_micros(HTTP_THROTTLE_MICROS));
+                }
+            }
+            (HttpResponse::Status(code), None) => {
+                self.on_transport_error(i32::from(code).saturating_neg());
+            }
+            (_, None) => {
+                if let Some(o) = sent {
+                    self.http_lost(now, &o);
+                }
+            }
+        }
+    }
+
+    /// Requests sent and not answered yet (the long poll included).
+    pub fn http_requests_outstanding(&self) -> usize {
+        self.http.outstanding.len()
+    }
+
+    /// Reads one response body; whether it carried nothing (empty, a 4-byte code, an empty
+    /// container).
+    fn on_http_body(&mut self, now: Now, body: &[u8]) -> bool {
+        if body.is_empty() {
+            return true;
+        }
+        if let Ok(code) = <[u8; 4]>::try_from(body) {
+            let code = i32::from_le_bytes(code);
+            if code < 0 {
+                self.on_transport_error(code);
+            }
+            return true;
+        }
+        if body.len() > self.config.max_frame_len || !body.len().is_multiple_of(4) {
+            self.close_with(CloseReason::Protocol);
+            return true;
+        }
+        self.last_was_empty = false;
+        self.rx.clear();
+        self.rx.extend_from_slice(body);
+        self.on_payload(now);
+        self.last_was_empty
+    }
+
+    /// A request that got no answer.
+    fn http_lost(&mut self, now: Now, o: &HttpOutstanding) {
+        if o.long_poll {
+            self.http.poll_not_before = Some(now.mono.saturating_add_micros(HTTP_THROTTLE_MICROS));
+        }
+        if let Some(msg_id) = o.msg_id {
+            self.session.on_message_lost(now, msg_id);
+        }
+        if o.plain {
+            match self.phase {
+                Phase::Handshaking(_) => self.close_with(CloseReason::HandshakeFailed),
+                Phase::Ready if self.renewal.is_some() => {
+                    self.renewal = None;
+                    self.schedule_renewal(now, 30);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The earliest HTTP deadline: a request's, or the long poll's re-arm.
+    fn http_timeout(&self) -> Option<Instant> {
+        if !matches!(self.link, Link::Http) {
+            return None;
+        }
+        let deadline = self.http.outstanding.values().map(|o| o.deadline).min();
+        let rearm = self
+            .http
+            .poll_not_before
+            .filter(|_| !self.http.outstanding.values().any(|o| o.long_poll));
+        [deadline, rearm].into_iter().flatten().min()
+    }
+
+    /// Requests past their deadline count as failed; a due re-arm needs no action here
+    /// (`poll_http_request` makes it).
+    fn http_expire(&mut self, now: Now) {
+        if self.http.poll_not_before.is_some_and(|t| now.mono >= t) {
+            self.http.poll_not_before = None;
+        }
+        let expired: Vec<u64> = self
+            .http
+            .outstanding
+            .iter()
+            .filter(|(_, o)| now.mono >= o.deadline)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(o) = self.http.outstanding.remove(&id) {
+                self.http_lost(now, &o);
+            }
+        }
     }
 }

@@ -54,6 +54,11 @@
 //! - [`client::Connection`]: the client, with PFS, reconnects and resumable state.
 //! - [`server::ServerConnection`] (feature `server`): the server end of one TCP connection, with
 //!   a [`server::KeyStore`] that outlives connections.
+//!
+//! Both have an HTTP mode ([`TransportConfig::http`], `ServerConnection::new_http`): no byte
+//! stream, one MTProto packet per HTTP body, requests and responses named by
+//! [`HttpRequestId`](crate::transport::HttpRequestId); see
+//! [`Connection::poll_http_request`] and [`crate::transport::http`].
 
 pub mod client;
 #[cfg(feature = "server")]

@@ -184,8 +184,8 @@ use crate::session::server::{
 use crate::time::{Instant, Now};
 use crate::tl::{BOOL_TRUE_ID, Deserialize, Identifiable};
 use crate::transport::{
-    self, Detector, EncodeError, Frame, Framing, QuickAckToken, Status, Transport, TransportError,
-    WsServerMode,
+    self, Detector, EncodeError, Frame, Framing, HttpRequestId, HttpWaitConfig, QuickAckToken,
+    Status, Transport, TransportError, WsServerMode,
 };
 
 /// Same 64 bits as another integer type (TL `long` ids are `i64`; some older APIs use `u64`).
@@ -572,6 +572,29 @@ pub struct ServerConnectionConfig {
     /// is accepted; send each `poll_transmit` output as one binary message). Default off. The
     /// upgrade counts towards [`handshake_timeout_micros`](Self::handshake_timeout_micros).
     pub websocket: WsServerMode,
+    /// The HTTP transport's limits ([`ServerConnection::new_http`]).
+    pub http: HttpServerConfig,
+}
+
+/// Limits of a [`ServerConnection`] in HTTP mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpServerConfig {
+    /// Requests in the machine at most: held ones plus answers not polled yet. Beyond it
+    /// [`ServerConnection::handle_http_request`] refuses the request (answer it `503`).
+    pub max_requests: usize,
+    /// Requests held per session at most: when one more arrives, the oldest held one is
+    /// answered at once (with what is queued, else an empty container). Two fit the
+    /// long poll plus one request-lane POST of a client.
+    pub max_held_per_session: usize,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        Self {
+            max_requests: 1024,
+            max_held_per_session: 2,
+        }
+    }
 }
 
 impl ServerConnectionConfig {
@@ -589,6 +612,7 @@ impl ServerConnectionConfig {
             handshake_timeout_micros: 60_000_000,
             idle_timeout_micros: Some(600_000_000),
             websocket: WsServerMode::Off,
+            http: HttpServerConfig::default(),
         }
     }
 }
@@ -774,6 +798,40 @@ impl fmt::Debug for ServerEvent {
 enum Link {
     Detecting(Detector),
     Ready(Transport),
+    /// The HTTP transport: bodies in, bodies out (no stream).
+    Http,
+}
+
+/// A request held until its session has something to send or its `max_wait` passes.
+struct Held {
+    id: u64,
+    /// (auth_key_id, session_id)
+    session: (i64, i64),
+    arrived: Instant,
+    wait: HttpWaitConfig,
+    /// Answer at once (a newer request of the same session pushed it out).
+    now: bool,
+}
+
+/// When a session's queued messages appeared (for `max_delay` / `wait_after`).
+struct Queued {
+    first: Instant,
+    last: Instant,
+    len: usize,
+}
+
+/// The HTTP side of a [`ServerConnection`].
+#[derive(Default)]
+struct HttpState {
+    next_id: u64,
+    /// Answers ready for `poll_http_response`: (request, status, body).
+    ready: VecDeque<(u64, u16, Vec<u8>)>,
+    held: VecDeque<Held>,
+    queued: BTreeMap<(i64, i64), Queued>,
+    /// Handshakes in progress, by the client's nonce (many clients share one endpoint).
+    handshakes: BTreeMap<[u8; 16], (ServerHandshake, Instant)>,
+    /// The request being handled failed with this HTTP status.
+    failed: Option<u16>,
 }
 
 /// The server end of one connection. See the [module docs](self).
@@ -808,6 +866,8 @@ pub struct ServerConnection<R: CryptoRng, K: KeyStore> {
     disconnect_at: Option<Instant>,
     /// The current key was destroyed (`destroy_auth_key`).
     key_destroyed: bool,
+    /// HTTP mode ([`ServerConnection::new_http`]).
+    http: Option<HttpState>,
 }
 
 impl<R: CryptoRng, K: KeyStore> fmt::Debug for ServerConnection<R, K> {
@@ -867,6 +927,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             established: false,
             disconnect_at: None,
             key_destroyed: false,
+            http: None,
         }
     }
 
@@ -899,7 +960,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     pub fn framing(&self) -> Option<Framing> {
         match &self.link {
             Link::Ready(t) => t.framing(),
-            Link::Detecting(_) => None,
+            Link::Detecting(_) | Link::Http => None,
         }
     }
 
@@ -967,6 +1028,17 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         if self.closed.is_some() {
             return;
         }
+        if let Some(h) = self.http.as_mut()
+            && reason != CloseReason::Local
+        {
+            // HTTP: one request failed, not the endpoint. Its answer is a status.
+            h.failed = Some(match reason {
+                CloseReason::UnknownAuthKey { .. } => 404,
+                CloseReason::Store(_) => 503,
+                _ => 400,
+            });
+            return;
+        }
         self.closed = Some(reason);
         self.checkin();
         // Always delivered, even past the cap.
@@ -993,6 +1065,8 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
                         continue;
                     }
                 },
+                // HTTP: bodies come through `handle_http_request`.
+                Link::Http => return,
                 Link::Ready(t) => {
                     if input.is_empty() {
                         return;
@@ -1023,8 +1097,10 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     }
 
     fn encode(&mut self, payload: &[u8]) {
-        let Link::Ready(t) = &mut self.link else {
-            return;
+        let t = match &mut self.link {
+            Link::Ready(t) => t,
+            Link::Http => return self.out.extend_from_slice(payload),
+            Link::Detecting(_) => return,
         };
         if let Err(e) = t.encode(payload, false, &mut self.rng, &mut self.out) {
             self.fail(CloseReason::Encode(e));
@@ -1044,6 +1120,10 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             Ok((_, body)) => body,
             Err(e) => return self.fail(CloseReason::Plain(e)),
         };
+        if self.handshake.is_none() && self.http.is_some() {
+            // HTTP: handshakes are kept by nonce and capped (`handle_http_request`).
+            self.handshake = Some(ServerHandshake::new(self.config.handshake.clone()));
+        }
         if self.handshake.is_none() {
             let window = self.config.handshake_window_micros;
             while self
@@ -1321,6 +1401,10 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
 
     /// Appends the bytes to send to `out`; whether there were any.
     pub fn poll_transmit(&mut self, now: Now, out: &mut Vec<u8>) -> bool {
+        if self.http.is_some() {
+            // HTTP: messages go out only as answers (`poll_http_response`).
+            return false;
+        }
         let start = out.len();
         if let Link::Ready(t) = &mut self.link {
             // The transport's own bytes (a WebSocket upgrade answer, pong, close answer).
@@ -1375,6 +1459,9 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         if self.closed.is_some() {
             return None;
         }
+        if self.http.is_some() {
+            return self.http_timeout();
+        }
         let handshake = (!self.established)
             .then(|| {
                 self.opened_at
@@ -1403,6 +1490,11 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         if self.closed.is_some() {
             return;
         }
+        if let Some(h) = self.http.as_mut() {
+            // No connection to close; held requests are answered by `poll_http_response`.
+            h.handshakes.retain(|_, (_, deadline)| now.mono < *deadline);
+            return;
+        }
         self.opened_at.get_or_insert(now.mono);
         if self.disconnect_at.is_some_and(|t| now.mono >= t) {
             return self.fail(CloseReason::PingDelayDisconnect);
@@ -1425,18 +1517,23 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     /// (parked, or carried by this or another connection between calls).
     fn with_session(
         &mut self,
+        now: Now,
         id: &ServerRequestId,
         f: impl FnOnce(&mut ServerSession) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
         let here = self.current_session() == Some((id.auth_key_id, id.session_id));
         if here && let Some(s) = self.session.as_mut() {
-            return f(s);
+            let r = f(s);
+            let len = s.outbox_len();
+            self.note_queued(now, (id.auth_key_id, id.session_id), len);
+            return r;
         }
         let mut s = self
             .keys
             .take_session(id.auth_key_id, id.session_id)
             .ok_or(SendError::Unavailable)?;
         let r = f(&mut s);
+        self.note_queued(now, (id.auth_key_id, id.session_id), s.outbox_len());
         if here && s.carrier() == Some(self.token) {
             self.session_timeout = s.poll_timeout();
         }
@@ -1455,8 +1552,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
     /// connection closed. [`SendError::Unavailable`]: the session is gone (destroyed, or
     /// evicted from the store).
     pub fn respond(&mut self, now: Now, id: ServerRequestId, body: &[u8]) -> Result<(), SendError> {
-        let _ = now;
-        self.with_session(&id, |s| s.respond(id.msg_id, body))
+        self.with_session(now, &id, |s| s.respond(id.msg_id, body))
     }
 
     /// Answers a request with `rpc_error`.
@@ -1467,13 +1563,11 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         code: i32,
         message: &str,
     ) -> Result<(), SendError> {
-        let _ = now;
-        self.with_session(&id, |s| s.respond_error(id.msg_id, code, message))
+        self.with_session(now, &id, |s| s.respond_error(id.msg_id, code, message))
     }
 
     /// Sends a message that answers nothing (an update) in the current session.
     pub fn push_update(&mut self, now: Now, body: &[u8]) -> Result<(), SendError> {
-        let _ = now;
         if self.closed.is_some() {
             return Err(SendError::Unavailable);
         }
@@ -1483,6 +1577,347 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             session_id,
             msg_id: 0,
         };
-        self.with_session(&id, |s| s.push_update(body))
+        self.with_session(now, &id, |s| s.push_update(body))
+    }
+}
+
+fn ms_micros(ms: i32) -> u64 {
+    u64::try_from(ms).unwrap_or(0).saturating_mul(1000)
+}
+
+/// # The HTTP transport
+///
+/// One `ServerConnection` made with [`new_http`](ServerConnection::new_http) serves HTTP
+/// requests: from one client or from many (a listener's every request may go to one
+/// endpoint: handshakes are told apart by their nonce, sessions by key and session id). It
+/// never sees a socket; the driver parses HTTP (or uses [`crate::transport::http`]) and runs:
+///
+/// ```text
+/// POST body arrived  -> match conn.handle_http_request(now, &body) {
+///                           Some(id) => remember id with its HTTP exchange,
+///                           None => answer 503 yourself (too many requests held) }
+/// events             -> conn.poll_event(): Request -> conn.respond(now, id, &answer), ...
+/// answers            -> while let Some((id, status)) = conn.poll_http_response(now, &mut body)
+///                           { answer exchange `id` with `status` and `body` }
+/// client went away   -> conn.cancel_http_request(id) for each of its requests
+/// timer              -> conn.handle_timeout(now) at conn.poll_timeout(), then answers again
+/// ```
+///
+/// Every request gets exactly one answer, after at most its `max_wait` (`http_wait` of the
+/// message, else the spec's defaults 0/0/25000 ms), [`poll_timeout`](ServerConnection::poll_timeout)
+/// names when:
+/// - an unencrypted (handshake) message is answered at once with the handshake's reply;
+/// - a request that fails is answered with a status: `404` for an unknown auth key (the
+///   client reads transport error −404), `400` for one that does not decrypt or parse, `503`
+///   if the key store refused a new key. The endpoint stays open;
+/// - an encrypted message is **held** until its session has messages queued (answers,
+///   updates, service answers) and `max_delay` / `wait_after` passed (`mtproto_service_messages.md`),
+///   then answered with them (pending acks flushed into the same packet); with nothing to
+///   send by `max_wait`, with an empty `msg_container`. A request-lane POST
+///   (`max_wait` 0) is thus answered at once, a long poll when something comes up.
+///
+/// Bounds: [`HttpServerConfig::max_requests`] held plus unpolled answers (beyond it
+/// `handle_http_request` answers `None`); [`HttpServerConfig::max_held_per_session`] held per
+/// session: a newer request answers the session's oldest held one at once (with what is
+/// queued, else an empty container); handshakes in progress at most
+/// [`HttpServerConfig::max_requests`], each dropped after
+/// [`ServerConnectionConfig::handshake_timeout_micros`]. There is no idle timeout and no
+/// `ping_delay_disconnect` (nothing to close), and no quick acks.
+impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
+    /// A server endpoint for the HTTP transport. See the section above.
+    pub fn new_http(config: ServerConnectionConfig, keys: K, rng: R) -> Self {
+        let mut c = Self::new(config, keys, rng);
+        c.link = Link::Http;
+        c.http = Some(HttpState::default());
+        c
+    }
+
+    /// HTTP: a request body (one MTProto packet) arrived. Its answer comes from
+    /// [`poll_http_response`](Self::poll_http_response) under the returned id, at once or
+    /// once the session has something to send. `None`: not in HTTP mode, closed, or
+    /// [`HttpServerConfig::max_requests`] reached (answer `503`).
+    pub fn handle_http_request(&mut self, now: Now, body: &[u8]) -> Option<HttpRequestId> {
+        let cap = self.config.http.max_requests.max(1);
+        let h = self.http.as_mut().filter(|_| self.closed.is_none())?;
+        if h.ready.len().saturating_add(h.held.len()) >= cap {
+            return None;
+        }
+        let id = h.next_id;
+        h.next_id = h.next_id.wrapping_add(1);
+        h.failed = None;
+        self.out.clear();
+        if body.len() > self.config.transport.max_frame_len
+            || !body.len().is_multiple_of(4)
+            || body.is_empty()
+        {
+            self.http_ready(id, 400, Vec::new());
+            return Some(HttpRequestId(id));
+        }
+        match peek_auth_key_id(body) {
+            Some(0) => self.http_plain(now, body),
+            Some(key) => {
+                let mut frame = body.to_vec();
+                self.on_encrypted(now, &mut frame, false, b64(key.to_le_bytes()));
+            }
+            None => self.fail(CloseReason::ShortFrame),
+        }
+        let failed = self.http.as_mut().and_then(|h| h.failed.take());
+        if let Some(status) = failed {
+            self.out.clear();
+            self.http_ready(id, status, Vec::new());
+        } else if !self.out.is_empty() {
+            let reply = core::mem::take(&mut self.out);
+            self.http_ready(id, 200, reply);
+        } else if let Some(session) = self.current_session() {
+            let (wait, len) = self
+                .session_do(session, |s| (s.take_http_wait(), s.outbox_len()))
+                .unwrap_or((None, 0));
+            self.note_queued(now, session, len);
+            self.http_hold(now, id, session, wait.unwrap_or_default());
+        } else {
+            self.http_ready(id, 200, Vec::new());
+        }
+        Some(HttpRequestId(id))
+    }
+
+    /// HTTP: the next answer. Its body (one MTProto packet, or empty for an error status) is
+    /// appended to `out`; returns the request it answers and the HTTP status. Call until
+    /// `None` after every input, command or timeout.
+    pub fn poll_http_response(
+        &mut self,
+        now: Now,
+        out: &mut Vec<u8>,
+    ) -> Option<(HttpRequestId, u16)> {
+        let h = self.http.as_mut()?;
+        if let Some((id, status, body)) = h.ready.pop_front() {
+            out.extend_from_slice(&body);
+            return Some((HttpRequestId(id), status));
+        }
+        // Of the due requests, the one that would expire first gets the messages (a
+        // request-lane POST before the long poll, which can go on waiting).
+        let pos = h
+            .held
+            .iter()
+            .enumerate()
+            .filter(|(_, held)| Self::held_due(&h.queued, held) <= now.mono)
+            .min_by_key(|(i, held)| {
+                let expire = held
+                    .arrived
+                    .saturating_add_micros(ms_micros(held.wait.max_wait));
+                (!held.now, expire, *i)
+            })
+            .map(|(i, _)| i)?;
+        let held = h.held.remove(pos)?;
+        let session = held.session;
+        let message = self.session_do(session, |s| {
+            let m = s.http_response(now);
+            (m, s.outbox_len())
+        });
+        let Some((m, left)) = message else {
+            // The session is gone (evicted, destroyed): nothing to say.
+            if let Some(h) = self.http.as_mut() {
+                h.queued.remove(&session);
+            }
+            return Some((HttpRequestId(held.id), 200));
+        };
+        if let Some(h) = self.http.as_mut() {
+            if left == 0 {
+                h.queued.remove(&session);
+            } else {
+                // What is left is a new batch, for the next request.
+                h.queued.insert(
+                    session,
+                    Queued {
+                        first: now.mono,
+                        last: now.mono,
+                        len: left,
+                    },
+                );
+            }
+        }
+        let key = match &self.key {
+            Some(k) if k.id() == session.0 => Some(k.clone()),
+            _ => self.keys.get(session.0),
+        };
+        if let Some(key) = key {
+            let header = MessageHeader {
+                salt: b64(key.salts.current(unix_secs(now)).to_le_bytes()),
+                session_id: b64(session.1.to_le_bytes()),
+                msg_id: b64(m.msg_id.to_le_bytes()),
+                seq_no: b32(m.seq_no.to_le_bytes()),
+            };
+            let sealed = encrypt_message_to_vec(
+                &key.auth_key,
+                Side::Server,
+                &header,
+                &m.body,
+                &self.config.padding,
+                &mut self.rng,
+            );
+            if let Ok(sealed) = sealed {
+                out.extend_from_slice(&sealed.bytes);
+            }
+        }
+        Some((HttpRequestId(held.id), 200))
+    }
+
+    /// HTTP: the driver gave up on request `id` (its client went away, the HTTP connection
+    /// closed): it is no longer held, and what its answer would have carried goes with another
+    /// request instead. Whether it was still waiting. (An answer already produced and lost on
+    /// the way is recovered by the client: it stays kept until acknowledged.)
+    pub fn cancel_http_request(&mut self, id: HttpRequestId) -> bool {
+        let Some(h) = self.http.as_mut() else {
+            return false;
+        };
+        let before = h.held.len().saturating_add(h.ready.len());
+        h.held.retain(|x| x.id != id.0);
+        h.ready.retain(|x| x.0 != id.0);
+        h.held.len().saturating_add(h.ready.len()) != before
+    }
+
+    /// HTTP: requests held, waiting for something to send.
+    pub fn http_held(&self) -> usize {
+        self.http.as_ref().map_or(0, |h| h.held.len())
+    }
+
+    fn http_ready(&mut self, id: u64, status: u16, body: Vec<u8>) {
+        if let Some(h) = self.http.as_mut() {
+            h.ready.push_back((id, status, body));
+        }
+    }
+
+    fn http_plain(&mut self, now: Now, body: &[u8]) {
+        let nonce = plain::unwrap(body)
+            .ok()
+            .and_then(|(_, b)| b.get(4..20))
+            .and_then(|n| <[u8; 16]>::try_from(n).ok());
+        let Some(nonce) = nonce else {
+            return self.fail(CloseReason::Plain(PlainError::TooShort));
+        };
+        let cap = self.config.http.max_requests.max(1);
+        let Some(h) = self.http.as_mut() else { return };
+        h.handshakes.retain(|_, (_, deadline)| now.mono < *deadline);
+        self.handshake = h.handshakes.remove(&nonce).map(|(hs, _)| hs);
+        if self.handshake.is_none() && h.handshakes.len() >= cap {
+            let oldest = h
+                .handshakes
+                .iter()
+                .min_by_key(|(_, (_, d))| *d)
+                .map(|(n, _)| *n);
+            if let Some(n) = oldest {
+                h.handshakes.remove(&n);
+            }
+        }
+        self.on_plain(now, body);
+        let hs = self.handshake.take();
+        let timeout = self.config.handshake_timeout_micros;
+        if let (Some(hs), Some(h)) = (hs, self.http.as_mut())
+            && h.failed.is_none()
+        {
+            h.handshakes
+                .insert(nonce, (hs, now.mono.saturating_add_micros(timeout)));
+        }
+    }
+
+    fn http_hold(&mut self, now: Now, id: u64, session: (i64, i64), wait: HttpWaitConfig) {
+        let per_session = self.config.http.max_held_per_session.max(1);
+        let Some(h) = self.http.as_mut() else { return };
+        h.held.push_back(Held {
+            id,
+            session,
+            arrived: now.mono,
+            wait,
+            now: false,
+        });
+        // Too many held for this session: the oldest ones are answered now.
+        let mut of_session = h.held.iter().filter(|x| x.session == session).count();
+        for held in h.held.iter_mut() {
+            if of_session <= per_session {
+                break;
+            }
+            if held.session == session && !held.now {
+                held.now = true;
+                of_session = of_session.saturating_sub(1);
+            }
+        }
+    }
+
+    /// When a held request is due.
+    fn held_due(queued: &BTreeMap<(i64, i64), Queued>, held: &Held) -> Instant {
+        if held.now {
+            return held.arrived;
+        }
+        let expire = held
+            .arrived
+            .saturating_add_micros(ms_micros(held.wait.max_wait));
+        match queued.get(&held.session) {
+            Some(q) => expire
+                .min(
+                    q.first
+                        .saturating_add_micros(ms_micros(held.wait.max_delay)),
+                )
+                .min(
+                    q.last
+                        .saturating_add_micros(ms_micros(held.wait.wait_after)),
+                ),
+            None => expire,
+        }
+    }
+
+    fn http_timeout(&self) -> Option<Instant> {
+        let h = self.http.as_ref()?;
+        h.held
+            .iter()
+            .map(|held| Self::held_due(&h.queued, held))
+            .min()
+    }
+
+    /// Records that `session` has `len` messages queued (for the `http_wait` timers).
+    fn note_queued(&mut self, now: Now, session: (i64, i64), len: usize) {
+        let Some(h) = self.http.as_mut() else { return };
+        if len == 0 {
+            h.queued.remove(&session);
+            return;
+        }
+        match h.queued.get_mut(&session) {
+            Some(q) => {
+                if len > q.len {
+                    q.last = now.mono;
+                }
+                q.len = len;
+            }
+            None => {
+                // Bounded: one entry per session with messages waiting; the map cannot outgrow
+                // the sessions a client can reach (capped by the store), and is cut besides.
+                if h.queued.len() >= self.config.http.max_requests.max(1) {
+                    h.queued.pop_first();
+                }
+                h.queued.insert(
+                    session,
+                    Queued {
+                        first: now.mono,
+                        last: now.mono,
+                        len,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Runs `f` on a session, checked out here or in the store.
+    fn session_do<T>(
+        &mut self,
+        session: (i64, i64),
+        f: impl FnOnce(&mut ServerSession) -> T,
+    ) -> Option<T> {
+        if self.current_session() == Some(session)
+            && let Some(s) = self.session.as_mut()
+        {
+            return Some(f(s));
+        }
+        let mut s = self.keys.take_session(session.0, session.1)?;
+        let r = f(&mut s);
+        self.keys.put_session(session.0, s);
+        Some(r)
     }
 }

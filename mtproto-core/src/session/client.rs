@@ -24,6 +24,7 @@ use super::{MsgIdGen, Replay, ReplayWindow, RpcError, SeqNo, ServerClock, gzip};
 use crate::time::{Instant, Now};
 use crate::tl::schema::{functions, types};
 use crate::tl::{Reader, Serialize, TlError};
+use crate::transport::HttpWaitConfig;
 
 /// Identifies a request made with [`ClientSession::invoke`]; unique per session object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -1025,20 +1026,79 @@ impl ClientSession {
     /// Packs what is ready into one message: its body is appended to `out`, its header returned.
     /// `None`: nothing to send now.
     pub fn poll_message(&mut self, now: Now, out: &mut Vec<u8>) -> Option<OutHeader> {
+        self.pack(now, out, None)
+    }
+
+    /// The HTTP transport's [`poll_message`](Self::poll_message): `http_wait` (with `wait`'s
+    /// parameters) goes last into the message, at most once, non-content-related (as tdlib
+    /// sends it; the spec asks neither an answer nor an ack). A request-lane message
+    /// (`long_poll == false`) is what `poll_message` would send plus `http_wait`, `None` when
+    /// there is nothing else to send. The long poll (`long_poll == true`) always produces a
+    /// message: pending acknowledgements and `http_wait`, nothing else (requests and service
+    /// messages go on the request lane, so a long poll that is lost or expires loses nothing).
+    pub fn poll_message_http(
+        &mut self,
+        now: Now,
+        out: &mut Vec<u8>,
+        wait: HttpWaitConfig,
+        long_poll: bool,
+    ) -> Option<OutHeader> {
+        self.pack(now, out, Some((wait, long_poll)))
+    }
+
+    /// A message was lost with its HTTP response (the request failed or timed out): the
+    /// requests it carried are asked about now with `msgs_state_req` (re-sent if the server
+    /// never got them, their answers fetched again if it did) instead of after
+    /// [`SessionConfig::state_req_after_ms`].
+    pub fn on_message_lost(&mut self, now: Now, msg_id: i64) {
+        let ids: Vec<i64> = match self.sent.get(&msg_id) {
+            Some(Sent::Request(_)) => alloc::vec![msg_id],
+            Some(Sent::Container(members)) => members
+                .iter()
+                .copied()
+                .filter(|m| matches!(self.sent.get(m), Some(Sent::Request(_))))
+                .collect(),
+            _ => return,
+        };
+        let mut ask = Vec::new();
+        for m in ids {
+            if let Some(Sent::Request(id)) = self.sent.get(&m)
+                && let Some(p) = self.requests.get_mut(id)
+                && p.msg_id == Some(m)
+            {
+                p.state_asked_at = Some(now.mono);
+                ask.push(m);
+            }
+        }
+        for chunk in ask.chunks(MAX_IDS_PER_SERVICE_MESSAGE) {
+            self.services.push_back(Item::StateReq(chunk.to_vec()));
+        }
+    }
+
+    fn pack(
+        &mut self,
+        now: Now,
+        out: &mut Vec<u8>,
+        http: Option<(HttpWaitConfig, bool)>,
+    ) -> Option<OutHeader> {
         if self.closed {
             return None;
         }
+        let long_poll = http.is_some_and(|(_, l)| l);
         let salt = self.current_salt(now);
         let has_items =
             (!self.send_queue.is_empty() && !self.hold_requests) || !self.services.is_empty();
-        if !has_items && !self.ack_due(now) {
+        if !has_items && !self.ack_due(now) && !long_poll {
             return None;
         }
         let start = out.len();
         let max_msgs = self
             .config
             .max_container_messages
-            .clamp(1, MAX_CONTAINER_MESSAGES);
+            .clamp(1, MAX_CONTAINER_MESSAGES)
+            // Room for the http_wait.
+            .saturating_sub(usize::from(http.is_some()))
+            .max(1);
         let max_bytes = self.config.max_container_bytes;
         // Collected inner messages: (msg_id, seq_no, body range in `out`). Each body is written
         // behind room for its 16-byte inner header, after room for the container header, so the
@@ -1062,8 +1122,8 @@ impl ClientSession {
             inner.push(end_inner(out, b, msg_id, seq_no));
             self.remember(msg_id, Sent::Acks(ids));
         }
-        // Service messages.
-        while inner.len() < max_msgs && bytes < max_bytes {
+        // Service messages (never on the long poll).
+        while !long_poll && inner.len() < max_msgs && bytes < max_bytes {
             let Some(item) = self.services.pop_front() else {
                 break;
             };
@@ -1136,7 +1196,7 @@ impl ClientSession {
             self.remember(msg_id, sent);
         }
         // Requests, in order, while they fit; one too big for a container goes alone.
-        while inner.len() < max_msgs && !self.hold_requests {
+        while !long_poll && inner.len() < max_msgs && !self.hold_requests {
             let Some(&id) = self.send_queue.front() else {
                 break;
             };
@@ -1165,6 +1225,23 @@ impl ClientSession {
             if bytes >= max_bytes {
                 break;
             }
+        }
+        // HTTP: one http_wait, last (it answers nothing and needs no ack: not remembered).
+        if let Some((wait, _)) = http
+            && (long_poll || !inner.is_empty())
+        {
+            let msg_id = self.next_msg_id(now);
+            let seq_no = self.seq.next(false);
+            let b = begin_inner(out);
+            write_tl(
+                out,
+                &types::HttpWait {
+                    max_delay: wait.max_delay,
+                    wait_after: wait.wait_after,
+                    max_wait: wait.max_wait,
+                },
+            );
+            inner.push(end_inner(out, b, msg_id, seq_no));
         }
 
         let header = match inner.as_slice() {

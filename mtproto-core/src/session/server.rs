@@ -39,8 +39,10 @@
 //! `destroy_auth_key` → [`SessionEvent::DestroyAuthKey`]; `rpc_drop_answer` → `rpc_result` with
 //! `rpc_answer_dropped_running` / `rpc_answer_dropped` / `rpc_answer_unknown`; `msgs_ack` →
 //! forgets the acknowledged kept messages; `gzip_packed` → inflated (capped) and handled as its
-//! content. `msg_copy`, `http_wait` and informational messages (`msgs_state_info`,
-//! `msgs_all_info`, `msg_detailed_info`, `msg_new_detailed_info`) are dropped. Everything else
+//! content. `http_wait` is recorded for the HTTP transport ([`ServerSession::take_http_wait`];
+//! the last one wins), neither acknowledged nor answered. `msg_copy` and informational messages
+//! (`msgs_state_info`, `msgs_all_info`, `msg_detailed_info`, `msg_new_detailed_info`) are
+//! dropped. Everything else
 //! is a [`SessionEvent::Request`]; [`ServerSession::respond`] / [`ServerSession::respond_error`]
 //! answer it with `rpc_result`. Every content-related client message is acknowledged
 //! (`msgs_ack` piggybacked on the next packet, or sent alone after
@@ -97,6 +99,7 @@ use crate::crypto::sha256;
 use crate::time::{Instant, Now};
 use crate::tl::schema::{functions, types};
 use crate::tl::{Deserialize, Serialize, TlError};
+use crate::transport::HttpWaitConfig;
 
 /// `bad_msg_notification` error codes (`mtproto_service_messages_about_messages.md`).
 pub mod bad_msg {
@@ -124,8 +127,8 @@ pub mod bad_msg {
 pub const HELP_GET_CONFIG_ID: u32 = 0xc4f9_186b;
 /// `help.getNearestDc#1fb33026` (allowed on an unbound temporary key, `api_pfs.md`).
 pub const HELP_GET_NEAREST_DC_ID: u32 = 0x1fb3_3026;
-/// `http_wait#9299359f` (ignored: no HTTP transport here).
-const HTTP_WAIT_ID: u32 = 0x9299_359f;
+/// `http_wait#9299359f`: recorded for the HTTP transport, never acknowledged or answered.
+const HTTP_WAIT_ID: u32 = types::HttpWait::CONSTRUCTOR_ID;
 
 /// Limits and policies of one server session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -518,8 +521,8 @@ fn classify(body: &[u8]) -> SeqClass {
     }
 }
 
-/// Messages a client may send that need no action from a server: `msg_copy` (deprecated),
-/// `http_wait` (no HTTP transport here) and the informational answers (`msgs_state_info`,
+/// Messages a client may send that need no answer from a server: `msg_copy` (deprecated),
+/// `http_wait` (recorded, see [`ServerSession::take_http_wait`]) and the informational answers (`msgs_state_info`,
 /// `msgs_all_info`, `msg_detailed_info`, `msg_new_detailed_info`) to requests this server never
 /// makes. They are accepted (acknowledged when content-related) and dropped, never passed on to
 /// the application.
@@ -574,6 +577,8 @@ pub struct ServerSession {
     acks: VecDeque<i64>,
     ack_deadline: Option<Instant>,
     events: VecDeque<SessionEvent>,
+    /// The last `http_wait` received and not yet taken by the connection.
+    http_wait: Option<HttpWaitConfig>,
 }
 
 impl fmt::Debug for ServerSession {
@@ -619,6 +624,34 @@ impl ServerSession {
             acks: VecDeque::new(),
             ack_deadline: None,
             events: VecDeque::new(),
+            http_wait: None,
+        }
+    }
+
+    /// The parameters of the last `http_wait` handled since the previous call (several in one
+    /// container: the last wins, as the spec says the server does). The HTTP connection takes
+    /// it after each request body; `None`: the request had none (the defaults apply).
+    pub fn take_http_wait(&mut self) -> Option<HttpWaitConfig> {
+        self.http_wait.take()
+    }
+
+    /// The HTTP transport's answer to a held request: what [`ServerSession::poll_message`]
+    /// gives, with every pending acknowledgement flushed into it, or, with nothing at all to
+    /// send, an empty `msg_container` (`mtproto_service_messages.md`: "If a message never
+    /// appears, an empty container is transmitted").
+    pub fn http_response(&mut self, now: Now) -> OutgoingMessage {
+        if !self.acks.is_empty() {
+            self.ack_deadline = Some(now.mono);
+        }
+        if let Some(m) = self.poll_message(now) {
+            return m;
+        }
+        let mut body = Vec::new();
+        write_container_header(&mut body, 0);
+        OutgoingMessage {
+            msg_id: self.ids.next(unix_nanos(now), 3),
+            seq_no: self.seq.next(false),
+            body,
         }
     }
 
@@ -1004,7 +1037,8 @@ impl ServerSession {
         depth: Depth,
     ) {
         self.accepted = self.accepted.wrapping_add(1);
-        if seq_no & 1 == 1 {
+        // http_wait "does not require a response or an acknowledgement", whatever its seq_no.
+        if seq_no & 1 == 1 && constructor(body) != Some(HTTP_WAIT_ID) {
             self.queue_ack(now, msg_id);
         }
         let result = match constructor(body) {
@@ -1116,6 +1150,13 @@ impl ServerSession {
             Some(functions::RpcDropAnswer::CONSTRUCTOR_ID) => {
                 functions::RpcDropAnswer::from_bytes(body).map(|d| self.drop_answer(msg_id, d))
             }
+            Some(HTTP_WAIT_ID) => types::HttpWait::from_bytes(body).map(|w| {
+                self.http_wait = Some(HttpWaitConfig {
+                    max_delay: w.max_delay,
+                    wait_after: w.wait_after,
+                    max_wait: w.max_wait,
+                });
+            }),
             Some(id) if is_ignored(id) => Ok(()),
             _ => {
                 if self.running.len() >= self.config.max_running {
@@ -2257,17 +2298,31 @@ mod tests {
     }
 
     #[test]
-    fn http_wait_is_dropped_with_either_seq_no_parity() {
+    fn http_wait_is_recorded_not_acked_with_either_seq_no_parity() {
         // The spec bars only msgs_ack, containers, msg_copy and gzip_packed from being
         // content-related; tdlib sends http_wait even, others may send it odd.
         let now = at(T0);
         let mut s = session();
         let mut c = Client::new();
-        let mut wait = HTTP_WAIT_ID.to_le_bytes().to_vec();
-        wait.extend_from_slice(&[0; 12]);
-        for content in [true, false] {
-            s.handle(now, &salts(), c.msg(now, &wait, content));
+        let wait = |max_wait: i32| {
+            let mut w = HTTP_WAIT_ID.to_le_bytes().to_vec();
+            for v in [5i32, 7, max_wait] {
+                w.extend_from_slice(&v.to_le_bytes());
+            }
+            w
+        };
+        for (content, max_wait) in [(true, 1000), (false, 2000)] {
+            s.handle(now, &salts(), c.msg(now, &wait(max_wait), content));
+            assert_eq!(s.pending_acks(), 0, "http_wait is not acknowledged");
         }
+        // Recorded, the last one wins; taken once.
+        let expected = HttpWaitConfig {
+            max_delay: 5,
+            wait_after: 7,
+            max_wait: 2000,
+        };
+        assert_eq!(s.take_http_wait(), Some(expected));
+        assert_eq!(s.take_http_wait(), None);
         let ev = events(&mut s);
         assert!(
             ev.iter().all(|e| matches!(e, SessionEvent::Started { .. })),

@@ -10,6 +10,8 @@
 //!   (`mtproto_transports.md`, "WebSocket"; obfuscation is mandatory there);
 //! - [`framing`]: abridged, intermediate, padded intermediate and full framings ([`Codec`]).
 //!
+//! [`http`] is the HTTP transport: no stream, one MTProto packet per HTTP body.
+//!
 //! Every decoder has the same shape: `decode(&mut self, input) -> Result<(usize, Status<Frame>), _>`.
 //! It consumes a prefix of `input` (the returned count) and either completes one [`Frame`] or
 //! answers [`Status::Partial`] after consuming all of `input`, which is never an error. A frame
@@ -47,6 +49,7 @@ use core::fmt;
 pub mod detect;
 pub mod faketls;
 pub mod framing;
+pub mod http;
 pub mod obfuscated;
 pub mod secret;
 pub mod websocket;
@@ -54,6 +57,7 @@ pub mod websocket;
 pub use detect::{Detected, Detector, ServerConfig};
 pub use faketls::{ClientHelloTemplate, FakeTlsClient, HelloOp};
 pub use framing::Codec;
+pub use http::{HttpRequestId, HttpResponse, HttpWaitConfig};
 pub use obfuscated::ObfuscatedCodec;
 pub use secret::{ProxySecret, SecretKind, SecretParseError};
 pub use websocket::{WsCodec, WsError, WsFraming, WsServerMode, WsTransport};
