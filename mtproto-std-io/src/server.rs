@@ -41,6 +41,8 @@ pub struct ServerOptions {
     pub secrets: Vec<ProxySecret>,
     /// Accept the legacy (pre-RSA_PAD) `p_q_inner_data` encryption of older clients.
     pub legacy_rsa: bool,
+    /// Accept `p_q_inner_data` without a `dc` under RSA_PAD (GramJS); implied by `legacy_rsa`.
+    pub accept_no_dc: bool,
     /// Stop accepting after this many connections (and return once they are done).
     pub max_conns: Option<u64>,
     /// A fixed seed (tests); `None` seeds from the OS.
@@ -496,6 +498,7 @@ impl ServerState {
     fn new(options: ServerOptions) -> Self {
         let mut handshake = ServerConfig::new(options.rsa_keys);
         handshake.accept_legacy_padding = options.legacy_rsa;
+        handshake.accept_inner_data_without_dc = options.accept_no_dc;
         let mut config = ServerConnectionConfig::new(handshake);
         config.transport = transport::ServerConfig {
             secrets: options.secrets,

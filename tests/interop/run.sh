@@ -180,7 +180,8 @@ echo "== interop phase 4: GramJS (npm telegram) under Node over the WebSocket en
 # GramJS's browser transport (obfuscated2 inside WebSocket frames, subprotocol `binary`) run by
 # Node against the server's WebSocket endpoint on the MTProto port (`serve --ws`), then the saved
 # key again over the wss:// port (`--wss-listen`, a self-signed certificate). GramJS encrypts
-# p_q_inner_data with RSA_PAD but without a dc, which the server takes only with --legacy-rsa.
+# p_q_inner_data with RSA_PAD but without a dc, which the server takes only with --accept-no-dc
+# (so this phase also shows GramJS's RSA_PAD padding: the legacy padding stays refused).
 # JS_WS_BRIDGE=1 (development only) puts tests/interop/js/ws_bridge.js, a WebSocket-to-TCP relay,
 # in front of a server without /apiws; the wss and refusal cases are skipped then (the relay, not
 # the server, would be under test).
@@ -199,14 +200,14 @@ else
   wss_args=()
   cert=
   if [ "$bridged" = 1 ]; then
-    start_server "$tmp/server4.log" --legacy-rsa
+    start_server "$tmp/server4.log" --accept-no-dc
     node "$js/ws_bridge.js" --target "$port" >"$tmp/bridge.log" 2>&1 &
     bridge_pid=$!
     for _ in $(seq 50); do grep -q '^bridge on ' "$tmp/bridge.log" && break; sleep 0.1; done
     ws_port=$(sed -n 's/^bridge on \([0-9]*\)$/\1/p' "$tmp/bridge.log")
     echo "JS_WS_BRIDGE=1: GramJS goes through ws_bridge.js on port $ws_port"
   else
-    start_server "$tmp/server4.log" --legacy-rsa --ws --wss-listen 127.0.0.1:0 --tls-dir "$tmp/tls"
+    start_server "$tmp/server4.log" --accept-no-dc --ws --wss-listen 127.0.0.1:0 --tls-dir "$tmp/tls"
     ws_port=$port
     for _ in $(seq 50); do
       grep -q '^websocket: wss://' "$tmp/server4.log" && grep -q '^tls: .* cert=' "$tmp/server4.log" \

@@ -42,8 +42,13 @@ pub struct ServerConfig {
     pub g: u32,
     /// If set, the `dc` of the client's inner data must equal it.
     pub expected_dc: Option<i32>,
-    /// Accept the pre-RSA_PAD `RSA(SHA1(data) + data + padding)` encoding from old clients.
+    /// Accept the pre-RSA_PAD `RSA(SHA1(data) + data + padding)` encoding from old clients
+    /// (implies [`accept_inner_data_without_dc`](Self::accept_inner_data_without_dc)).
     pub accept_legacy_padding: bool,
+    /// Accept `p_q_inner_data` / `p_q_inner_data_temp` (the forms without `dc`) inside
+    /// RSA_PAD. Current clients send the `_dc` forms (`mtproto_auth_key.md`); some (GramJS)
+    /// still send the old ones with the new padding.
+    pub accept_inner_data_without_dc: bool,
     /// Largest `expires_in` accepted for temporary keys.
     pub max_expires_in: u32,
     /// How many `dh_gen_retry` answers (key id collisions) before `dh_gen_fail`.
@@ -59,6 +64,7 @@ impl ServerConfig {
             g: TELEGRAM_DH_G,
             expected_dc: None,
             accept_legacy_padding: false,
+            accept_inner_data_without_dc: false,
             max_expires_in: 7 * 24 * 3600,
             max_retries: 5,
         }
@@ -347,6 +353,7 @@ impl ServerHandshake {
                     v,
                     enums::PQInnerData::PQInnerData(_) | enums::PQInnerData::Temp(_)
                 ) && !self.config.accept_legacy_padding
+                    && !self.config.accept_inner_data_without_dc
                 {
                     return Err(HandshakeError::UnexpectedMessage);
                 }

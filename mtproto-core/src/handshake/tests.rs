@@ -967,6 +967,44 @@ fn server_legacy_padding_only_when_enabled() {
     }
 }
 
+#[test]
+fn server_inner_data_without_dc_only_when_enabled() {
+    // `p_q_inner_data` (no dc) under RSA_PAD, as GramJS sends it.
+    let no_dc = |fc: &mut FakeClient| {
+        let i = fc.inner();
+        let (pq, p, q) = (be_min(i.p * i.q), be_min(i.p), be_min(i.q));
+        let data = types::PQInnerData {
+            pq: &pq,
+            p: &p,
+            q: &q,
+            nonce: &i.nonce,
+            server_nonce: &i.server_nonce,
+            new_nonce: &fc.new_nonce,
+        }
+        .to_vec()
+        .unwrap();
+        let enc = RsaPrivateKey::demo()
+            .public_key()
+            .encrypt_pad(&data, &mut fc.rng)
+            .unwrap();
+        fc.req_dh_raw(fc.nonce, fc.server_nonce, demo_fp(), &enc)
+    };
+    assert_eq!(
+        req_dh_error(ServerConfig::demo(), no_dc),
+        HandshakeError::UnexpectedMessage
+    );
+    let mut cfg = ServerConfig::demo();
+    cfg.accept_inner_data_without_dc = true;
+    let (mut s, mut srng, mut fc) = server_after_res_pq(cfg);
+    let m = no_dc(&mut fc);
+    match s.handle(now(), &m, &mut srng).unwrap() {
+        ServerStep::Send(answer) => {
+            fc.open_answer(&answer);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A server that has sent `server_DH_params_ok` (permanent key), with `g_a`.
 fn server_after_dh_params() -> (ServerHandshake, ChaCha20Rng, FakeClient, BigUint) {
     let (mut s, mut srng, mut fc) = server_after_res_pq(ServerConfig::demo());

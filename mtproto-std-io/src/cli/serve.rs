@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// and Pyrogram use for p_q_inner_data.
     #[arg(long)]
     pub legacy_rsa: bool,
+    /// Also accept `p_q_inner_data` without a dc (with the current RSA_PAD padding), as GramJS
+    /// sends it. Implied by --legacy-rsa.
+    #[arg(long)]
+    pub accept_no_dc: bool,
     /// Exit after this many connections (tests).
     #[arg(long)]
     pub max_conns: Option<u64>,
@@ -165,6 +169,7 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
             rsa_keys: vec![rsa],
             secrets,
             legacy_rsa: a.legacy_rsa,
+            accept_no_dc: a.accept_no_dc,
             max_conns: a.max_conns,
             seed: a.seed.map(|s| {
                 let mut b = [0u8; 32];
