@@ -357,50 +357,42 @@ fn state_to_bytes(state: &[u32; 8], out: &mut [u8; 32]) {
 
 /// `SHA256(prefix ‖ data)` for a 32-byte prefix, straight on the compression function: no
 /// `Digest` buffering, each input byte copied at most once (the first and last block only).
+///
+/// (Copying a short message and its padding into one buffer for a single two-block call of the
+/// compression function measured slower: the variable-length copy feeds the SHA loads through
+/// store forwarding that fails.)
 pub(super) fn sha256_after_prefix(prefix: &[u8; 32], data: &[u8]) -> [u8; 32] {
     let mut state = SHA256_H0;
     let mut out = [0u8; 32];
     let total = data.len().saturating_add(32);
-    if let Some((head, rest)) = data
-        .split_first_chunk::<32>()
-        .filter(|_| total > SMALL_HASH_INPUT)
-    {
-        let mut first = Wiped::<u8, 64>::new();
-        let (a, b) = first.0.split_at_mut(32);
-        a.copy_from_slice(prefix);
-        b.copy_from_slice(head);
-        compress1(&mut state, &first.0);
-        sha256_finish(&mut state, rest, total, &mut out);
-        return out;
+    match data.split_first_chunk::<32>() {
+        Some((head, rest)) => {
+            let mut first = Wiped::<u8, 64>::new();
+            let (a, b) = first.0.split_at_mut(32);
+            a.copy_from_slice(prefix);
+            b.copy_from_slice(head);
+            compress1(&mut state, &first.0);
+            sha256_finish(&mut state, rest, total, &mut out);
+        }
+        None => {
+            // Shorter than one block with the prefix: hash it as one tail.
+            let mut all = Wiped::<u8, 64>::new();
+            let (a, b) = all.0.split_at_mut(32);
+            a.copy_from_slice(prefix);
+            let n = data.len();
+            if let Some(dst) = b.get_mut(..n) {
+                dst.copy_from_slice(data);
+            }
+            sha256_finish(
+                &mut state,
+                all.0.get(..total).unwrap_or(&[]),
+                total,
+                &mut out,
+            );
+        }
     }
-    // Small messages (every shorter `data` is one): prefix, data and padding in one buffer and
-    // ONE call of the compression function (one or two blocks), not one call per block.
-    let mut all = Wiped::<u8, 128>::new();
-    let (a, b) = all.0.split_at_mut(32);
-    a.copy_from_slice(prefix);
-    if let Some(dst) = b.get_mut(..data.len()) {
-        dst.copy_from_slice(data);
-    }
-    if let Some(p) = all.0.get_mut(total) {
-        *p = 0x80;
-    }
-    let blocks = if total < 56 { 1 } else { 2 };
-    let (chunks, _) = all.0.as_chunks_mut::<64>();
-    let used = chunks.get_mut(..blocks).unwrap_or_default();
-    if let Some(last) = used.last_mut().and_then(|b| b.last_chunk_mut::<8>()) {
-        *last = u64::try_from(total)
-            .unwrap_or(0)
-            .wrapping_mul(8)
-            .to_be_bytes();
-    }
-    sha2::block_api::compress256(&mut state, used);
-    state_to_bytes(&state, &mut out);
     out
 }
-
-/// Longest `prefix ‖ data` that [`sha256_after_prefix`] hashes from one stack buffer: two
-/// blocks less the padding's 0x80 byte and 8-byte length.
-const SMALL_HASH_INPUT: usize = 128 - 9;
 
 /// SHA-256 of a 52-byte input given as `head ‖ tail` (16 + 36 or 36 + 16 bytes): one block,
 /// padding precomputed. Returns the state words (the digest is their big-endian bytes).
