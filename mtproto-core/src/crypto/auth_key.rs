@@ -113,6 +113,18 @@ impl AuthKey {
     }
 }
 
+impl AuthKey {
+    /// `substr(auth_key, base + x, N)` as an array. As for [`substr`](Self::substr), every
+    /// caller passes constant offsets with `base + 8 + N <= 256`; the fallback is unreachable.
+    #[inline(always)]
+    pub(crate) fn array_x<const N: usize>(&self, base: usize, side: Side) -> &[u8; N] {
+        self.key
+            .get(base.saturating_add(side.x())..)
+            .and_then(|k| k.first_chunk::<N>())
+            .unwrap_or(&[0; N])
+    }
+}
+
 impl Drop for AuthKey {
     fn drop(&mut self) {
         self.key.zeroize();

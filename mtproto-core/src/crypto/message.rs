@@ -255,25 +255,25 @@ pub fn msg_key_large(key: &AuthKey, side: Side, plaintext: &[u8]) -> [u8; 32] {
 }
 
 /// `msg_key = substr(msg_key_large, 8, 16)`.
+#[inline(always)]
 fn msg_key_of(large: &[u8; 32]) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k.copy_from_slice(large.get(8..24).unwrap_or(&[0; 16]));
-    k
+    let (_, rest) = large.split_at(8);
+    rest.first_chunk::<16>().copied().unwrap_or([0; 16])
 }
 
 /// A stack buffer that may hold key bytes, wiped on drop in one bulk write (`zeroize` on the
-/// slice: a plain fill behind an optimisation barrier). `Zeroizing<[u8; N]>` wipes byte by
-/// byte with volatile stores, which costs more than the hashing on a small message.
-struct Wiped<const N: usize>([u8; N]);
+/// slice: a plain fill behind an optimisation barrier). `Zeroizing<[T; N]>` wipes element by
+/// element with volatile stores, which costs more than the hashing on a small message.
+pub(super) struct Wiped<T: zeroize::DefaultIsZeroes, const N: usize>(pub(super) [T; N]);
 
-impl<const N: usize> Wiped<N> {
+impl<T: zeroize::DefaultIsZeroes, const N: usize> Wiped<T, N> {
     #[inline(always)]
-    fn new() -> Self {
-        Wiped([0u8; N])
+    pub(super) fn new() -> Self {
+        Wiped([T::default(); N])
     }
 }
 
-impl<const N: usize> Drop for Wiped<N> {
+impl<T: zeroize::DefaultIsZeroes, const N: usize> Drop for Wiped<T, N> {
     #[inline(always)]
     fn drop(&mut self) {
         use zeroize::Zeroize;
@@ -284,7 +284,7 @@ impl<const N: usize> Drop for Wiped<N> {
 /// `substr(auth_key, 88 + x, 32)`, the `msg_key_large` prefix, without a copy.
 #[inline(always)]
 fn msg_key_prefix(key: &AuthKey, side: Side) -> &[u8; 32] {
-    key.substr_x(88, side, 32).try_into().unwrap_or(&[0u8; 32])
+    key.array_x::<32>(88, side)
 }
 
 /// SHA-256 initial state (FIPS 180-4, 5.3.3).
@@ -320,7 +320,7 @@ pub(super) fn sha256_finish(
         sha2::block_api::compress256(state, blocks);
     }
     // tail.len() < 64: it, 0x80, and the 8-byte length fit in one or two blocks.
-    let mut pad = Wiped::<128>::new();
+    let mut pad = Wiped::<u8, 128>::new();
     let flat = &mut pad.0;
     if let Some(dst) = flat.get_mut(..tail.len()) {
         dst.copy_from_slice(tail);
@@ -343,20 +343,31 @@ pub(super) fn sha256_finish(
         *last = bits;
     }
     sha2::block_api::compress256(state, used);
-    for (o, w) in out.chunks_exact_mut(4).zip(state.iter()) {
-        o.copy_from_slice(&w.to_be_bytes());
+    state_to_bytes(state, out);
+}
+
+/// The digest bytes of a SHA-256 state (its words, big-endian).
+#[inline(always)]
+fn state_to_bytes(state: &[u32; 8], out: &mut [u8; 32]) {
+    let (chunks, _) = out.as_chunks_mut::<4>();
+    for (o, w) in chunks.iter_mut().zip(state) {
+        *o = w.to_be_bytes();
     }
 }
 
 /// `SHA256(prefix ‖ data)` for a 32-byte prefix, straight on the compression function: no
 /// `Digest` buffering, each input byte copied at most once (the first and last block only).
+///
+/// (Copying a short message and its padding into one buffer for a single two-block call of the
+/// compression function measured slower: the variable-length copy feeds the SHA loads through
+/// store forwarding that fails.)
 pub(super) fn sha256_after_prefix(prefix: &[u8; 32], data: &[u8]) -> [u8; 32] {
     let mut state = SHA256_H0;
     let mut out = [0u8; 32];
     let total = data.len().saturating_add(32);
     match data.split_first_chunk::<32>() {
         Some((head, rest)) => {
-            let mut first = Wiped::<64>::new();
+            let mut first = Wiped::<u8, 64>::new();
             let (a, b) = first.0.split_at_mut(32);
             a.copy_from_slice(prefix);
             b.copy_from_slice(head);
@@ -365,7 +376,7 @@ pub(super) fn sha256_after_prefix(prefix: &[u8; 32], data: &[u8]) -> [u8; 32] {
         }
         None => {
             // Shorter than one block with the prefix: hash it as one tail.
-            let mut all = Wiped::<64>::new();
+            let mut all = Wiped::<u8, 64>::new();
             let (a, b) = all.0.split_at_mut(32);
             a.copy_from_slice(prefix);
             let n = data.len();
@@ -386,12 +397,13 @@ pub(super) fn sha256_after_prefix(prefix: &[u8; 32], data: &[u8]) -> [u8; 32] {
 /// SHA-256 of a 52-byte input given as `head ‖ tail` (16 + 36 or 36 + 16 bytes): one block,
 /// padding precomputed. Returns the state words (the digest is their big-endian bytes).
 #[inline(always)]
-fn sha256_52(head: &[u8], tail: &[u8]) -> Zeroizing<[u32; 8]> {
-    let mut block = Wiped::<64>::new();
-    let (h, rest) = block.0.split_at_mut(head.len().min(52));
-    h.copy_from_slice(head.get(..h.len()).unwrap_or(&[]));
-    if let Some(t) = rest.get_mut(..tail.len()) {
-        t.copy_from_slice(tail);
+fn sha256_52<const H: usize, const T: usize>(head: &[u8; H], tail: &[u8; T]) -> Wiped<u32, 8> {
+    const { assert!(H + T == 52) };
+    let mut block = Wiped::<u8, 64>::new();
+    let (h, rest) = block.0.split_at_mut(H);
+    h.copy_from_slice(head);
+    if let Some(t) = rest.first_chunk_mut::<T>() {
+        *t = *tail;
     }
     if let Some(b) = block.0.get_mut(52) {
         *b = 0x80;
@@ -400,37 +412,46 @@ fn sha256_52(head: &[u8], tail: &[u8]) -> Zeroizing<[u32; 8]> {
     if let Some(l) = block.0.last_chunk_mut::<2>() {
         *l = [0x01, 0xa0];
     }
-    let mut state = Zeroizing::new(SHA256_H0);
-    compress1(&mut state, &block.0);
+    let mut state = Wiped(SHA256_H0);
+    compress1(&mut state.0, &block.0);
     state
+}
+
+/// The KDF into one bulk-wiped buffer: `aes_key ‖ aes_iv` (see [`kdf`]).
+#[inline(always)]
+pub(super) fn kdf_wiped(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> Wiped<u8, 64> {
+    // Both hashes are of 52 bytes: one compression each.
+    let a = sha256_52(msg_key, key.array_x::<36>(0, side));
+    let b = sha256_52(key.array_x::<36>(40, side), msg_key);
+    // aes_key = a[0..8] ‖ b[8..24] ‖ a[24..32]; aes_iv = b[0..8] ‖ a[8..24] ‖ b[24..32]:
+    // in 32-bit words, key = a0 a1 b2 b3 b4 b5 a6 a7 and iv = b0 b1 a2 a3 a4 a5 b6 b7.
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = a.0;
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = b.0;
+    let mut out = Wiped::<u8, 64>::new();
+    let words = [
+        a0, a1, b2, b3, b4, b5, a6, a7, b0, b1, a2, a3, a4, a5, b6, b7,
+    ];
+    let (chunks, _) = out.0.as_chunks_mut::<4>();
+    for (dst, w) in chunks.iter_mut().zip(words) {
+        *dst = w.to_be_bytes();
+    }
+    out
+}
+
+/// `(aes_key, aes_iv)` halves of a [`kdf_wiped`] buffer.
+#[inline(always)]
+fn key_iv(k: &Wiped<u8, 64>) -> (&[u8; 32], &[u8; 32]) {
+    let (a, b) = k.0.split_first_chunk::<32>().unwrap_or((&[0; 32], &[]));
+    (a, b.first_chunk::<32>().unwrap_or(&[0; 32]))
 }
 
 /// The MTProto 2.0 KDF: `(aes_key, aes_iv)` from `auth_key` and `msg_key`
 /// (`mtproto_description.md`, "Defining AES Key and Initialization Vector"). Both are wiped
 /// when dropped, as is every intermediate.
 pub fn kdf(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> KeyIv {
-    // Both hashes are of 52 bytes: one compression each.
-    let a = sha256_52(msg_key, key.substr_x(0, side, 36));
-    let b = sha256_52(key.substr_x(40, side, 36), msg_key);
-    // aes_key = a[0..8] ‖ b[8..24] ‖ a[24..32]; aes_iv = b[0..8] ‖ a[8..24] ‖ b[24..32]:
-    // in 32-bit words, key = a0 a1 b2 b3 b4 b5 a6 a7 and iv = b0 b1 a2 a3 a4 a5 b6 b7.
-    let mut aes_key = Zeroizing::new([0u8; 32]);
-    let mut aes_iv = Zeroizing::new([0u8; 32]);
-    for (i, ((k, v), (wa, wb))) in aes_key
-        .chunks_exact_mut(4)
-        .zip(aes_iv.chunks_exact_mut(4))
-        .zip(a.iter().zip(b.iter()))
-        .enumerate()
-    {
-        let (wk, wv) = if (2..6).contains(&i) {
-            (wb, wa)
-        } else {
-            (wa, wb)
-        };
-        k.copy_from_slice(&wk.to_be_bytes());
-        v.copy_from_slice(&wv.to_be_bytes());
-    }
-    (aes_key, aes_iv)
+    let k = kdf_wiped(key, side, msg_key);
+    let (aes_key, aes_iv) = key_iv(&k);
+    (Zeroizing::new(*aes_key), Zeroizing::new(*aes_iv))
 }
 
 /// An AES-256 key and IGE IV, wiped on drop: what [`kdf`] returns.
@@ -506,9 +527,9 @@ where
 
     let large = msg_key_large(key, side, plaintext);
     let msg_key = msg_key_of(&large);
-    let (aes_key, aes_iv) = kdf(key, side, &msg_key);
-    ige::aes256_ige_encrypt(&aes_key, &aes_iv, plaintext)
-        .map_err(|_| EncryptError::BadBodyLength)?;
+    let k = kdf_wiped(key, side, &msg_key);
+    let (aes_key, aes_iv) = key_iv(&k);
+    ige::aes256_ige_encrypt(aes_key, aes_iv, plaintext).map_err(|_| EncryptError::BadBodyLength)?;
 
     let (id, mk) = outer.split_at_mut(8);
     id.copy_from_slice(&key.id().to_le_bytes());
@@ -663,10 +684,11 @@ pub fn decrypt_message<'a>(
     }
     let msg_key: [u8; 16] = mk.try_into().map_err(|_| DecryptError::TooShort)?;
 
-    let (aes_key, aes_iv) = kdf(key, side, &msg_key);
+    let k = kdf_wiped(key, side, &msg_key);
+    let (aes_key, aes_iv) = key_iv(&k);
     let prefix = msg_key_prefix(key, side);
     // IGE-decrypt the whole encrypted part and hash all of it (`msg_key_large`), in one pass.
-    let large = ige::aes256_ige_decrypt_sha256(&aes_key, &aes_iv, prefix, plaintext)
+    let large = ige::aes256_ige_decrypt_sha256(aes_key, aes_iv, prefix, plaintext)
         .map_err(|_| DecryptError::NotBlockAligned)?;
     // From here on: one opaque error.
     if !ct_eq(&msg_key_of(&large), &msg_key) {
@@ -783,17 +805,16 @@ mod tests {
         use sha2::{Digest, Sha256};
         let a: [u8; 16] = core::array::from_fn(|i| i as u8 ^ 0xa5);
         let b: [u8; 36] = core::array::from_fn(|i| (i as u8).wrapping_mul(13));
-        for (head, tail) in [(&a[..], &b[..]), (&b[..], &a[..])] {
-            let words = sha256_52(head, tail);
+        let cases = [
+            (sha256_52(&a, &b), [&a[..], &b[..]].concat()),
+            (sha256_52(&b, &a), [&b[..], &a[..]].concat()),
+        ];
+        for (words, input) in cases {
             let mut got = [0u8; 32];
-            for (o, w) in got.chunks_exact_mut(4).zip(words.iter()) {
+            for (o, w) in got.chunks_exact_mut(4).zip(words.0.iter()) {
                 o.copy_from_slice(&w.to_be_bytes());
             }
-            let want: [u8; 32] = Sha256::new()
-                .chain_update(head)
-                .chain_update(tail)
-                .finalize()
-                .into();
+            let want: [u8; 32] = Sha256::digest(&input).into();
             assert_eq!(got, want);
         }
     }

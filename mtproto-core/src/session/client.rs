@@ -288,16 +288,143 @@ pub type InternalResult = (RequestId, Result<Vec<u8>, RpcError>);
 /// What an outgoing msg_id carried.
 enum Sent {
     Request(RequestId),
-    Container(Vec<i64>),
+    Container(IdList),
     Ping { ping_id: i64, sent_at: Instant },
     StateReq(Vec<i64>),
     FutureSalts,
-    Acks(Vec<i64>),
+    Acks(IdList),
     DropAnswer,
     Resend(Vec<i64>),
     ResendAns(Vec<i64>),
     StateInfo,
 }
+
+/// How many msg_ids an [`IdList`] holds without a heap allocation.
+const INLINE_IDS: usize = 4;
+
+/// The msg_ids an ack message or a container carried. Up to [`INLINE_IDS`] are stored inline,
+/// so the steady state (an ack or two; a container of an ack and a request or a ping) makes
+/// no heap allocation; longer lists go on the heap.
+enum IdList {
+    Inline(u8, [i64; INLINE_IDS]),
+    Heap(Vec<i64>),
+}
+
+impl IdList {
+    fn collect(ids: impl ExactSizeIterator<Item = i64>) -> Self {
+        let n = ids.len();
+        if n <= INLINE_IDS {
+            let mut inline = [0i64; INLINE_IDS];
+            for (dst, id) in inline.iter_mut().zip(ids) {
+                *dst = id;
+            }
+            IdList::Inline(u8::try_from(n).unwrap_or(0), inline)
+        } else {
+            IdList::Heap(ids.collect())
+        }
+    }
+
+    fn as_slice(&self) -> &[i64] {
+        match self {
+            IdList::Inline(n, ids) => ids.get(..usize::from(*n)).unwrap_or_default(),
+            IdList::Heap(ids) => ids,
+        }
+    }
+}
+
+/// The sent map: what each outgoing msg_id carried, in msg_id order. msg_ids are handed out in
+/// increasing order, so a new entry goes at the back of a ring buffer (reused: no node
+/// allocations, where a B-tree of a sliding window of msg_ids splits and merges nodes all the
+/// time); lookups are binary searches. An entry removed from the middle leaves a tombstone,
+/// dropped once it reaches either end or when tombstones outnumber the live entries, so the
+/// buffer stays within twice the live entries (plus a little).
+#[derive(Default)]
+struct SentMap {
+    entries: VecDeque<(i64, Option<Sent>)>,
+    live: usize,
+}
+
+impl SentMap {
+    fn find(&self, msg_id: i64) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&msg_id, |e| e.0)
+    }
+
+    fn get(&self, msg_id: &i64) -> Option<&Sent> {
+        let i = self.find(*msg_id).ok()?;
+        self.entries.get(i)?.1.as_ref()
+    }
+
+    fn contains_key(&self, msg_id: &i64) -> bool {
+        self.get(msg_id).is_some()
+    }
+
+    fn insert(&mut self, msg_id: i64, sent: Sent) {
+        match self.find(msg_id) {
+            Ok(i) => {
+                if let Some((_, slot)) = self.entries.get_mut(i)
+                    && slot.replace(sent).is_none()
+                {
+                    self.live = self.live.saturating_add(1);
+                }
+            }
+            Err(i) => {
+                if i == self.entries.len() {
+                    self.entries.push_back((msg_id, Some(sent)));
+                } else {
+                    // Not reached while msg_ids only grow; kept correct regardless.
+                    self.entries.insert(i, (msg_id, Some(sent)));
+                }
+                self.live = self.live.saturating_add(1);
+            }
+        }
+    }
+
+    fn remove(&mut self, msg_id: &i64) -> Option<Sent> {
+        let i = self.find(*msg_id).ok()?;
+        let old = self.entries.get_mut(i)?.1.take();
+        if old.is_some() {
+            self.live = self.live.saturating_sub(1);
+            self.trim();
+        }
+        old
+    }
+
+    fn trim(&mut self) {
+        while matches!(self.entries.front(), Some((_, None))) {
+            self.entries.pop_front();
+        }
+        while matches!(self.entries.back(), Some((_, None))) {
+            self.entries.pop_back();
+        }
+        if self.entries.len() > self.live.saturating_mul(2).saturating_add(16) {
+            self.entries.retain(|e| e.1.is_some());
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&i64, &mut Sent) -> bool) {
+        self.entries.retain_mut(|(id, slot)| match slot {
+            Some(s) => keep(id, s),
+            None => false,
+        });
+        self.live = self.entries.len();
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.live = 0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&i64, &Sent)> {
+        self.entries
+            .iter()
+            .filter_map(|(id, slot)| Some((id, slot.as_ref()?)))
+    }
+}
+
+/// Spare request-body buffers kept for reuse at most (each at most [`SPARE_BODY_CAPACITY`]
+/// bytes): a request's copy of its body goes back here once it is answered.
+const SPARE_BODIES: usize = 8;
+const SPARE_BODY_CAPACITY: usize = 64 * 1024;
 
 /// One item waiting to go out.
 enum Item {
@@ -403,7 +530,7 @@ pub struct ClientSession {
     /// Requests waiting to be sent, in order.
     send_queue: VecDeque<RequestId>,
     services: VecDeque<Item>,
-    sent: BTreeMap<i64, Sent>,
+    sent: SentMap,
     sent_services: VecDeque<i64>,
     acks: Vec<i64>,
     ack_since: Option<Instant>,
@@ -420,6 +547,8 @@ pub struct ClientSession {
     hold_requests: bool,
     /// Reused by `poll_message` (no allocation per message for its bookkeeping).
     inner_scratch: Vec<(i64, i32, usize, usize)>,
+    /// Buffers of answered requests' bodies, reused by the next requests.
+    spare_bodies: Vec<Vec<u8>>,
     internal_results: VecDeque<InternalResult>,
     rebuilds: Vec<RequestId>,
 }
@@ -483,7 +612,7 @@ impl ClientSession {
             requests: BTreeMap::new(),
             send_queue: VecDeque::new(),
             services: VecDeque::new(),
-            sent: BTreeMap::new(),
+            sent: SentMap::default(),
             sent_services: VecDeque::new(),
             acks: Vec::new(),
             ack_since: None,
@@ -499,6 +628,7 @@ impl ClientSession {
             closed: false,
             hold_requests: false,
             inner_scratch: Vec::new(),
+            spare_bodies: Vec::new(),
             internal_results: VecDeque::new(),
             rebuilds: Vec::new(),
         }
@@ -579,29 +709,56 @@ impl ClientSession {
 
     /// Queues a request (already serialized TL). Fails when too many are pending.
     pub fn invoke_raw(&mut self, body: &[u8]) -> Result<RequestId, InvokeError> {
+        // The request's own copy, in a reused buffer when one is spare.
+        let mut copy = self.spare_body();
+        copy.extend_from_slice(body);
+        self.invoke_owned(copy)
+    }
+
+    /// An empty buffer for a request body: a spare one if any.
+    fn spare_body(&mut self) -> Vec<u8> {
+        let mut b = self.spare_bodies.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Checks and queues a request body (gzip-packed if configured and shorter).
+    fn invoke_owned(&mut self, body: Vec<u8>) -> Result<RequestId, InvokeError> {
         if self.requests.len() >= self.config.max_pending_requests {
+            self.recycle_body(body);
             return Err(InvokeError::TooManyPending);
         }
         if body.is_empty() || !body.len().is_multiple_of(4) || body.len() > self.config.max_body_len
         {
+            self.recycle_body(body);
             return Err(InvokeError::BadBody);
         }
         let body = match self.config.gzip_min_len {
             Some(min) if body.len() >= min => {
-                let packed = gzip::deflate(body);
+                let packed = gzip::deflate(&body);
                 let wrapped = types::GzipPacked {
                     packed_data: &packed,
                 }
-                .to_vec()
-                .map_err(InvokeError::Tl)?;
-                if wrapped.len() < body.len() {
-                    wrapped
-                } else {
-                    body.to_vec()
+                .to_vec();
+                match wrapped {
+                    Ok(w) if w.len() < body.len() => {
+                        self.recycle_body(body);
+                        w
+                    }
+                    Ok(_) => body,
+                    Err(e) => {
+                        self.recycle_body(body);
+                        return Err(InvokeError::Tl(e));
+                    }
                 }
             }
-            _ => body.to_vec(),
+            _ => body,
         };
+        Ok(self.queue_request(body))
+    }
+
+    /// Queues a request whose body has passed the checks of [`invoke_raw`](Self::invoke_raw).
+    fn queue_request(&mut self, body: Vec<u8>) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request = self.next_request.wrapping_add(1);
         self.requests.insert(
@@ -618,13 +775,34 @@ impl ClientSession {
             },
         );
         self.send_queue.push_back(id);
-        Ok(id)
+        id
+    }
+
+    /// Keeps an answered request's body buffer for the next request (bounded).
+    fn recycle_body(&mut self, body: Vec<u8>) {
+        if self.spare_bodies.len() < SPARE_BODIES && body.capacity() <= SPARE_BODY_CAPACITY {
+            self.spare_bodies.push(body);
+        }
     }
 
     /// Queues a typed request.
     pub fn invoke<F: Serialize>(&mut self, request: &F) -> Result<RequestId, InvokeError> {
-        let body = request.to_vec().map_err(InvokeError::Tl)?;
-        self.invoke_raw(&body)
+        // Serialized straight into the request's own (reused) buffer, as `Serialize::to_vec`
+        // would into a new one.
+        let mut body = self.spare_body();
+        let len = request.serialized_len();
+        if body.try_reserve_exact(len).is_err() {
+            return Err(InvokeError::Tl(TlError::ValueTooLarge));
+        }
+        body.resize(len, 0);
+        match request.serialize_into(&mut body) {
+            Ok(n) => body.truncate(n),
+            Err(e) => {
+                self.recycle_body(body);
+                return Err(InvokeError::Tl(e));
+            }
+        }
+        self.invoke_owned(body)
     }
 
     /// Cancels a request: a queued one is forgotten; one already sent is dropped on the server
@@ -639,6 +817,7 @@ impl ClientSession {
             self.sent.remove(&msg_id);
             self.services.push_back(Item::DropAnswer(msg_id));
         }
+        self.recycle_body(p.body);
         true
     }
 
@@ -738,7 +917,7 @@ impl ClientSession {
                 }
             }
             Some(Sent::Container(members)) => {
-                for m in members.into_iter().rev() {
+                for &m in members.as_slice().iter().rev() {
                     self.requeue_msg(m);
                 }
             }
@@ -751,7 +930,7 @@ impl ClientSession {
                 self.salts_requested_at = None;
             }
             Some(Sent::Acks(ids)) => {
-                for id in ids {
+                for &id in ids.as_slice() {
                     self.queue_ack(id, None);
                 }
             }
@@ -1112,12 +1291,14 @@ impl ClientSession {
 
         // Acknowledgements ride along with anything else.
         if !self.acks.is_empty() {
-            let ids: Vec<i64> = core::mem::take(&mut self.acks);
+            // Copied out (inline when short), so `acks` keeps its capacity.
+            let ids = IdList::collect(self.acks.iter().copied());
             self.ack_since = None;
             let msg_id = self.next_msg_id(now);
             let seq_no = self.seq.next(false);
             let b = begin_inner(out);
-            write_id_vector(out, types::MsgsAck::CONSTRUCTOR_ID, &ids);
+            write_id_vector(out, types::MsgsAck::CONSTRUCTOR_ID, &self.acks);
+            self.acks.clear();
             bytes = bytes.saturating_add(out.len().saturating_sub(b));
             inner.push(end_inner(out, b, msg_id, seq_no));
             self.remember(msg_id, Sent::Acks(ids));
@@ -1269,7 +1450,7 @@ impl ClientSession {
                 }
                 let msg_id = self.next_msg_id(now);
                 let seq_no = self.seq.next(false);
-                let all: Vec<i64> = many.iter().map(|m| m.0).collect();
+                let all = IdList::collect(many.iter().map(|m| m.0));
                 self.remember(msg_id, Sent::Container(all));
                 Some(OutHeader {
                     salt,
@@ -1288,7 +1469,7 @@ impl ClientSession {
     pub fn request_of(&self, msg_id: i64) -> Option<RequestId> {
         match self.sent.get(&msg_id)? {
             Sent::Request(id) => Some(*id),
-            Sent::Container(m) => m.iter().find_map(|id| match self.sent.get(id) {
+            Sent::Container(m) => m.as_slice().iter().find_map(|id| match self.sent.get(id) {
                 Some(Sent::Request(r)) => Some(*r),
                 _ => None,
             }),
@@ -1510,10 +1691,13 @@ impl ClientSession {
                 self.push_event(Event::UpdatesGapPossible);
             }
             types::MsgsAck::CONSTRUCTOR_ID => {
-                let Ok(a) = decode_bare(rest, types::MsgsAck::deserialize_bare) else {
+                // The ids are read in place (what `MsgsAck::deserialize_bare` accepts, without
+                // collecting them into a Vec): the count is checked against the input first.
+                let Ok((n, mut r)) = msgs_ack_ids(rest) else {
                     return self.malformed();
                 };
-                for m in a.msg_ids {
+                for _ in 0..n {
+                    let Ok(m) = r.read_i64() else { break };
                     self.mark_acked(m);
                 }
             }
@@ -1620,15 +1804,10 @@ impl ClientSession {
                 }
             }
             Some(Sent::Container(members)) => {
-                let ids: Vec<RequestId> = members
-                    .iter()
-                    .filter_map(|m| match self.sent.get(m) {
-                        Some(Sent::Request(id)) => Some(*id),
-                        _ => None,
-                    })
-                    .collect();
-                for id in ids {
-                    if let Some(p) = self.requests.get_mut(&id) {
+                for m in members.as_slice() {
+                    if let Some(Sent::Request(id)) = self.sent.get(m)
+                        && let Some(p) = self.requests.get_mut(id)
+                    {
                         p.acked = true;
                     }
                 }
@@ -1679,6 +1858,7 @@ impl ClientSession {
             return;
         };
         let internal = pending.internal;
+        self.recycle_body(pending.body);
         let inflated;
         let mut result = result;
         if peek_id(result) == Some(GZIP_PACKED_ID) {
@@ -1807,7 +1987,9 @@ impl ClientSession {
         }
         for (m, id, internal) in lost {
             self.sent.remove(&m);
-            self.requests.remove(&id);
+            if let Some(p) = self.requests.remove(&id) {
+                self.recycle_body(p.body);
+            }
             self.answer(id, internal, Err(RpcError::new(-503, "ANSWER_LOST")));
         }
         if !resend_ans.is_empty() {
@@ -1889,6 +2071,19 @@ fn contains_notice(body: &[u8]) -> bool {
             .unwrap_or(false),
         _ => false,
     }
+}
+
+/// The bare `msgs_ack` body `rest`: its id count (checked against the bytes there, as
+/// [`types::MsgsAck::deserialize_bare`] does) and a reader at the first id.
+fn msgs_ack_ids(rest: &[u8]) -> Result<(usize, Reader<'_>), TlError> {
+    let mut r = Reader::new(rest)?;
+    let n = r.nested(|r| {
+        r.nested(|r| {
+            r.expect_constructor(crate::tl::VECTOR_ID)?;
+            r.read_vector_len(8)
+        })
+    })?;
+    Ok((n, r))
 }
 
 fn decode_bare<'a, T>(
