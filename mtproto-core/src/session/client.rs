@@ -1233,6 +1233,7 @@ impl ClientSession {
         let ids: Vec<i64> = match self.sent.get(&msg_id) {
             Some(Sent::Request(_)) => alloc::vec![msg_id],
             Some(Sent::Container(members)) => members
+                .as_slice()
                 .iter()
                 .copied()
                 .filter(|m| matches!(self.sent.get(m), Some(Sent::Request(_))))
