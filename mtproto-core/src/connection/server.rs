@@ -178,8 +178,8 @@ use crate::handshake::{HandshakeError, KeyKind, ServerHandshake, ServerStep};
 use crate::plain::{self, PlainError};
 use crate::session::MsgIdGen;
 use crate::session::server::{
-    HELP_GET_CONFIG_ID, HELP_GET_NEAREST_DC_ID, IncomingMessage, Rejection, SendError, ServerSalts,
-    ServerSession, ServerSessionConfig, SessionEvent,
+    HELP_GET_CONFIG_ID, HELP_GET_NEAREST_DC_ID, IncomingMessage, OutgoingMessage, Rejection,
+    SendError, ServerSalts, ServerSession, ServerSessionConfig, SessionEvent,
 };
 use crate::time::{Instant, Now};
 use crate::tl::{BOOL_TRUE_ID, Deserialize, Identifiable};
@@ -187,6 +187,27 @@ use crate::transport::{
     self, Detector, EncodeError, Frame, Framing, HttpRequestId, HttpWaitConfig, QuickAckToken,
     Status, Transport, TransportError, WsServerMode,
 };
+
+/// Encrypts one outgoing session message under `key` with the current salt; `None` only for a
+/// body the crypto layer refuses (a caller-made one, refused earlier).
+fn seal<R: CryptoRng + ?Sized>(
+    key: &StoredKey,
+    session_id: i64,
+    m: &OutgoingMessage,
+    now: Now,
+    padding: &PaddingPolicy,
+    rng: &mut R,
+) -> Option<Vec<u8>> {
+    let header = MessageHeader {
+        salt: b64(key.salts.current(unix_secs(now)).to_le_bytes()),
+        session_id: b64(session_id.to_le_bytes()),
+        msg_id: b64(m.msg_id.to_le_bytes()),
+        seq_no: b32(m.seq_no.to_le_bytes()),
+    };
+    encrypt_message_to_vec(&key.auth_key, Side::Server, &header, &m.body, padding, rng)
+        .ok()
+        .map(|sealed| sealed.bytes)
+}
 
 /// Same 64 bits as another integer type (TL `long` ids are `i64`; some older APIs use `u64`).
 trait Bits64: Sized {
@@ -1429,23 +1450,17 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
                 let Some(session) = self.session.as_ref() else {
                     break;
                 };
-                let header = MessageHeader {
-                    salt: b64(key.salts.current(unix_secs(now)).to_le_bytes()),
-                    session_id: b64(session.session_id().to_le_bytes()),
-                    msg_id: b64(m.msg_id.to_le_bytes()),
-                    seq_no: b32(m.seq_no.to_le_bytes()),
-                };
-                let sealed = encrypt_message_to_vec(
-                    &key.auth_key,
-                    Side::Server,
-                    &header,
-                    &m.body,
+                let sealed = seal(
+                    key,
+                    session.session_id(),
+                    &m,
+                    now,
                     &self.config.padding,
                     &mut self.rng,
                 );
                 // Only a caller-made body can fail (refused earlier): skip it.
-                if let Ok(sealed) = sealed {
-                    self.encode(&sealed.bytes);
+                if let Some(sealed) = sealed {
+                    self.encode(&sealed);
                 }
                 out.append(&mut self.out);
             }
@@ -1739,24 +1754,17 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             Some(k) if k.id() == session.0 => Some(k.clone()),
             _ => self.keys.get(session.0),
         };
-        if let Some(key) = key {
-            let header = MessageHeader {
-                salt: b64(key.salts.current(unix_secs(now)).to_le_bytes()),
-                session_id: b64(session.1.to_le_bytes()),
-                msg_id: b64(m.msg_id.to_le_bytes()),
-                seq_no: b32(m.seq_no.to_le_bytes()),
-            };
-            let sealed = encrypt_message_to_vec(
-                &key.auth_key,
-                Side::Server,
-                &header,
-                &m.body,
+        if let Some(key) = key
+            && let Some(sealed) = seal(
+                &key,
+                session.1,
+                &m,
+                now,
                 &self.config.padding,
                 &mut self.rng,
-            );
-            if let Ok(sealed) = sealed {
-                out.extend_from_slice(&sealed.bytes);
-            }
+            )
+        {
+            out.extend_from_slice(&sealed);
         }
         Some((HttpRequestId(held.id), 200))
     }
