@@ -468,11 +468,13 @@ impl Exchanges {
 }
 
 /// Bytes already read (the sniffed method) in front of a stream.
+#[cfg(feature = "tls")]
 pub(crate) struct Prefixed<S> {
     pub(crate) head: Vec<u8>,
     pub(crate) inner: S,
 }
 
+#[cfg(feature = "tls")]
 impl<S: Read> Read for Prefixed<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.head.is_empty() {
@@ -485,6 +487,7 @@ impl<S: Read> Read for Prefixed<S> {
     }
 }
 
+#[cfg(feature = "tls")]
 impl<S: Write> Write for Prefixed<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf)
@@ -566,6 +569,9 @@ pub(crate) fn serve(
                             | io::ErrorKind::TimedOut
                             | io::ErrorKind::Interrupted
                     ) => {}
+                // Between requests a client may hang up any way it likes (a reset, TLS without
+                // close_notify): that is the end of the connection, not a failure.
+                Err(e) if pending.is_empty() && hung_up(&e) => return (served, None),
                 Err(e) => return (served, Some(format!("read: {e}"))),
             }
             continue;
@@ -583,6 +589,11 @@ pub(crate) fn serve(
         write_response(&mut out, status, &answer, !keep_alive);
         let _ = sock.set_write_timeout(Some(Duration::from_secs(30)));
         if let Err(e) = stream.write_all(&out).and_then(|()| stream.flush()) {
+            // A client that left while its request was held (its answer is lost; the core
+            // asks about the messages again).
+            if hung_up(&e) {
+                return (served, None);
+            }
             return (served, Some(format!("write: {e}")));
         }
         if !keep_alive {
@@ -590,6 +601,17 @@ pub(crate) fn serve(
         }
         idle_since = Instant::now();
     }
+}
+
+/// Whether `e` says the client went away (rather than spoke wrongly).
+fn hung_up(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
 }
 
 /// Hands `body` to the endpoint and waits for its answer; `None` if the client hung up (the
@@ -671,6 +693,7 @@ mod tests {
         assert!(HttpUrl::is_http("https://a") && !HttpUrl::is_http("ws://a"));
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn prefixed_reads_the_head_first() {
         let mut p = Prefixed {

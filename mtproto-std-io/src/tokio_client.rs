@@ -478,6 +478,7 @@ enum Got {
     /// Bytes appended to the buffer.
     Data,
     /// A control message.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
     Idle,
     /// The peer closed.
     Eof,
