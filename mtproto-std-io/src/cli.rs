@@ -239,16 +239,20 @@ fn ping(a: PingArgs) -> Result<ExitCode, CliError> {
         ));
     }
     println!(
-        "connecting to {} (dc {dc}, transport {}{:?}{})",
+        "connecting to {} (dc {dc}, transport {}{}{})",
         a.addr,
         if http {
-            "HTTP "
+            "HTTP"
         } else if websocket {
             "WebSocket, obfuscated "
         } else {
             ""
         },
-        a.transport,
+        if http {
+            String::new()
+        } else {
+            format!("{:?}", a.transport)
+        },
         if a.secret.is_some() {
             ", MTProxy secret"
         } else {
