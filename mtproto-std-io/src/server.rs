@@ -61,6 +61,11 @@ pub struct ServerOptions {
     /// for `https://`): feature `http`. One shared endpoint serves every HTTP client.
     #[cfg(feature = "http")]
     pub http: bool,
+    /// Hold every answer of the HTTP endpoint this long before giving it to the core (tests:
+    /// an answer made after its request's own response went out can only come back through
+    /// the long poll). Zero: answer at once.
+    #[cfg(feature = "http")]
+    pub http_answer_delay: Duration,
 }
 
 /// The `wss://` port of a server (feature `tls`).
@@ -528,6 +533,9 @@ struct ServerState {
     print: bool,
     /// Upgrade `GET /apiws` on the MTProto port.
     websocket: bool,
+    /// [`ServerOptions::http_answer_delay`].
+    #[cfg(feature = "http")]
+    http_answer_delay: Duration,
 }
 
 impl ServerState {
@@ -545,6 +553,8 @@ impl ServerState {
         let websocket = false;
         Self {
             config,
+            #[cfg(feature = "http")]
+            http_answer_delay: options.http_answer_delay,
             keys: options.key_store.unwrap_or_default(),
             seed: options.seed,
             print: options.print_events,
@@ -976,6 +986,13 @@ fn run_http_endpoint(rx: &mpsc::Receiver<crate::http::Cmd>, shared: &Shared) {
         .push(tx);
     let mut exchanges = Exchanges::default();
     let mut out = Vec::new();
+    // Answers held back by `http_answer_delay`: (due, request, answer), oldest first; bounded
+    // by the requests the core lets in.
+    let mut delayed: std::collections::VecDeque<(
+        std::time::Instant,
+        mtproto_core::connection::server::ServerRequestId,
+        Vec<u8>,
+    )> = std::collections::VecDeque::new();
     loop {
         if shared.stop.load(Ordering::SeqCst) || shared.killed.load(Ordering::SeqCst) {
             break;
@@ -989,19 +1006,23 @@ fn run_http_endpoint(rx: &mpsc::Receiver<crate::http::Cmd>, shared: &Shared) {
                 tracing::debug!(?e, "update not sent");
             }
         }
+        while delayed
+            .front()
+            .is_some_and(|(due, _, _)| *due <= std::time::Instant::now())
+        {
+            if let Some((_, id, body)) = delayed.pop_front() {
+                answer_request(&mut conn, now, id, &body);
+            }
+        }
         while let Some(ev) = conn.poll_event() {
             match ev {
                 ServerEvent::Request { id, body } => {
                     shared.counters.requests.fetch_add(1, Ordering::SeqCst);
-                    let r = match echo::parse_request(&body).map(echo::answer) {
-                        Some(Ok(answer)) => conn.respond(now, id, &answer),
-                        _ => {
-                            let (code, msg) = echo::NOT_IMPLEMENTED;
-                            conn.respond_error(now, id, code, msg)
-                        }
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!(?e, "answer not sent");
+                    if state.http_answer_delay.is_zero() {
+                        answer_request(&mut conn, now, id, &body);
+                    } else {
+                        let due = std::time::Instant::now() + state.http_answer_delay;
+                        delayed.push_back((due, id, body));
                     }
                 }
                 ServerEvent::AuthKeyCreated {
@@ -1030,6 +1051,9 @@ fn run_http_endpoint(rx: &mpsc::Receiver<crate::http::Cmd>, shared: &Shared) {
         let wait = conn
             .poll_timeout()
             .map_or(POLL, |t| clock.until(t).min(POLL))
+            .min(delayed.front().map_or(POLL, |(due, _, _)| {
+                due.saturating_duration_since(std::time::Instant::now())
+            }))
             .max(Duration::from_millis(1));
         let mut cmd = rx.recv_timeout(wait).ok();
         while let Some(c) = cmd {
@@ -1069,5 +1093,26 @@ mod shared_store_tests {
         std::thread::sleep(std::time::Duration::from_millis(100));
         store.put_session(7, taken);
         assert!(waiter.join().unwrap(), "got the session once it was back");
+    }
+}
+
+/// The endpoint's answer to one request: `test.echo` echoed, anything else
+/// `METHOD_NOT_IMPLEMENTED`.
+#[cfg(feature = "http")]
+fn answer_request(
+    conn: &mut ServerConnection<ChaCha20Rng, SharedKeyStore>,
+    now: mtproto_core::time::Now,
+    id: mtproto_core::connection::server::ServerRequestId,
+    body: &[u8],
+) {
+    let r = match echo::parse_request(body).map(echo::answer) {
+        Some(Ok(answer)) => conn.respond(now, id, &answer),
+        _ => {
+            let (code, msg) = echo::NOT_IMPLEMENTED;
+            conn.respond_error(now, id, code, msg)
+        }
+    };
+    if let Err(e) = r {
+        tracing::warn!(?e, "answer not sent");
     }
 }

@@ -260,3 +260,23 @@ fn the_server_answers_paths_methods_and_sizes() {
     let stats = server.stop();
     assert_eq!(stats.handshakes, 1);
 }
+
+/// An answer the server makes only after the request's own POST was answered (the endpoint
+/// holds every answer 300 ms; a request-lane POST is answered at once) comes back through the
+/// held long poll: without it nothing would ever carry the answer to the client.
+#[test]
+fn a_late_answer_arrives_through_the_long_poll() {
+    let cert = SelfSigned::localhost().unwrap();
+    let mut opts = options(&cert);
+    opts.http_answer_delay = Duration::from_millis(300);
+    let server = Server::bind("127.0.0.1:0", opts).unwrap().spawn();
+    let mut client = Client::connect(config(http_url(&server), None)).unwrap();
+    for n in [16, 70_000] {
+        let p = payload(n);
+        let answer = client.invoke(&echo::request(&p).unwrap()).unwrap();
+        assert_eq!(echo::parse_answer(&answer), Some(&p[..]), "echo {n}");
+    }
+    client.close();
+    let stats = server.stop();
+    assert_eq!((stats.handshakes, stats.requests, stats.failed), (1, 2, 0));
+}

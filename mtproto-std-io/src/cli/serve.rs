@@ -185,6 +185,8 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
             wss,
             #[cfg(feature = "http")]
             http: a.http,
+            #[cfg(feature = "http")]
+            http_answer_delay: std::time::Duration::ZERO,
         },
     )
     .map_err(|e| CliError(format!("--listen {}: {e}", a.listen)))?;
