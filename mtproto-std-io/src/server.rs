@@ -1076,26 +1076,6 @@ fn run_http_endpoint(rx: &mpsc::Receiver<crate::http::Cmd>, shared: &Shared) {
     }
 }
 
-#[cfg(test)]
-mod shared_store_tests {
-    use super::*;
-    use mtproto_core::session::server::{ServerSession, ServerSessionConfig};
-
-    /// A second thread asking for a session another thread has out waits for it to come back
-    /// instead of being told it does not exist (which would restart the session).
-    #[test]
-    fn a_session_out_on_another_thread_is_waited_for() {
-        let mut store = SharedKeyStore::default();
-        store.put_session(7, ServerSession::new(ServerSessionConfig::default(), 9, 0));
-        let taken = store.take_session(7, 9).expect("parked");
-        let mut other = store.clone();
-        let waiter = std::thread::spawn(move || other.take_session(7, 9).is_some());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        store.put_session(7, taken);
-        assert!(waiter.join().unwrap(), "got the session once it was back");
-    }
-}
-
 /// The endpoint's answer to one request: `test.echo` echoed, anything else
 /// `METHOD_NOT_IMPLEMENTED`.
 #[cfg(feature = "http")]
@@ -1114,5 +1094,25 @@ fn answer_request(
     };
     if let Err(e) = r {
         tracing::warn!(?e, "answer not sent");
+    }
+}
+
+#[cfg(test)]
+mod shared_store_tests {
+    use super::*;
+    use mtproto_core::session::server::{ServerSession, ServerSessionConfig};
+
+    /// A second thread asking for a session another thread has out waits for it to come back
+    /// instead of being told it does not exist (which would restart the session).
+    #[test]
+    fn a_session_out_on_another_thread_is_waited_for() {
+        let mut store = SharedKeyStore::default();
+        store.put_session(7, ServerSession::new(ServerSessionConfig::default(), 9, 0));
+        let taken = store.take_session(7, 9).expect("parked");
+        let mut other = store.clone();
+        let waiter = std::thread::spawn(move || other.take_session(7, 9).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        store.put_session(7, taken);
+        assert!(waiter.join().unwrap(), "got the session once it was back");
     }
 }
