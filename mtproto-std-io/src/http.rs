@@ -7,13 +7,15 @@
 //! the core's codec too ([`mtproto_core::transport::http`]: `write_request`, `ResponseParser`,
 //! `RequestParser`, `write_response`). This module only moves them:
 //!
-//! - client: [`HttpLanes`], a pool of lanes, each a thread owning one keep-alive connection
+//! - client: `HttpLanes`, a pool of lanes, each a thread owning one keep-alive connection
 //!   (TCP, or TLS over it for `https://`) and doing one exchange at a time. A request never
 //!   waits behind another: a new lane starts when none is idle (the core bounds the requests
 //!   out at once by `http_max_requests`), so the long poll held by the server blocks only its
 //!   own lane. Each exchange has a deadline of `max_wait` + `http_timeout_margin_ms`; a 2xx is
 //!   a body, another status is [`HttpResponse::Status`], anything else
-//!   [`HttpResponse::Failed`]. The blocking and the tokio client both use it;
+//!   [`HttpResponse::Failed`]. The blocking client uses it; the tokio client does the same with
+//!   `AsyncLanes`: hyper 1's HTTP/1.1 client connections, a task per exchange, idle keep-alive
+//!   connections reused;
 //! - server: one shared [`ServerConnection::new_http`] endpoint on its own thread (with the
 //!   timers) serves every HTTP client of the server: a client's requests come over several TCP
 //!   connections (one per lane), and the long poll on one must be answered with what a request
@@ -418,6 +420,190 @@ fn round_trip(mut c: LaneConn, request: &[u8], deadline: Instant) -> RoundTrip {
             Err(e) => return Err((e, !read_any)),
         }
     }
+}
+
+/// The tokio client's lanes: hyper 1 HTTP/1.1 client connections, a task per exchange (the
+/// core bounds how many are out), idle keep-alive connections reused. Dropping it aborts every
+/// exchange still running (a held long poll included).
+#[cfg(feature = "tokio")]
+pub(crate) struct AsyncLanes {
+    config: Arc<LaneConfig>,
+    idle: Arc<Mutex<Vec<AsyncSender>>>,
+    tasks: tokio::task::JoinSet<()>,
+    results: tokio::sync::mpsc::UnboundedSender<(HttpRequestId, Reply)>,
+}
+
+#[cfg(feature = "tokio")]
+type AsyncSender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+#[cfg(feature = "tokio")]
+impl fmt::Debug for AsyncLanes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncLanes")
+            .field("url", &self.config.url.to_string())
+            .field("exchanges", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Idle keep-alive connections kept at most (more than the core ever has out is no use).
+#[cfg(feature = "tokio")]
+const MAX_IDLE: usize = 16;
+
+#[cfg(feature = "tokio")]
+impl AsyncLanes {
+    /// Lanes for `url` with the driver's settings; results go to `results`.
+    pub(crate) fn new(
+        url: HttpUrl,
+        config: &crate::ClientConfig,
+        results: tokio::sync::mpsc::UnboundedSender<(HttpRequestId, Reply)>,
+    ) -> Self {
+        let sync = HttpLanes::new(url, config, Arc::new(|_, _| false));
+        Self {
+            config: sync.config.clone(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            tasks: tokio::task::JoinSet::new(),
+            results,
+        }
+    }
+
+    /// POSTs `body` as request `id` on a task of its own.
+    pub(crate) fn submit(&mut self, id: HttpRequestId, body: Vec<u8>) {
+        while self.tasks.try_join_next().is_some() {}
+        let config = self.config.clone();
+        let idle = self.idle.clone();
+        let results = self.results.clone();
+        self.tasks.spawn(async move {
+            let deadline = tokio::time::Instant::now() + config.timeout;
+            let reply = tokio::time::timeout_at(deadline, exchange_async(&config, &idle, body))
+                .await
+                .unwrap_or(Reply::Failed);
+            let _ = results.send((id, reply));
+        });
+    }
+}
+
+#[cfg(feature = "tokio")]
+trait AsyncStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+#[cfg(feature = "tokio")]
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncStream for T {}
+
+/// A new HTTP/1.1 connection (TLS for `https://`); its driver runs on a task of its own and
+/// ends when the sender is dropped.
+#[cfg(feature = "tokio")]
+async fn open_async(config: &LaneConfig) -> io::Result<AsyncSender> {
+    let tcp = tokio::time::timeout(
+        config.connect_timeout,
+        tokio::net::TcpStream::connect(config.url.authority()),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))??;
+    let _ = tcp.set_nodelay(true);
+    let io: Box<dyn AsyncStream> = if config.url.secure {
+        #[cfg(feature = "tls")]
+        {
+            let tls = match &config.tls {
+                Some(c) => c.clone(),
+                None => crate::tls::default_client_config()?,
+            };
+            let name = rustls::pki_types::ServerName::try_from(config.url.host.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            Box::new(
+                tokio_rustls::TlsConnector::from(tls)
+                    .connect(name, tcp)
+                    .await?,
+            )
+        }
+        #[cfg(not(feature = "tls"))]
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "https:// needs the `tls` feature",
+        ));
+    } else {
+        Box::new(tcp)
+    };
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "HTTP connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// One POST through hyper: an idle connection if one is ready (replaced once if it turns out
+/// closed), else a new one.
+#[cfg(feature = "tokio")]
+async fn exchange_async(
+    config: &LaneConfig,
+    idle: &Mutex<Vec<AsyncSender>>,
+    body: Vec<u8>,
+) -> Reply {
+    use http_body_util::BodyExt;
+    let body = bytes::Bytes::from(body);
+    for _ in 0..2 {
+        let kept = {
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|s| !s.is_closed());
+            idle.pop()
+        };
+        let reused = kept.is_some();
+        let mut sender = match kept {
+            Some(s) => s,
+            None => match open_async(config).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "HTTP connect failed");
+                    return Reply::Failed;
+                }
+            },
+        };
+        if sender.ready().await.is_err() {
+            if reused {
+                continue;
+            }
+            return Reply::Failed;
+        }
+        let request = hyper::Request::post(config.url.path.as_str())
+            .header(hyper::header::HOST, config.url.authority())
+            .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+            .body(http_body_util::Full::new(body.clone()));
+        let Ok(request) = request else {
+            return Reply::Failed;
+        };
+        let response = match sender.send_request(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "HTTP exchange failed");
+                // A kept connection the server closed meanwhile: once more on a fresh one.
+                if reused && e.is_canceled() {
+                    continue;
+                }
+                return Reply::Failed;
+            }
+        };
+        let status = response.status().as_u16();
+        let collected = http_body_util::Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await;
+        let Ok(collected) = collected else {
+            return Reply::Failed;
+        };
+        if !sender.is_closed() {
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(sender);
+            }
+        }
+        return if (200..300).contains(&status) {
+            Reply::Body(collected.to_bytes().to_vec())
+        } else {
+            Reply::Status(status)
+        };
+    }
+    Reply::Failed
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -336,12 +336,10 @@ impl Task {
     async fn connect(&self) -> std::io::Result<Link> {
         #[cfg(feature = "http")]
         if let Endpoint::Http(url) = &self.endpoint {
-            // No connection up front: the lanes (threads doing blocking exchanges, the same as
-            // the blocking client's) open theirs with their first request.
+            // No connection up front: hyper connections open with the first requests.
             let (tx, rx) = mpsc::unbounded_channel();
-            let sink: crate::http::Sink = Arc::new(move |id, reply| tx.send((id, reply)).is_ok());
             return Ok(Link::Http(
-                Box::new(crate::http::HttpLanes::new(url.clone(), &self.config, sink)),
+                Box::new(crate::http::AsyncLanes::new(url.clone(), &self.config, tx)),
                 rx,
             ));
         }
@@ -465,7 +463,7 @@ enum Link {
     /// HTTP lanes and the channel their results come back on.
     #[cfg(feature = "http")]
     Http(
-        Box<crate::http::HttpLanes>,
+        Box<crate::http::AsyncLanes>,
         mpsc::UnboundedReceiver<(
             mtproto_core::transport::http::HttpRequestId,
             crate::http::Reply,

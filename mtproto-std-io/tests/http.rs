@@ -280,3 +280,41 @@ fn a_late_answer_arrives_through_the_long_poll() {
     let stats = server.stop();
     assert_eq!((stats.handshakes, stats.requests, stats.failed), (1, 2, 0));
 }
+
+/// The tokio client (hyper connections) over https: answers held back past their POST come
+/// through the long poll, and after a server restart (same key store and ports) it goes on with
+/// its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_client_takes_late_answers_and_survives_a_server_restart() {
+    let cert = SelfSigned::localhost().unwrap();
+    let mut opts = options(&cert);
+    opts.http_answer_delay = Duration::from_millis(300);
+    let server = Server::bind("127.0.0.1:0", opts).unwrap().spawn();
+    let (addr, tls_addr) = (server.local_addr(), server.tls_local_addr().unwrap());
+    let store = server.key_store();
+    let client = TokioClient::connect(config(https_url(&server), Some(&cert)))
+        .await
+        .unwrap();
+    let key = client.auth_key_id();
+    let p = payload(5_000);
+    let answer = client.invoke(echo::request(&p).unwrap()).await.unwrap();
+    assert_eq!(echo::parse_answer(&answer), Some(&p[..]));
+    let stats = tokio::task::spawn_blocking(move || server.kill())
+        .await
+        .unwrap();
+    assert_eq!(stats.handshakes, 1);
+    let mut opts = options(&cert);
+    opts.wss.as_mut().unwrap().listen = tls_addr.to_string();
+    opts.key_store = Some(store);
+    let server = Server::bind(&addr.to_string(), opts).unwrap().spawn();
+    let p = payload(70_000);
+    let answer = client.invoke(echo::request(&p).unwrap()).await.unwrap();
+    assert_eq!(echo::parse_answer(&answer), Some(&p[..]));
+    client.ping().await.unwrap();
+    assert_eq!(client.auth_key_id(), key);
+    client.close().await;
+    let stats = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
+    assert_eq!(stats.handshakes, 0, "the key was reused");
+}
