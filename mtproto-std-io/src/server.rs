@@ -5,9 +5,11 @@
 //!
 //! With feature `websocket` and [`ServerOptions::websocket`], the same port also upgrades
 //! `GET /apiws` to a WebSocket (the first bytes tell: `GET ` is HTTP, which an obfuscated or plain
-//! MTProto stream never starts with; `POST` for the HTTP transport can join the same sniff);
-//! with feature `tls`, [`ServerOptions::wss`] adds a TLS port for `wss://`. Inside a WebSocket
-//! the stream must be obfuscated.
+//! MTProto stream never starts with); with feature `tls`, [`ServerOptions::wss`] adds a TLS port
+//! for `wss://`. Inside a WebSocket the stream must be obfuscated. With feature `http` and
+//! [`ServerOptions::http`], `POST` joins the same sniff (and, on the TLS port, a sniff of the
+//! first bytes inside TLS): the HTTP transport's `POST /api`, served by one shared endpoint (see
+//! the `http` module).
 //!
 //! Log lines on stdout (machine-readable, `tests/interop/run.sh` reads them; no secrets):
 //! `handshake: auth_key_id=… transport=…`, `failed: <reason>` and `closed: …` per connection.
