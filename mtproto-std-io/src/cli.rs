@@ -95,13 +95,14 @@ impl TransportArg {
 #[derive(Debug, clap::Args)]
 pub struct PingArgs {
     /// The server, `HOST:PORT` (e.g. 149.154.167.51:443 for Telegram's DC 2), or a WebSocket
-    /// URL `ws://HOST:PORT/apiws` / `wss://HOST/apiws` (e.g. wss://venus.web.telegram.org/apiws).
+    /// URL `ws://HOST:PORT/apiws` / `wss://HOST/apiws` (e.g. wss://venus.web.telegram.org/apiws),
+    /// or an HTTP URL `http://HOST:PORT/api` / `https://HOST/api` (the HTTP transport).
     pub addr: String,
     /// The transport (over WebSocket always obfuscated: `intermediate` means
     /// `obf-intermediate`).
     #[arg(long, value_enum, default_value = "intermediate")]
     pub transport: TransportArg,
-    /// For wss://: trust the certificate(s) in this PEM file (e.g. the one `mtproto serve
+    /// For wss:// and https://: trust the certificate(s) in this PEM file (e.g. the one `mtproto serve
     /// --wss-listen` prints) instead of Mozilla's roots.
     #[arg(long)]
     pub trust_cert: Option<PathBuf>,
@@ -202,8 +203,16 @@ fn ping(a: PingArgs) -> Result<ExitCode, CliError> {
     for k in rsa.iter() {
         println!("rsa key fingerprint {:016x}", k.fingerprint());
     }
-    let websocket = a.addr.contains("://");
+    #[cfg(feature = "http")]
+    let http = crate::http::HttpUrl::is_http(&a.addr);
+    #[cfg(not(feature = "http"))]
+    let http = false;
+    let websocket = a.addr.contains("://") && !http;
     let mut transport = a.transport.config(secret);
+    if http {
+        // No framing and no obfuscation over HTTP: one packet per POST body.
+        transport = mtproto_core::connection::TransportConfig::http();
+    }
     if websocket {
         // `mtproto_transports.md`: "transport obfuscation is required" over WebSocket.
         transport.obfuscated = true;
@@ -230,14 +239,20 @@ fn ping(a: PingArgs) -> Result<ExitCode, CliError> {
         ));
     }
     println!(
-        "connecting to {} (dc {dc}, transport {}{:?}{})",
+        "connecting to {} (dc {dc}, transport {}{}{})",
         a.addr,
-        if websocket {
+        if http {
+            "HTTP"
+        } else if websocket {
             "WebSocket, obfuscated "
         } else {
             ""
         },
-        a.transport,
+        if http {
+            String::new()
+        } else {
+            format!("{:?}", a.transport)
+        },
         if a.secret.is_some() {
             ", MTProxy secret"
         } else {

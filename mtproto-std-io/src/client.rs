@@ -226,6 +226,8 @@ impl Client {
     fn flush(&mut self) {
         self.out.clear();
         self.engine.transmit(&mut self.out);
+        #[cfg(feature = "http")]
+        self.submit_http();
         if self.out.is_empty() {
             return;
         }
@@ -235,6 +237,25 @@ impl Client {
         };
         if let Some(e) = failed {
             self.drop_socket(&format!("write: {e}"));
+        }
+    }
+
+    /// HTTP: POSTs every request the core wants sent.
+    #[cfg(feature = "http")]
+    fn submit_http(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        if !matches!(stream, Wire::Http(_)) {
+            return;
+        }
+        let now = self.engine.clock.now();
+        loop {
+            let mut body = Vec::new();
+            match self.engine.conn.poll_http_request(now, &mut body) {
+                Some(id) => stream.submit(id, body),
+                None => break,
+            }
         }
     }
 
@@ -321,6 +342,13 @@ impl Client {
             .max(Duration::from_millis(1));
         match stream.recv(timeout, &mut self.buf) {
             Ok(Recv::Data(data)) => self.engine.feed(data),
+            #[cfg(feature = "http")]
+            Ok(Recv::Http(id, reply)) => {
+                let now = self.engine.clock.now();
+                self.engine
+                    .conn
+                    .handle_http_response(now, id, reply.as_response());
+            }
             Ok(Recv::Idle) => {}
             Ok(Recv::Eof) => self.drop_socket("closed by the server"),
             Err(e) => self.drop_socket(&format!("read: {e}")),
@@ -356,6 +384,13 @@ fn connect(config: &ClientConfig) -> io::Result<Wire> {
     let endpoint = config
         .endpoint()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    #[cfg(feature = "http")]
+    if let Endpoint::Http(url) = endpoint {
+        // No connection up front: the lanes open theirs with their first request.
+        return Ok(Wire::Http(Box::new(crate::wire::HttpWire::new(
+            url, config,
+        ))));
+    }
     let sock = connect_tcp(&endpoint.authority(), config.connect_timeout)?;
     match endpoint {
         Endpoint::Tcp(_) => Ok(Wire::Tcp(sock)),
@@ -364,10 +399,12 @@ fn connect(config: &ClientConfig) -> io::Result<Wire> {
             crate::ws::connect_blocking(&url, sock, config.connect_timeout, config)
                 .map(|w| Wire::Ws(Box::new(w)))
         }
+        #[cfg(feature = "http")]
+        Endpoint::Http(_) => Err(io::Error::other("unreachable: HTTP has no socket")),
     }
 }
 
-fn connect_tcp(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
+pub(crate) fn connect_tcp(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address"));
     for a in addr.to_socket_addrs()? {
         match TcpStream::connect_timeout(&a, timeout) {

@@ -36,7 +36,9 @@ pub enum State {
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// The server: `host:port` (TCP), or with feature `websocket` a `ws://host[:port]/apiws`
-    /// or `wss://…` URL (the transport must then be obfuscated). Resolved at every attempt.
+    /// or `wss://…` URL (the transport must then be obfuscated), or with feature `http` an
+    /// `http://host[:port][/api]` or `https://…` URL (the transport must then be
+    /// `TransportConfig::http()`). Resolved at every attempt.
     pub addr: String,
     /// The core connection's settings (DC, transport, RSA keys, session limits and timers).
     pub connection: ConnectionConfig,
@@ -52,7 +54,7 @@ pub struct ClientConfig {
     pub max_failures: Option<u32>,
     /// A fixed seed for the random source (tests, `--seed`); `None` seeds from the OS.
     pub seed: Option<[u8; 32]>,
-    /// TLS settings for `wss://` (feature `tls`); `None` trusts Mozilla's root certificates.
+    /// TLS settings for `wss://` and `https://` (feature `tls`); `None` trusts Mozilla's root certificates.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -77,8 +79,39 @@ impl ClientConfig {
     /// Where to connect, checked: a WebSocket URL must parse and the transport inside must be
     /// obfuscated (`mtproto_transports.md`: "transport obfuscation is required").
     pub(crate) fn endpoint(&self) -> Result<Endpoint, ClientError> {
+        let http_mode = self.connection.transport.http.is_some();
         if !self.addr.contains("://") {
+            if http_mode {
+                return Err(ClientError::Config(format!(
+                    "{}: the HTTP transport needs an http:// or https:// URL",
+                    self.addr
+                )));
+            }
             return Ok(Endpoint::Tcp(self.addr.clone()));
+        }
+        #[cfg(feature = "http")]
+        if crate::http::HttpUrl::is_http(&self.addr) {
+            let url = crate::http::HttpUrl::parse(&self.addr).map_err(ClientError::Config)?;
+            if !http_mode {
+                return Err(ClientError::Config(format!(
+                    "{}: an http(s):// URL needs the HTTP transport (TransportConfig::http())",
+                    self.addr
+                )));
+            }
+            #[cfg(not(feature = "tls"))]
+            if url.secure {
+                return Err(ClientError::Config(format!(
+                    "{}: https:// needs the `tls` feature",
+                    self.addr
+                )));
+            }
+            return Ok(Endpoint::Http(url));
+        }
+        if http_mode {
+            return Err(ClientError::Config(format!(
+                "{}: the HTTP transport needs an http:// or https:// URL (feature `http`)",
+                self.addr
+            )));
         }
         #[cfg(feature = "websocket")]
         {
@@ -114,6 +147,9 @@ pub(crate) enum Endpoint {
     /// A WebSocket URL.
     #[cfg(feature = "websocket")]
     Ws(crate::ws::WsUrl),
+    /// An HTTP URL (`POST` per packet).
+    #[cfg(feature = "http")]
+    Http(crate::http::HttpUrl),
 }
 
 impl Endpoint {
@@ -123,6 +159,8 @@ impl Endpoint {
             Endpoint::Tcp(a) => a.clone(),
             #[cfg(feature = "websocket")]
             Endpoint::Ws(u) => u.authority(),
+            #[cfg(feature = "http")]
+            Endpoint::Http(u) => u.authority(),
         }
     }
 }

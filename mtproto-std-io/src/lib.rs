@@ -5,6 +5,8 @@
 //! - [`tokio_client`] (feature `tokio`): the same driver as one tokio task;
 //! - [`ws`] (feature `websocket`; `wss://` with feature `tls`, see [`tls`]): both clients over
 //!   `ws://…/apiws` URLs, and the server's `/apiws` endpoint;
+//! - [`http`] (feature `http`; `https://` with feature `tls`): both clients over
+//!   `http://…/api` URLs (long poll plus request lanes), and the server's `POST /api` endpoint;
 //! - [`keyfile::KeyFile`]: the auth key persisted atomically, 0600, single-owner;
 //! - [`limiter::AttemptLimiter`]: tdlib's connection-attempt limits with backoff and jitter.
 #![deny(missing_docs)]
@@ -24,6 +26,8 @@ pub use driver::{CallError, ClientConfig, ClientError, State};
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod echo;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -5,9 +5,11 @@
 //!
 //! With feature `websocket` and [`ServerOptions::websocket`], the same port also upgrades
 //! `GET /apiws` to a WebSocket (the first bytes tell: `GET ` is HTTP, which an obfuscated or plain
-//! MTProto stream never starts with; `POST` for the HTTP transport can join the same sniff);
-//! with feature `tls`, [`ServerOptions::wss`] adds a TLS port for `wss://`. Inside a WebSocket
-//! the stream must be obfuscated.
+//! MTProto stream never starts with); with feature `tls`, [`ServerOptions::wss`] adds a TLS port
+//! for `wss://`. Inside a WebSocket the stream must be obfuscated. With feature `http` and
+//! [`ServerOptions::http`], `POST` joins the same sniff (and, on the TLS port, a sniff of the
+//! first bytes inside TLS): the HTTP transport's `POST /api`, served by one shared endpoint (see
+//! the `http` module).
 //!
 //! Log lines on stdout (machine-readable, `tests/interop/run.sh` reads them; no secrets):
 //! `handshake: auth_key_id=… transport=…`, `failed: <reason>` and `closed: …` per connection.
@@ -55,9 +57,19 @@ pub struct ServerOptions {
     /// Also upgrade `GET /apiws` on the MTProto port to a WebSocket (feature `websocket`).
     #[cfg(feature = "websocket")]
     pub websocket: bool,
-    /// A second port for `wss://` (feature `tls`): TLS, then `/apiws` WebSocket upgrades.
+    /// A second port for `wss://` (feature `tls`): TLS, then `/apiws` WebSocket upgrades
+    /// (and `POST /api` for `https://` with [`http`](Self::http)).
     #[cfg(feature = "tls")]
     pub wss: Option<WssOptions>,
+    /// Also serve the HTTP transport, `POST /api`, on the MTProto port (and on the TLS port
+    /// for `https://`): feature `http`. One shared endpoint serves every HTTP client.
+    #[cfg(feature = "http")]
+    pub http: bool,
+    /// Hold every answer of the HTTP endpoint this long before giving it to the core (tests:
+    /// an answer made after its request's own response went out can only come back through
+    /// the long poll). Zero: answer at once.
+    #[cfg(feature = "http")]
+    pub http_answer_delay: Duration,
 }
 
 /// The `wss://` port of a server (feature `tls`).
@@ -242,6 +254,18 @@ struct Shared {
     /// Per live connection: a channel for pushed updates.
     pushers: Mutex<Vec<mpsc::Sender<Vec<u8>>>>,
     state: ServerState,
+    /// The shared HTTP endpoint (feature `http`, [`ServerOptions::http`]).
+    #[cfg(feature = "http")]
+    http: Option<HttpEndpoint>,
+}
+
+/// The shared HTTP endpoint's handle: its command channel and its thread.
+#[cfg(feature = "http")]
+struct HttpEndpoint {
+    tx: mpsc::Sender<crate::http::Cmd>,
+    rx: Mutex<Option<mpsc::Receiver<crate::http::Cmd>>>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    next_token: AtomicU64,
 }
 
 /// A bound server, not yet accepting.
@@ -297,6 +321,16 @@ impl Server {
         };
         #[cfg(not(feature = "tls"))]
         let tls = None;
+        #[cfg(feature = "http")]
+        let http = options.http.then(|| {
+            let (tx, rx) = mpsc::channel();
+            HttpEndpoint {
+                tx,
+                rx: Mutex::new(Some(rx)),
+                thread: Mutex::new(None),
+                next_token: AtomicU64::new(1),
+            }
+        });
         Ok(Server {
             listener,
             tls,
@@ -306,6 +340,8 @@ impl Server {
                 killed: AtomicBool::new(false),
                 pushers: Mutex::new(Vec::new()),
                 state: ServerState::new(options),
+                #[cfg(feature = "http")]
+                http,
             }),
             max_conns,
         })
@@ -329,6 +365,8 @@ impl Server {
             .unwrap_or(([127, 0, 0, 1], 0).into());
         let tls_addr = self.tls_local_addr();
         let tls_accept = self.spawn_tls();
+        #[cfg(feature = "http")]
+        start_http_endpoint(&self.shared);
         let shared = self.shared.clone();
         let accept = thread::spawn(move || {
             accept_loop(&self.listener, Kind::Plain, &self.shared, self.max_conns)
@@ -360,6 +398,8 @@ impl Server {
         let shared = self.shared.clone();
         let tls_addr = self.tls_local_addr();
         let tls_accept = self.spawn_tls();
+        #[cfg(feature = "http")]
+        start_http_endpoint(&shared);
         for h in accept_loop(&self.listener, Kind::Plain, &shared, self.max_conns) {
             let _ = h.join();
         }
@@ -372,6 +412,9 @@ impl Server {
                 }
             }
         }
+        shared.stop.store(true, Ordering::SeqCst);
+        #[cfg(feature = "http")]
+        join_http_endpoint(&shared);
         shared.counters.snapshot()
     }
 }
@@ -472,6 +515,8 @@ impl ServerHandle {
                 }
             }
         }
+        #[cfg(feature = "http")]
+        join_http_endpoint(&self.shared);
     }
 }
 
@@ -492,6 +537,9 @@ struct ServerState {
     print: bool,
     /// Upgrade `GET /apiws` on the MTProto port.
     websocket: bool,
+    /// [`ServerOptions::http_answer_delay`].
+    #[cfg(feature = "http")]
+    http_answer_delay: Duration,
 }
 
 impl ServerState {
@@ -510,6 +558,8 @@ impl ServerState {
         let websocket = false;
         Self {
             config,
+            #[cfg(feature = "http")]
+            http_answer_delay: options.http_answer_delay,
             keys: options.key_store.unwrap_or_default(),
             seed: options.seed,
             print: options.print_events,
@@ -561,13 +611,29 @@ fn serve_socket(stream: TcpStream, kind: Kind, n: u64, shared: &Shared) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let methods = shared.sniffed_methods();
     let upgraded = match kind {
-        Kind::Plain if shared.state.websocket && sniff_http(&stream, &HTTP_METHODS).is_some() => {
-            upgrade(stream, None)
-        }
-        Kind::Plain => {
-            serve_connection(Wire::Tcp(stream), false, n, shared);
-            return;
+        Kind::Plain => match sniff_http(&stream, &methods) {
+            Some(b"GET ") => upgrade(stream, None),
+            #[cfg(feature = "http")]
+            Some(b"POST") => {
+                match stream.try_clone() {
+                    Ok(raw) => serve_http(&stream, Box::new(raw), shared, &peer),
+                    Err(e) => tracing::warn!(error = %e, "socket clone failed"),
+                }
+                return;
+            }
+            _ => {
+                serve_connection(Wire::Tcp(stream), false, n, shared);
+                return;
+            }
+        },
+        #[cfg(all(feature = "tls", feature = "http"))]
+        Kind::Tls(config) if shared.http.is_some() => {
+            match tls_sniff(stream, config, shared, &peer) {
+                Some(r) => r,
+                None => return,
+            }
         }
         #[cfg(feature = "tls")]
         Kind::Tls(config) => upgrade(stream, Some(config)),
@@ -583,10 +649,22 @@ fn serve_socket(stream: TcpStream, kind: Kind, n: u64, shared: &Shared) {
     }
 }
 
-/// HTTP request starts the MTProto port listens for (with [`ServerOptions::websocket`]): the
-/// WebSocket upgrade. The HTTP transport's `POST` belongs here too, dispatched in
-/// [`serve_socket`].
-const HTTP_METHODS: [&[u8; 4]; 1] = [b"GET "];
+impl Shared {
+    /// HTTP request starts the MTProto port listens for: `GET ` (the WebSocket upgrade) with
+    /// [`ServerOptions::websocket`], `POST` (the HTTP transport) with [`ServerOptions::http`];
+    /// dispatched in [`serve_socket`].
+    fn sniffed_methods(&self) -> Vec<&'static [u8; 4]> {
+        let mut m: Vec<&'static [u8; 4]> = Vec::new();
+        if self.state.websocket {
+            m.push(b"GET ");
+        }
+        #[cfg(feature = "http")]
+        if self.http.is_some() {
+            m.push(b"POST");
+        }
+        m
+    }
+}
 
 /// Which of `methods` the connection starts with, if any: an HTTP request, which no MTProto
 /// transport starts with (`mtproto_transports.md`, obfuscation init rules; a full transport
@@ -594,6 +672,9 @@ const HTTP_METHODS: [&[u8; 4]; 1] = [b"GET "];
 /// [`UPGRADE_TIMEOUT`] for the first 4 bytes, and no longer than the first byte that rules
 /// every method out.
 fn sniff_http(stream: &TcpStream, methods: &[&'static [u8; 4]]) -> Option<&'static [u8; 4]> {
+    if methods.is_empty() {
+        return None;
+    }
     let deadline = std::time::Instant::now() + UPGRADE_TIMEOUT;
     let mut b = [0u8; 4];
     loop {
@@ -752,6 +833,8 @@ fn serve_connection(mut stream: Wire, websocket: bool, n: u64, shared: &Shared) 
         match stream.recv(wait, &mut buf) {
             Ok(Recv::Eof) | Err(_) => eof = true,
             Ok(Recv::Idle) => {}
+            #[cfg(feature = "http")]
+            Ok(Recv::Http(..)) => {} // client lanes only
             Ok(Recv::Data(data)) => {
                 let now = clock.now();
                 if gate.admit(data, now.unix) {
@@ -786,6 +869,237 @@ fn serve_connection(mut stream: Wire, websocket: bool, n: u64, shared: &Shared) 
         }
     }
     // Dropping the connection parks its session in the store for the client's next connection.
+}
+
+/// The TLS port with HTTP on: the TLS handshake, then the first 4 bytes inside tell `POST` (the
+/// HTTP transport, served here; `None` returned) from anything else (a WebSocket upgrade, the
+/// stream returned).
+#[cfg(all(feature = "tls", feature = "http"))]
+fn tls_sniff(
+    stream: TcpStream,
+    config: TlsConfig,
+    shared: &Shared,
+    peer: &str,
+) -> Option<io::Result<Wire>> {
+    use std::io::Read;
+    let setup = || -> io::Result<(TcpStream, rustls::StreamOwned<rustls::ServerConnection, TcpStream>, [u8; 4])> {
+        stream.set_read_timeout(Some(UPGRADE_TIMEOUT))?;
+        stream.set_write_timeout(Some(UPGRADE_TIMEOUT))?;
+        let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        let mut tls = rustls::StreamOwned::new(conn, stream.try_clone()?);
+        let mut head = [0u8; 4];
+        tls.read_exact(&mut head)?;
+        Ok((stream.try_clone()?, tls, head))
+    };
+    let (sock, tls, head) = match setup() {
+        Ok(r) => r,
+        Err(e) => return Some(Err(e)),
+    };
+    let inner = crate::http::Prefixed {
+        head: head.to_vec(),
+        inner: tls,
+    };
+    if &head == b"POST" {
+        serve_http(&sock, Box::new(inner), shared, peer);
+        return None;
+    }
+    Some(
+        crate::ws::accept_blocking(sock, UPGRADE_TIMEOUT, Box::new(inner))
+            .map(|w| Wire::Ws(Box::new(w))),
+    )
+}
+
+/// One TCP connection speaking the HTTP transport: requests to the shared endpoint.
+#[cfg(feature = "http")]
+fn serve_http(
+    sock: &TcpStream,
+    mut stream: Box<dyn crate::http::ByteStream>,
+    shared: &Shared,
+    peer: &str,
+) {
+    let Some(ep) = shared.http.as_ref() else {
+        return;
+    };
+    let _ = sock.set_write_timeout(None);
+    let stopping = || shared.stop.load(Ordering::SeqCst) || shared.killed.load(Ordering::SeqCst);
+    let ctx = crate::http::ServeCtx {
+        endpoint: ep.tx.clone(),
+        next_token: &ep.next_token,
+        stopping: &stopping,
+    };
+    let (served, failure) = crate::http::serve(sock, &mut *stream, &ctx);
+    match failure {
+        Some(why) => {
+            shared.counters.failed.fetch_add(1, Ordering::SeqCst);
+            shared
+                .state
+                .print_line(format_args!("failed: {why} peer={peer}"));
+        }
+        None => shared.state.print_line(format_args!(
+            "closed: transport=http requests={served} peer={peer}"
+        )),
+    }
+    let _ = sock.shutdown(std::net::Shutdown::Both);
+}
+
+/// Starts the shared HTTP endpoint's thread (once).
+#[cfg(feature = "http")]
+fn start_http_endpoint(shared: &Arc<Shared>) {
+    let Some(ep) = shared.http.as_ref() else {
+        return;
+    };
+    let Some(rx) = ep.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    let s = shared.clone();
+    let h = thread::Builder::new()
+        .name("mtproto-http-endpoint".into())
+        .spawn(move || run_http_endpoint(&rx, &s));
+    match h {
+        Ok(h) => *ep.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
+        Err(e) => tracing::error!(error = %e, "no thread for the HTTP endpoint"),
+    }
+}
+
+/// Waits for the HTTP endpoint's thread (it ends within [`POLL`] of the stop flag).
+#[cfg(feature = "http")]
+fn join_http_endpoint(shared: &Shared) {
+    shared.stop.store(true, Ordering::SeqCst);
+    if let Some(ep) = shared.http.as_ref()
+        && let Some(h) = ep.thread.lock().unwrap_or_else(|e| e.into_inner()).take()
+    {
+        let _ = h.join();
+    }
+}
+
+/// The shared HTTP endpoint: every HTTP request of the server goes through one
+/// `ServerConnection::new_http`, with its timers, pushed updates and the echo service.
+#[cfg(feature = "http")]
+fn run_http_endpoint(rx: &mpsc::Receiver<crate::http::Cmd>, shared: &Shared) {
+    use crate::http::{Cmd, Exchanges};
+    let clock = Clock::new();
+    let state = &shared.state;
+    let Some(rng) = state.rng(u64::MAX) else {
+        return;
+    };
+    let mut conn = ServerConnection::new_http(state.config.clone(), state.keys.clone(), rng);
+    let (tx, updates) = mpsc::channel::<Vec<u8>>();
+    shared
+        .pushers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(tx);
+    let mut exchanges = Exchanges::default();
+    let mut out = Vec::new();
+    // Answers held back by `http_answer_delay`: (due, request, answer), oldest first; bounded
+    // by the requests the core lets in.
+    let mut delayed: std::collections::VecDeque<(
+        std::time::Instant,
+        mtproto_core::connection::server::ServerRequestId,
+        Vec<u8>,
+    )> = std::collections::VecDeque::new();
+    loop {
+        if shared.stop.load(Ordering::SeqCst) || shared.killed.load(Ordering::SeqCst) {
+            break;
+        }
+        let now = clock.now();
+        if conn.poll_timeout().is_some_and(|t| t <= now.mono) {
+            conn.handle_timeout(now);
+        }
+        while let Ok(body) = updates.try_recv() {
+            if let Err(e) = conn.push_update(now, &body) {
+                tracing::debug!(?e, "update not sent");
+            }
+        }
+        while delayed
+            .front()
+            .is_some_and(|(due, _, _)| *due <= std::time::Instant::now())
+        {
+            if let Some((_, id, body)) = delayed.pop_front() {
+                answer_request(&mut conn, now, id, &body);
+            }
+        }
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                ServerEvent::Request { id, body } => {
+                    shared.counters.requests.fetch_add(1, Ordering::SeqCst);
+                    if state.http_answer_delay.is_zero() {
+                        answer_request(&mut conn, now, id, &body);
+                    } else {
+                        let due = std::time::Instant::now() + state.http_answer_delay;
+                        delayed.push_back((due, id, body));
+                    }
+                }
+                ServerEvent::AuthKeyCreated {
+                    auth_key_id,
+                    temporary,
+                } => {
+                    shared.counters.handshakes.fetch_add(1, Ordering::SeqCst);
+                    state.print_line(format_args!(
+                        "handshake: auth_key_id={:016x} transport=http temporary={temporary}",
+                        auth_key_id.cast_unsigned(),
+                    ));
+                }
+                ServerEvent::MessageRejected { msg_id, reason } => {
+                    tracing::info!(msg_id, ?reason, "message rejected");
+                }
+                other => tracing::debug!(event = ?other, "server event"),
+            }
+        }
+        loop {
+            out.clear();
+            match conn.poll_http_response(now, &mut out) {
+                Some((id, status)) => exchanges.answer(id, status, out.clone()),
+                None => break,
+            }
+        }
+        let wait = conn
+            .poll_timeout()
+            .map_or(POLL, |t| clock.until(t).min(POLL))
+            .min(delayed.front().map_or(POLL, |(due, _, _)| {
+                due.saturating_duration_since(std::time::Instant::now())
+            }))
+            .max(Duration::from_millis(1));
+        let mut cmd = rx.recv_timeout(wait).ok();
+        while let Some(c) = cmd {
+            let now = clock.now();
+            match c {
+                Cmd::Request { token, body, reply } => match conn.handle_http_request(now, &body) {
+                    Some(id) => exchanges.insert(id, token, reply),
+                    None => {
+                        let _ = reply.send((503, Vec::new()));
+                    }
+                },
+                Cmd::Cancel(token) => {
+                    if let Some(id) = exchanges.cancel(token) {
+                        conn.cancel_http_request(id);
+                    }
+                }
+            }
+            cmd = rx.try_recv().ok();
+        }
+    }
+}
+
+/// The endpoint's answer to one request: `test.echo` echoed, anything else
+/// `METHOD_NOT_IMPLEMENTED`.
+#[cfg(feature = "http")]
+fn answer_request(
+    conn: &mut ServerConnection<ChaCha20Rng, SharedKeyStore>,
+    now: mtproto_core::time::Now,
+    id: mtproto_core::connection::server::ServerRequestId,
+    body: &[u8],
+) {
+    let r = match echo::parse_request(body).map(echo::answer) {
+        Some(Ok(answer)) => conn.respond(now, id, &answer),
+        _ => {
+            let (code, msg) = echo::NOT_IMPLEMENTED;
+            conn.respond_error(now, id, code, msg)
+        }
+    };
+    if let Err(e) = r {
+        tracing::warn!(?e, "answer not sent");
+    }
 }
 
 #[cfg(test)]

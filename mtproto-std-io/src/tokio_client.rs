@@ -81,6 +81,8 @@ impl TokioClient {
             #[cfg(feature = "tls")]
             tls: config.tls.clone(),
             connect_timeout: config.connect_timeout,
+            #[cfg(feature = "http")]
+            config: config.clone(),
             engine,
             rx,
             ready: Some(ready_tx),
@@ -182,6 +184,9 @@ struct Task {
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
     connect_timeout: Duration,
+    /// The settings HTTP lanes are made with (feature `http`).
+    #[cfg(feature = "http")]
+    config: ClientConfig,
     engine: Engine,
     rx: mpsc::UnboundedReceiver<Command>,
     ready: Option<oneshot::Sender<Result<i64, ClientError>>>,
@@ -228,6 +233,17 @@ impl Task {
             // Send what the core has.
             out.clear();
             self.engine.transmit(&mut out);
+            #[cfg(feature = "http")]
+            if let Some(Link::Http(h, _)) = stream.as_mut() {
+                let now = self.engine.clock.now();
+                loop {
+                    let mut body = Vec::new();
+                    match self.engine.conn.poll_http_request(now, &mut body) {
+                        Some(id) => h.submit(id, body),
+                        None => break,
+                    }
+                }
+            }
             if !out.is_empty()
                 && let Some(s) = stream.as_mut()
                 && let Err(e) = s.send(&out).await
@@ -263,6 +279,11 @@ impl Task {
                         self.engine.on_socket_closed("closed by the server");
                     }
                     Ok(Got::Idle) => {}
+                    #[cfg(feature = "http")]
+                    Ok(Got::Http(id, reply)) => {
+                        let now = self.engine.clock.now();
+                        self.engine.conn.handle_http_response(now, id, reply.as_response());
+                    }
                     Ok(Got::Data) => {
                         self.engine.feed(&read_buf);
                         read_buf.clear();
@@ -313,6 +334,15 @@ impl Task {
 
     /// Opens the pipe: TCP, or a WebSocket (TLS, upgrade) over it.
     async fn connect(&self) -> std::io::Result<Link> {
+        #[cfg(feature = "http")]
+        if let Endpoint::Http(url) = &self.endpoint {
+            // No connection up front: hyper connections open with the first requests.
+            let (tx, rx) = mpsc::unbounded_channel();
+            return Ok(Link::Http(
+                Box::new(crate::http::AsyncLanes::new(url.clone(), &self.config, tx)),
+                rx,
+            ));
+        }
         let s = TcpStream::connect(self.endpoint.authority()).await?;
         let _ = s.set_nodelay(true);
         match &self.endpoint {
@@ -361,6 +391,8 @@ impl Task {
                 crate::ws::check_response(&response)?;
                 Ok(Link::Ws(Box::new(ws)))
             }
+            #[cfg(feature = "http")]
+            Endpoint::Http(_) => Err(std::io::Error::other("unreachable: HTTP has no socket")),
         }
     }
 
@@ -428,6 +460,15 @@ enum Link {
     Tcp(TcpStream),
     #[cfg(feature = "websocket")]
     Ws(Box<tokio_tungstenite::WebSocketStream<Box<dyn AsyncIo>>>),
+    /// HTTP lanes and the channel their results come back on.
+    #[cfg(feature = "http")]
+    Http(
+        Box<crate::http::AsyncLanes>,
+        mpsc::UnboundedReceiver<(
+            mtproto_core::transport::http::HttpRequestId,
+            crate::http::Reply,
+        )>,
+    ),
 }
 
 /// What one [`Link::recv`] got.
@@ -435,9 +476,16 @@ enum Got {
     /// Bytes appended to the buffer.
     Data,
     /// A control message.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
     Idle,
     /// The peer closed.
     Eof,
+    /// An HTTP exchange ended.
+    #[cfg(feature = "http")]
+    Http(
+        mtproto_core::transport::http::HttpRequestId,
+        crate::http::Reply,
+    ),
 }
 
 impl Link {
@@ -448,6 +496,11 @@ impl Link {
             Link::Tcp(s) => Ok(match s.read_buf(buf).await? {
                 0 => Got::Eof,
                 _ => Got::Data,
+            }),
+            #[cfg(feature = "http")]
+            Link::Http(_, rx) => Ok(match rx.recv().await {
+                Some((id, reply)) => Got::Http(id, reply),
+                None => Got::Eof,
             }),
             #[cfg(feature = "websocket")]
             Link::Ws(ws) => {
@@ -487,6 +540,11 @@ impl Link {
     async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
         match self {
             Link::Tcp(s) => s.write_all(data).await,
+            #[cfg(feature = "http")]
+            Link::Http(..) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "HTTP carries packets, not a byte stream",
+            )),
             #[cfg(feature = "websocket")]
             Link::Ws(ws) => {
                 use futures_util::SinkExt;
@@ -506,6 +564,8 @@ impl Link {
             Link::Tcp(mut s) => {
                 let _ = s.shutdown().await;
             }
+            #[cfg(feature = "http")]
+            Link::Http(..) => {} // dropping the lanes ends them
             #[cfg(feature = "websocket")]
             Link::Ws(mut ws) => {
                 use futures_util::StreamExt;

@@ -13,6 +13,12 @@ pub(crate) enum Recv<'a> {
     Idle,
     /// The peer closed.
     Eof,
+    /// An HTTP exchange ended (feature `http`).
+    #[cfg(feature = "http")]
+    Http(
+        mtproto_core::transport::http::HttpRequestId,
+        crate::http::Reply,
+    ),
 }
 
 /// A connection's byte pipe.
@@ -23,6 +29,38 @@ pub(crate) enum Wire {
     /// A WebSocket (over TCP or TLS).
     #[cfg(feature = "websocket")]
     Ws(Box<crate::ws::WsWire>),
+    /// HTTP lanes (client only): no byte stream, exchanges (see [`Wire::submit`]).
+    #[cfg(feature = "http")]
+    Http(Box<HttpWire>),
+}
+
+/// The blocking client's HTTP lanes and the channel their results come back on.
+#[cfg(feature = "http")]
+#[derive(Debug)]
+pub(crate) struct HttpWire {
+    lanes: crate::http::HttpLanes,
+    results: std::sync::mpsc::Receiver<(
+        mtproto_core::transport::http::HttpRequestId,
+        crate::http::Reply,
+    )>,
+}
+
+#[cfg(feature = "http")]
+impl HttpWire {
+    pub(crate) fn new(url: crate::http::HttpUrl, config: &crate::ClientConfig) -> Self {
+        let (tx, results) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let sink: crate::http::Sink = std::sync::Arc::new(move |id, reply| {
+            tx.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send((id, reply))
+                .is_ok()
+        });
+        Self {
+            lanes: crate::http::HttpLanes::new(url, config, sink),
+            results,
+        }
+    }
 }
 
 impl Wire {
@@ -51,6 +89,12 @@ impl Wire {
                     Err(e) => Err(e),
                 }
             }
+            #[cfg(feature = "http")]
+            Wire::Http(h) => match h.results.recv_timeout(timeout) {
+                Ok((id, reply)) => Ok(Recv::Http(id, reply)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(Recv::Idle),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(Recv::Eof),
+            },
             #[cfg(feature = "websocket")]
             Wire::Ws(w) => match w.recv(timeout.max(Duration::from_millis(1)))? {
                 crate::ws::WsRecv::Data => Ok(Recv::Data(w.data())),
@@ -66,6 +110,23 @@ impl Wire {
             Wire::Tcp(s) => s.write_all(data),
             #[cfg(feature = "websocket")]
             Wire::Ws(w) => w.send(data),
+            #[cfg(feature = "http")]
+            Wire::Http(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "HTTP carries packets, not a byte stream",
+            )),
+        }
+    }
+
+    /// HTTP: POSTs `body` as request `id` (on a byte stream: nothing to do).
+    #[cfg(feature = "http")]
+    pub(crate) fn submit(
+        &mut self,
+        id: mtproto_core::transport::http::HttpRequestId,
+        body: Vec<u8>,
+    ) {
+        if let Wire::Http(h) = self {
+            h.lanes.submit(id, body);
         }
     }
 
@@ -77,6 +138,8 @@ impl Wire {
             }
             #[cfg(feature = "websocket")]
             Wire::Ws(w) => w.close(""),
+            #[cfg(feature = "http")]
+            Wire::Http(_) => {} // dropping the lanes ends them
         }
     }
 
@@ -88,6 +151,8 @@ impl Wire {
                 .map_or_else(|_| "?".to_string(), |a| a.to_string()),
             #[cfg(feature = "websocket")]
             Wire::Ws(w) => w.peer(),
+            #[cfg(feature = "http")]
+            Wire::Http(h) => format!("{:?}", h.lanes),
         }
     }
 }

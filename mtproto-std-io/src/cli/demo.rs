@@ -42,6 +42,10 @@ enum Via {
     Ws,
     #[cfg(feature = "tls")]
     Wss,
+    #[cfg(feature = "http")]
+    Http,
+    #[cfg(all(feature = "http", feature = "tls"))]
+    Https,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,8 @@ pub(super) fn run(a: DemoArgs) -> Result<ExitCode, CliError> {
             seed: seed_bytes(a.seed, 1000),
             #[cfg(feature = "websocket")]
             websocket: true,
+            #[cfg(feature = "http")]
+            http: true,
             #[cfg(feature = "tls")]
             wss: Some(crate::server::WssOptions {
                 listen: "127.0.0.1:0".into(),
@@ -100,6 +106,12 @@ pub(super) fn run(a: DemoArgs) -> Result<ExitCode, CliError> {
     println!("  and ws://{addr}/apiws");
     if let Some(t) = tls_addr {
         println!("  and wss://{t}/apiws (a fresh self-signed certificate the clients trust)");
+    }
+    #[cfg(feature = "http")]
+    println!("  and http://{addr}/api");
+    #[cfg(all(feature = "http", feature = "tls"))]
+    if let Some(t) = tls_addr {
+        println!("  and https://{t}/api");
     }
 
     use Framing::*;
@@ -211,6 +223,23 @@ pub(super) fn run(a: DemoArgs) -> Result<ExitCode, CliError> {
         pfs: false,
         key: KeyUse::Memory,
     });
+    // HTTP rows (no framing, no obfuscation: one packet per POST body).
+    #[cfg(feature = "http")]
+    rows.push(Row {
+        name: "http (POST /api, long poll)".into(),
+        transport: TransportConfig::http(),
+        via: Via::Http,
+        pfs: false,
+        key: KeyUse::Memory,
+    });
+    #[cfg(all(feature = "http", feature = "tls"))]
+    rows.push(Row {
+        name: "https (HTTP over TLS)".into(),
+        transport: TransportConfig::http(),
+        via: Via::Https,
+        pfs: false,
+        key: KeyUse::Memory,
+    });
     rows.extend(last);
     let dir = std::env::temp_dir().join(format!("mtproto-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -237,10 +266,23 @@ pub(super) fn run(a: DemoArgs) -> Result<ExitCode, CliError> {
                 Some(t) => format!("wss://localhost:{}/apiws", t.port()),
                 None => addr.clone(),
             },
+            #[cfg(feature = "http")]
+            Via::Http => format!("http://{addr}/api"),
+            #[cfg(all(feature = "http", feature = "tls"))]
+            Via::Https => match tls_addr {
+                Some(t) => format!("https://localhost:{}/api", t.port()),
+                None => addr.clone(),
+            },
         };
         let mut config = ClientConfig::new(target, conn);
         #[cfg(feature = "tls")]
-        if row.via == Via::Wss {
+        if row.via == Via::Wss || {
+            #[cfg(feature = "http")]
+            let https = row.via == Via::Https;
+            #[cfg(not(feature = "http"))]
+            let https = false;
+            https
+        } {
             config.tls = Some(cert.client_config()?);
         }
         config.seed = seed_bytes(a.seed, i);

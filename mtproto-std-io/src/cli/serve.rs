@@ -40,7 +40,13 @@ pub struct ServeArgs {
     #[cfg(feature = "websocket")]
     #[arg(long)]
     pub ws: bool,
-    /// A second port for `wss://HOST:PORT/apiws` (TLS, then WebSocket).
+    /// Also serve the HTTP transport (`http://HOST:PORT/api`, `POST`) on the --listen port, and
+    /// `https://` on the --wss-listen port.
+    #[cfg(feature = "http")]
+    #[arg(long)]
+    pub http: bool,
+    /// A second port for `wss://HOST:PORT/apiws` (TLS, then WebSocket; with --http also
+    /// `https://HOST:PORT/api`).
     #[cfg(feature = "tls")]
     #[arg(long)]
     pub wss_listen: Option<String>,
@@ -182,6 +188,10 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
             websocket: a.ws,
             #[cfg(feature = "tls")]
             wss,
+            #[cfg(feature = "http")]
+            http: a.http,
+            #[cfg(feature = "http")]
+            http_answer_delay: std::time::Duration::ZERO,
         },
     )
     .map_err(|e| CliError(format!("--listen {}: {e}", a.listen)))?;
@@ -205,6 +215,13 @@ pub(super) fn run(a: ServeArgs) -> Result<ExitCode, CliError> {
     }
     if let Some(tls) = server.tls_local_addr() {
         println!("websocket: wss://{tls}/apiws (obfuscated transports only)");
+    }
+    #[cfg(feature = "http")]
+    if a.http {
+        println!("http: http://{addr}/api");
+        if let Some(tls) = server.tls_local_addr() {
+            println!("http: https://{tls}/api");
+        }
     }
     #[cfg(feature = "tls")]
     if let Some(note) = tls_note {
