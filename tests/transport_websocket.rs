@@ -270,6 +270,10 @@ fn frame_rules() {
         (&[0x89, 0x7e, 0x00, 0x7e], WS(WsError::ControlTooLarge)),
         (&[0x88, 0x7e], WS(WsError::ControlTooLarge)),
         (&[0x88, 0x01, 0x03], WS(WsError::BadClose)),
+        // RFC 6455 §7.4.1: 1005 must not be sent in a close frame.
+        (&[0x88, 0x02, 0x03, 0xed], WS(WsError::BadClose)),
+        // §8.1: a reason that is not UTF-8 fails the connection.
+        (&[0x88, 0x03, 0x03, 0xe8, 0xff], WS(WsError::BadClose)),
         (
             &[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0],
             WS(WsError::BadLength),
@@ -354,6 +358,34 @@ fn close_is_answered_and_reported() {
         s.encode_binary(b"x", &mut rng(0), &mut out),
         Err(EncodeError::NotReady)
     );
+    // Codes that must not be on the wire (§7.4.1, §7.4.2): below 1000, 1004 (reserved), 1005,
+    // 1006, 1015, the unassigned 1016-2999, and 5000 up; the others are fine.
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+    ] {
+        let [hi, lo] = code.to_be_bytes();
+        assert_eq!(
+            decode_all(Role::Client, &[0x88, 0x02, hi, lo]),
+            Err(WS(WsError::BadClose)),
+            "{code}"
+        );
+    }
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4000, 4999,
+    ] {
+        let [hi, lo] = code.to_be_bytes();
+        assert_eq!(
+            decode_all(Role::Client, &[0x88, 0x04, hi, lo, 0xc3, 0xa9]),
+            Ok((
+                vec![],
+                Some(WsClose {
+                    code: Some(code),
+                    error: None
+                })
+            )),
+            "{code}"
+        );
+    }
     // An empty close: no code.
     assert_eq!(
         decode_all(Role::Client, &[0x88, 0x00]).unwrap().1,
@@ -457,6 +489,19 @@ fn client_refuses_bad_answers() {
     for (answer, err) in cases {
         assert_eq!(client_check(&answer), Err(WS(err)), "{answer}");
     }
+    // A head ending in `\n\r\n` (httparse ends it there) followed by a frame: refused, not
+    // read on into the frames as more header lines.
+    let head =
+        format!("HTTP/1.1 101 OK\r\n{up}Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\n\r\n");
+    let bare_lf = [head.as_bytes(), &[0x82, 0x01, 0x09], b"X: y\r\n\r\n"].concat();
+    let mut hs = WsClientHandshake::new(
+        "h",
+        "/",
+        &mut Scripted(b"the sample nonce".to_vec()),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(hs.decode(&bare_lf), Err(WS(WsError::BadHttp)));
     // Without a protocol header it is accepted (the spec asks for it in the request).
     let ok = format!("HTTP/1.1 101 OK\r\n{up}{ok_accept}\r\n");
     assert_eq!(client_check(&ok).unwrap().1, Status::Complete(()));
@@ -571,6 +616,15 @@ fn server_refuses_bad_requests() {
             "{answer}"
         );
     }
+    // A request head ending in `\n\r\n`, then a (masked, empty) frame and more text ending
+    // in a blank line: refused, the frame is not read as a header.
+    let bare_lf = RFC_REQUEST.replace(
+        "Version: 13\r\n\r\n",
+        "Version: 13\n\r\n\u{2}\u{80}abcdX: y\r\n\r\n",
+    );
+    let (r, answer) = server_check(Some("/chat"), &bare_lf);
+    assert_eq!(r, Err(WS(WsError::BadHttp)));
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     let (_, answer) = server_check(None, &RFC_REQUEST.replace("Version: 13", "Version: 8"));
     assert!(answer.contains("Sec-WebSocket-Version: 13\r\n"));
     // The query string is not part of the path; any path when none is configured.

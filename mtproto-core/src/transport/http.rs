@@ -90,14 +90,19 @@ pub const MAX_HEAD_LEN: usize = 16 * 1024;
 const MAX_CHUNK_LINE: usize = 1024;
 /// Headers parsed at most.
 const MAX_HEADERS: usize = 64;
+/// Body bytes reserved up front from a declared length, and the capacity a parser keeps
+/// between messages: a head claiming a large body makes the parser hold no more than this
+/// until the body's bytes arrive.
+const BODY_RESERVE: usize = 64 * 1024;
 
 /// An HTTP/1 framing failure. The stream is out of sync; the parser is poisoned.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpError {
-    /// The head exceeds [`MAX_HEAD_LEN`].
+    /// The head (or the trailer section of a chunked body) exceeds [`MAX_HEAD_LEN`].
     HeadTooLarge,
-    /// The head is not valid HTTP/1.x (or has more than 64 headers).
+    /// The head is not valid HTTP/1.x (or has more than 64 headers, or a line ending in a
+    /// bare LF: only CRLF line ends are accepted).
     Malformed,
     /// The body is (or announces to be) larger than the cap.
     BodyTooLarge {
@@ -109,9 +114,11 @@ pub enum HttpError {
     /// `Content-Length` is not a number, or given twice with different values, or given with
     /// `Transfer-Encoding` (a request-smuggling shape).
     BadContentLength,
-    /// A `Transfer-Encoding` other than `chunked`.
+    /// A `Transfer-Encoding` other than `chunked`, or any `Transfer-Encoding` in an HTTP/1.0
+    /// message (RFC 9112 §6.1: faulty framing).
     UnsupportedTransferEncoding,
-    /// A chunk-size line or chunk terminator is malformed.
+    /// A chunk-size line, chunk terminator or trailer line is malformed (or ends in a bare
+    /// LF).
     BadChunk,
     /// A request method other than `POST`.
     UnsupportedMethod,
@@ -270,6 +277,8 @@ struct Decoder {
     state: State,
     head: Vec<u8>,
     line: Vec<u8>,
+    /// Bytes of the trailer section read so far (capped at [`MAX_HEAD_LEN`]).
+    trailer: usize,
     body: Vec<u8>,
     status: u16,
     path: String,
@@ -303,6 +312,7 @@ impl Decoder {
             state: State::Head,
             head: Vec::new(),
             line: Vec::new(),
+            trailer: 0,
             body: Vec::new(),
             status: 0,
             path: String::new(),
@@ -315,7 +325,10 @@ impl Decoder {
         self.state = State::Head;
         self.head.clear();
         self.line.clear();
+        self.trailer = 0;
         self.body.clear();
+        // After a large message, give the memory back (keep a small warm buffer).
+        self.body.shrink_to(BODY_RESERVE);
         self.status = 0;
         self.path.clear();
         self.keep_alive = true;
@@ -342,8 +355,10 @@ impl Decoder {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let (version, hs): (u8, &[httparse::Header<'_>]) = if self.request {
             let mut req = httparse::Request::new(&mut headers);
+            // The head must end exactly where httparse says it does: nothing after the blank
+            // line may have been taken for the head (a request-smuggling shape otherwise).
             match req.parse(&self.head) {
-                Ok(httparse::Status::Complete(_)) => {}
+                Ok(httparse::Status::Complete(n)) if n == self.head.len() => {}
                 _ => return Err(HttpError::Malformed),
             }
             if req.method != Some("POST") {
@@ -355,7 +370,7 @@ impl Decoder {
         } else {
             let mut resp = httparse::Response::new(&mut headers);
             match resp.parse(&self.head) {
-                Ok(httparse::Status::Complete(_)) => {}
+                Ok(httparse::Status::Complete(n)) if n == self.head.len() => {}
                 _ => return Err(HttpError::Malformed),
             }
             self.status = resp.code.unwrap_or(0);
@@ -389,6 +404,10 @@ impl Decoder {
         if chunked && length.is_some() {
             return Err(HttpError::BadContentLength);
         }
+        if chunked && version == 0 {
+            // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+            return Err(HttpError::UnsupportedTransferEncoding);
+        }
         let bodiless =
             !self.request && (self.status < 200 || self.status == 204 || self.status == 304);
         self.state = if bodiless {
@@ -403,7 +422,8 @@ impl Decoder {
                     len: n,
                     max: self.max_body,
                 })?;
-            self.body.reserve(n);
+            // Reserve a bounded amount; the rest grows as the body's bytes arrive.
+            self.body.reserve(n.min(BODY_RESERVE));
             if n == 0 {
                 State::Done
             } else {
@@ -441,11 +461,16 @@ impl Decoder {
                         if self.head.is_empty() && (b == b'\r' || b == b'\n') {
                             continue; // stray line ends between messages
                         }
+                        if b == b'\n' && self.head.last() != Some(&b'\r') {
+                            // Only CRLF ends a line: a bare LF would let the head end where
+                            // httparse sees it and we do not (or the other way round).
+                            return self.fail(HttpError::Malformed);
+                        }
                         self.head.push(b);
                         if self.head.len() > MAX_HEAD_LEN {
                             return self.fail(HttpError::HeadTooLarge);
                         }
-                        if self.head.ends_with(b"\r\n\r\n") || self.head.ends_with(b"\n\n") {
+                        if self.head.ends_with(b"\r\n\r\n") {
                             if let Err(e) = self.parse_head() {
                                 return self.fail(e);
                             }
@@ -485,11 +510,21 @@ impl Decoder {
                     if self.line.len() > MAX_CHUNK_LINE {
                         return self.fail(HttpError::BadChunk);
                     }
+                    if self.state == State::Trailer {
+                        self.trailer = self.trailer.saturating_add(1);
+                        if self.trailer > MAX_HEAD_LEN {
+                            return self.fail(HttpError::HeadTooLarge);
+                        }
+                    }
                     if b != b'\n' {
                         continue;
                     }
+                    if !self.line.ends_with(b"\r\n") {
+                        return self.fail(HttpError::BadChunk);
+                    }
                     if self.state == State::Trailer {
-                        let blank = self.line.trim_ascii().is_empty();
+                        // Only an exactly empty line ends the trailer section.
+                        let blank = self.line.len() == 2;
                         self.line.clear();
                         if blank {
                             self.state = State::Done;
@@ -534,7 +569,7 @@ impl Decoder {
                     used = used.saturating_add(1);
                     match (self.line.as_slice(), b) {
                         ([], b'\r') => self.line.push(b),
-                        ([] | [b'\r'], b'\n') => {
+                        ([b'\r'], b'\n') => {
                             self.line.clear();
                             self.state = State::ChunkSize;
                         }
@@ -911,6 +946,121 @@ mod tests {
         let mut p = RequestParser::new(8);
         p.decode(b"POST /api HT").unwrap();
         assert_eq!(p.finish(), Err(HttpError::UnexpectedEof));
+    }
+
+    #[test]
+    fn a_head_ending_in_a_bare_lf_is_refused_not_smuggled() {
+        // httparse ends this head at `\n\r\n` (Complete(39) of 63 bytes); a parser that
+        // looks for `\r\n\r\n` only would take "AAAAPOST /x ..." for more head.
+        let wire = b"POST /api HTTP/1.1\nContent-Length: 4\n\r\nAAAAPOST /x HTTP/1.1\r\n\r\n";
+        let mut p = RequestParser::new(1024);
+        assert_eq!(p.decode(wire).unwrap_err(), HttpError::Malformed);
+        for wire in [
+            &b"HTTP/1.1 200 OK\nContent-Length: 0\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\n\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n",
+        ] {
+            let mut p = ResponseParser::new(1024);
+            assert_eq!(p.decode(wire).unwrap_err(), HttpError::Malformed);
+        }
+        // Bare LF in chunk lines and chunk ends is refused as well.
+        for wire in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\nA\r\n0\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n",
+        ] {
+            let mut p = ResponseParser::new(1024);
+            assert_eq!(p.decode(wire).unwrap_err(), HttpError::BadChunk);
+        }
+    }
+
+    #[test]
+    fn a_declared_length_does_not_reserve_the_whole_body() {
+        // A 40-byte head claiming 16 MiB: the parser holds at most BODY_RESERVE.
+        let mut p = RequestParser::new(32 << 20);
+        let (_, st) = p
+            .decode(b"POST /api HTTP/1.1\r\nContent-Length: 16777216\r\n\r\n")
+            .unwrap();
+        assert!(matches!(st, Status::Partial));
+        assert!(
+            p.0.body.capacity() <= BODY_RESERVE,
+            "{}",
+            p.0.body.capacity()
+        );
+        // After a 200 KiB message, the next message starts with the memory given back.
+        let mut p = ResponseParser::new(1 << 20);
+        let big = vec![3u8; 200 * 1024];
+        let mut wire = Vec::new();
+        write_response(&mut wire, 200, &big, false);
+        let (n, st) = p.decode(&wire).unwrap();
+        assert_eq!(n, wire.len());
+        assert!(matches!(st, Status::Complete(r) if r.body == &big[..]));
+        let (_, st) = p.decode(b"HTTP/1.1 200 OK\r\n").unwrap();
+        assert!(matches!(st, Status::Partial));
+        assert!(
+            p.0.body.capacity() <= BODY_RESERVE,
+            "{}",
+            p.0.body.capacity()
+        );
+    }
+
+    #[test]
+    fn trailers_end_only_at_an_empty_line_and_are_capped() {
+        // A line of blanks is not the end of the trailer section (RFC 9112 §7.1.2).
+        let wire =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\n0\r\n \t\r\n\r\n";
+        let mut p = ResponseParser::new(1024);
+        let (n, st) = p.decode(wire).unwrap();
+        assert_eq!(n, wire.len());
+        assert!(matches!(st, Status::Complete(r) if r.body == b"A"));
+        // Endless trailer lines: refused past MAX_HEAD_LEN.
+        let mut p = ResponseParser::new(1024);
+        p.decode(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+            .unwrap();
+        let line = [&[b'x'; 98][..], b"\r\n"].concat();
+        let mut err = None;
+        for _ in 0..MAX_HEAD_LEN / line.len() + 2 {
+            match p.decode(&line) {
+                Ok((n, st)) => assert!(n == line.len() && matches!(st, Status::Partial)),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(err, Some(HttpError::HeadTooLarge));
+    }
+
+    #[test]
+    fn request_framing_conflicts_are_refused() {
+        let cases: [(&[u8], HttpError); 4] = [
+            (
+                b"POST /api HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                HttpError::UnsupportedTransferEncoding,
+            ),
+            (
+                b"POST /api HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST /api HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"POST /api HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+        ];
+        for (wire, err) in cases {
+            let mut p = RequestParser::new(1024);
+            assert_eq!(p.decode(wire).map(|(n, _)| n), Err(err));
+        }
+        // The same length twice is one length.
+        let mut p = RequestParser::new(1024);
+        let wire = b"POST /api HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab";
+        let (n, st) = p.decode(wire).unwrap();
+        assert_eq!(n, wire.len());
+        assert!(matches!(st, Status::Complete(r) if r.body == b"ab"));
     }
 
     #[test]

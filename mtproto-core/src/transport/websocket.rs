@@ -97,7 +97,8 @@ pub enum WsServerMode {
 pub enum WsError {
     /// The upgrade's header block exceeds [`MAX_UPGRADE_HEADER`] bytes.
     HeaderTooLarge,
-    /// The upgrade request or response is not valid HTTP/1.1.
+    /// The upgrade request or response is not valid HTTP/1.1 (or has a line ending in a bare
+    /// LF: only CRLF is accepted).
     BadHttp,
     /// Server: the request method is not `GET` (answered 400).
     BadMethod,
@@ -134,7 +135,9 @@ pub enum WsError {
     BadContinuation,
     /// A 64-bit payload length with the most significant bit set.
     BadLength,
-    /// A close frame whose payload is one byte (a code is two).
+    /// An invalid close frame (RFC 6455 §5.5.1, §7.4): a one-byte payload (a code is two), a
+    /// code that must not appear on the wire (below 1000, 1004-1006, 1015, 1016-2999, 5000
+    /// and up), or a reason that is not UTF-8 (§8.1).
     BadClose,
     /// The WebSocket is closed (the peer's close code, if it sent one); nothing more comes.
     Closed(Option<u16>),
@@ -162,7 +165,7 @@ impl fmt::Display for WsError {
             WsError::FragmentedControl => f.write_str("fragmented control frame"),
             WsError::BadContinuation => f.write_str("unexpected continuation state"),
             WsError::BadLength => f.write_str("64-bit frame length with the top bit set"),
-            WsError::BadClose => f.write_str("close frame with a 1-byte payload"),
+            WsError::BadClose => f.write_str("invalid close frame (length, code or reason)"),
             WsError::Closed(Some(c)) => write!(f, "WebSocket closed by the peer (code {c})"),
             WsError::Closed(None) => f.write_str("WebSocket closed"),
         }
@@ -243,7 +246,8 @@ pub fn accept_key(key: &[u8]) -> String {
 // ------------------------------------------------------------------------- HTTP header block
 
 /// Collects bytes up to and including the first `\r\n\r\n`, never more, at most
-/// [`MAX_UPGRADE_HEADER`] of them.
+/// [`MAX_UPGRADE_HEADER`] of them. A bare LF is refused: httparse would end the head at
+/// `\n\r\n` or `\n\n`, and the frames after it must not be read as header lines.
 #[derive(Debug, Default)]
 struct HeadReader {
     buf: Vec<u8>,
@@ -257,6 +261,9 @@ impl HeadReader {
         for (i, &b) in input.iter().enumerate() {
             if self.buf.len() >= MAX_UPGRADE_HEADER {
                 return Err(WsError::HeaderTooLarge);
+            }
+            if b == b'\n' && self.buf.last() != Some(&b'\r') {
+                return Err(WsError::BadHttp);
             }
             self.buf.push(b);
             self.matched = if END.get(self.matched) == Some(&b) {
@@ -379,7 +386,8 @@ impl WsClientHandshake {
         let mut headers = [httparse::EMPTY_HEADER; MAX_UPGRADE_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(&self.head.buf) {
-            Ok(httparse::Status::Complete(_)) if resp.version == Some(1) => {}
+            Ok(httparse::Status::Complete(n))
+                if n == self.head.buf.len() && resp.version == Some(1) => {}
             _ => return Err(WsError::BadHttp),
         }
         let code = resp.code.unwrap_or(0);
@@ -489,7 +497,8 @@ impl WsServerHandshake {
         let mut headers = [httparse::EMPTY_HEADER; MAX_UPGRADE_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&self.head.buf) {
-            Ok(httparse::Status::Complete(_)) if req.version == Some(1) => {}
+            Ok(httparse::Status::Complete(n))
+                if n == self.head.buf.len() && req.version == Some(1) => {}
             _ => return Err(WsError::BadHttp),
         }
         if req.method != Some("GET") {
@@ -558,6 +567,14 @@ pub fn parse_close_reason(reason: &[u8]) -> Option<i32> {
         v if v > 0 => v.checked_neg(),
         v => Some(v),
     }
+}
+
+/// Whether a close code may appear in a close frame (RFC 6455 §7.4.1, §7.4.2 and the IANA
+/// registry): 1000-1003, 1007-1014 (registered), 3000-4999 (libraries, applications). 1004 is
+/// reserved, 1005, 1006 and 1015 must never be sent, the rest of 1000-2999 is unassigned and
+/// codes below 1000 or from 5000 are not used.
+fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// The frame being read.
@@ -829,10 +846,16 @@ impl WsCodec {
                         error: None,
                     },
                     None => return Err(WsError::BadClose.into()),
-                    Some((code, reason)) => WsClose {
-                        code: Some(u16::from_be_bytes(*code)),
-                        error: parse_close_reason(reason),
-                    },
+                    Some((code, reason)) => {
+                        let code = u16::from_be_bytes(*code);
+                        if !close_code_allowed(code) || core::str::from_utf8(reason).is_err() {
+                            return Err(WsError::BadClose.into());
+                        }
+                        WsClose {
+                            code: Some(code),
+                            error: parse_close_reason(reason),
+                        }
+                    }
                 };
                 self.close_reply = !self.close_sent;
                 Ok(Some(close))
