@@ -720,3 +720,34 @@ fn pfs_binds_over_http_and_a_reconnect_after_an_error_starts_over() {
         "one permanent and one temporary key, none made again"
     );
 }
+
+#[test]
+fn a_ping_lost_with_its_post_does_not_end_the_session_with_a_pong_timeout() {
+    let mut net = Net::new(HttpWaitConfig::default(), 21);
+    net.ready();
+    net.advance(1_000);
+    net.client.ping();
+    // The POST carrying the ping fails (connection error): it never reaches the server.
+    let now = net.now();
+    let mut post = Vec::new();
+    let cid = net
+        .client
+        .poll_http_request(now, &mut post)
+        .expect("the ping's POST");
+    assert!(net.client.poll_http_request(now, &mut post).is_none());
+    net.client
+        .handle_http_response(now, cid, HttpResponse::Failed);
+    net.pump();
+    // Past the pong timeout (30 s) and short of the next periodic ping (60 s).
+    net.advance(40_000);
+    assert!(net.closed().is_none(), "{:?}", net.closed());
+    net.assert_one_long_poll();
+    // Pings still work afterwards.
+    let ping_id = net.client.ping();
+    net.pump();
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Pong { ping_id: p, .. } if *p == ping_id))
+    );
+}
