@@ -751,3 +751,160 @@ fn a_ping_lost_with_its_post_does_not_end_the_session_with_a_pong_timeout() {
             .any(|e| matches!(e, Event::Pong { ping_id: p, .. } if *p == ping_id))
     );
 }
+
+#[test]
+fn a_client_max_wait_beyond_the_servers_limit_is_clamped_to_25_s() {
+    let wait = HttpWaitConfig {
+        max_delay: i32::MAX,
+        wait_after: i32::MAX,
+        max_wait: i32::MAX,
+    };
+    let mut net = Net::new(wait, 22);
+    net.ready();
+    net.advance(1_000);
+    let poll = net.long_poll_sid();
+    net.advance(30_000);
+    let expired = net.answers.iter().find(|a| a.0 == poll).expect("answered");
+    assert_eq!(
+        expired.3 - net.arrived[&poll],
+        25_000,
+        "held 25 s, not 24.8 days"
+    );
+    assert_eq!(expired.1, 200);
+    assert!(expired.2 >= 24 + 32, "an empty container: {expired:?}");
+    assert!(net.closed().is_none());
+}
+
+/// Several clients against one server endpoint.
+struct Crowd {
+    server: Server,
+    clients: Vec<Connection<ChaCha20Rng>>,
+    /// Server request id -> (client index, client request id).
+    route: BTreeMap<HttpRequestId, (usize, HttpRequestId)>,
+    refused: usize,
+    ms: u64,
+}
+
+impl Crowd {
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let now = Net::at(self.ms);
+            let mut moved = false;
+            let mut body = Vec::new();
+            for (i, c) in self.clients.iter_mut().enumerate() {
+                while let Some(cid) = c.poll_http_request(now, &mut body) {
+                    moved = true;
+                    match self.server.handle_http_request(now, &body) {
+                        Some(sid) => {
+                            self.route.insert(sid, (i, cid));
+                        }
+                        None => {
+                            self.refused += 1;
+                            c.handle_http_response(now, cid, HttpResponse::Status(503));
+                        }
+                    }
+                    body.clear();
+                }
+            }
+            while self.server.poll_event().is_some() {}
+            while let Some((sid, status)) = self.server.poll_http_response(now, &mut body) {
+                moved = true;
+                if let Some((i, cid)) = self.route.remove(&sid) {
+                    let response = match status {
+                        200 => HttpResponse::Body(&body),
+                        s => HttpResponse::Status(s),
+                    };
+                    self.clients[i].handle_http_response(now, cid, response);
+                }
+                body.clear();
+            }
+            for c in &mut self.clients {
+                while c.poll_event().is_some() {}
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    fn advance(&mut self, ms: u64) {
+        let end = self.ms + ms;
+        while self.ms < end {
+            self.ms = (self.ms + 100).min(end);
+            let now = Net::at(self.ms);
+            for c in &mut self.clients {
+                if c.poll_timeout().is_some_and(|t| t <= now.mono) {
+                    c.handle_timeout(now);
+                }
+            }
+            if self.server.poll_timeout().is_some_and(|t| t <= now.mono) {
+                self.server.handle_timeout(now);
+            }
+            self.pump();
+        }
+    }
+}
+
+#[test]
+fn one_key_with_many_sessions_cannot_fill_the_endpoint() {
+    let mut config = ServerConnectionConfig::new(ServerConfig::demo());
+    config.http.max_requests = 20;
+    assert_eq!(config.http.max_held_per_key, 16);
+    let mut net = Net::with(HttpWaitConfig::default(), 23, config);
+    net.ready();
+    net.advance(1_000);
+    let state = net.client.export().unwrap();
+    let Net {
+        client,
+        server,
+        inflight,
+        ms,
+        ..
+    } = net;
+    let mut crowd = Crowd {
+        server,
+        clients: vec![client],
+        route: inflight.into_iter().map(|(s, c)| (s, (0, c))).collect(),
+        refused: 0,
+        ms,
+    };
+    // 23 more sessions of the same key (session ids are the client's choice), one at a time:
+    // without a per-key cap their long polls fill the endpoint.
+    for k in 1..24u64 {
+        let mut st = state.clone();
+        st.session.session_id = 0x1000 + k as i64;
+        crowd.clients.push(Connection::resume(
+            client_config(HttpWaitConfig::default()),
+            st,
+            ChaCha20Rng::seed_from_u64(100 + k),
+            Net::at(crowd.ms),
+        ));
+        crowd.advance(300);
+    }
+    crowd.advance(2_000);
+    assert!(
+        crowd.server.http_held() <= 16,
+        "the key's cap: {}",
+        crowd.server.http_held()
+    );
+    // Another client (another key) still gets its handshake through and its long poll held.
+    crowd.clients.push(Connection::new(
+        client_config(HttpWaitConfig::default()),
+        ChaCha20Rng::seed_from_u64(999),
+        Net::at(crowd.ms),
+    ));
+    let refused = crowd.refused;
+    crowd.advance(3_000);
+    let other = crowd.clients.last().unwrap();
+    assert!(
+        other.auth_key().is_some(),
+        "refused {}",
+        crowd.refused - refused
+    );
+    assert_eq!(other.http_requests_outstanding(), 1);
+    assert!(
+        crowd.route.values().any(|r| r.0 == 24),
+        "its long poll is held"
+    );
+}

@@ -607,6 +607,14 @@ pub struct HttpServerConfig {
     /// answered at once (with what is queued, else an empty container). Two fit the
     /// long poll plus one request-lane POST of a client.
     pub max_held_per_session: usize,
+    /// Requests held per auth key at most, over all its sessions (session ids are the
+    /// client's choice, so the per-session cap alone lets one key fill the endpoint): when one
+    /// more arrives, the key's oldest held one is answered at once.
+    pub max_held_per_key: usize,
+    /// The longest wait a client's `http_wait` can ask for, ms: its `max_wait`, `max_delay`
+    /// and `wait_after` are clamped to `0..=max_wait_ms` (25 s: the spec's default `max_wait`,
+    /// what tdlib asks for).
+    pub max_wait_ms: i32,
 }
 
 impl Default for HttpServerConfig {
@@ -614,6 +622,8 @@ impl Default for HttpServerConfig {
         Self {
             max_requests: 1024,
             max_held_per_session: 2,
+            max_held_per_key: 16,
+            max_wait_ms: 25_000,
         }
     }
 }
@@ -1633,8 +1643,9 @@ fn ms_micros(ms: i32) -> u64 {
 ///
 /// Bounds: [`HttpServerConfig::max_requests`] held plus unpolled answers (beyond it
 /// `handle_http_request` answers `None`); [`HttpServerConfig::max_held_per_session`] held per
-/// session: a newer request answers the session's oldest held one at once (with what is
-/// queued, else an empty container); handshakes in progress at most
+/// session and [`HttpServerConfig::max_held_per_key`] per auth key: a newer request answers
+/// the session's (the key's) oldest held one at once (with what is queued, else an empty
+/// container); `http_wait` times clamped to [`HttpServerConfig::max_wait_ms`]; handshakes in progress at most
 /// [`HttpServerConfig::max_requests`], each dropped after
 /// [`ServerConnectionConfig::handshake_timeout_micros`]. There is no idle timeout and no
 /// `ping_delay_disconnect` (nothing to close), and no quick acks.
@@ -1677,18 +1688,28 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             None => self.fail(CloseReason::ShortFrame),
         }
         let failed = self.http.as_mut().and_then(|h| h.failed.take());
+        // The request's http_wait applies to this request only, whatever became of it.
+        let session = self.current_session();
+        let wait = session
+            .and_then(|s| self.session_do(s, |s| s.take_http_wait()))
+            .flatten();
         if let Some(status) = failed {
             self.out.clear();
             self.http_ready(id, status, Vec::new());
         } else if !self.out.is_empty() {
             let reply = core::mem::take(&mut self.out);
             self.http_ready(id, 200, reply);
-        } else if let Some(session) = self.current_session() {
-            let (wait, len) = self
-                .session_do(session, |s| (s.take_http_wait(), s.outbox_len()))
-                .unwrap_or((None, 0));
+        } else if let Some(session) = session {
+            let len = self.session_do(session, |s| s.outbox_len()).unwrap_or(0);
             self.note_queued(now, session, len);
-            self.http_hold(now, id, session, wait.unwrap_or_default());
+            let cap = self.config.http.max_wait_ms.max(0);
+            let w = wait.unwrap_or_default();
+            let wait = HttpWaitConfig {
+                max_delay: w.max_delay.clamp(0, cap),
+                wait_after: w.wait_after.clamp(0, cap),
+                max_wait: w.max_wait.clamp(0, cap),
+            };
+            self.http_hold(now, id, session, wait);
         } else {
             self.http_ready(id, 200, Vec::new());
         }
@@ -1829,6 +1850,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
 
     fn http_hold(&mut self, now: Now, id: u64, session: (i64, i64), wait: HttpWaitConfig) {
         let per_session = self.config.http.max_held_per_session.max(1);
+        let per_key = self.config.http.max_held_per_key.max(1);
         let Some(h) = self.http.as_mut() else { return };
         h.held.push_back(Held {
             id,
@@ -1846,6 +1868,21 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             if held.session == session && !held.now {
                 held.now = true;
                 of_session = of_session.saturating_sub(1);
+            }
+        }
+        // Too many held for this key (over all its sessions): its oldest ones too.
+        let mut of_key = h
+            .held
+            .iter()
+            .filter(|x| x.session.0 == session.0 && !x.now)
+            .count();
+        for held in h.held.iter_mut() {
+            if of_key <= per_key {
+                break;
+            }
+            if held.session.0 == session.0 && !held.now {
+                held.now = true;
+                of_key = of_key.saturating_sub(1);
             }
         }
     }
