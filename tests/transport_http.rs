@@ -908,3 +908,69 @@ fn one_key_with_many_sessions_cannot_fill_the_endpoint() {
         "its long poll is held"
     );
 }
+
+/// A fresh client's first POST (`req_pq_multi` with its random nonce) and the status of the
+/// server's answer.
+fn fresh_req_pq(server: &mut Server, now: Now, seed: u64) -> u16 {
+    let mut client = Connection::new(
+        client_config(HttpWaitConfig::default()),
+        ChaCha20Rng::seed_from_u64(seed),
+        now,
+    );
+    let mut b = Vec::new();
+    client.poll_http_request(now, &mut b).expect("req_pq");
+    let sid = server.handle_http_request(now, &b).expect("taken");
+    b.clear();
+    let (id, status) = server
+        .poll_http_response(now, &mut b)
+        .expect("answered at once");
+    assert_eq!(id, sid);
+    status
+}
+
+#[test]
+fn handshakes_beyond_the_endpoints_rate_are_refused_with_429() {
+    let mut net = Net::new(HttpWaitConfig::default(), 25);
+    let now = net.now();
+    for k in 0..64 {
+        assert_eq!(fresh_req_pq(&mut net.server, now, 1_000 + k), 200, "{k}");
+    }
+    assert_eq!(fresh_req_pq(&mut net.server, now, 2_000), 429);
+    assert!(net.server_events.is_empty());
+    // The window slides: a minute later handshakes start again.
+    net.ms += 60_000;
+    let now = net.now();
+    assert_eq!(fresh_req_pq(&mut net.server, now, 3_000), 200);
+}
+
+#[test]
+fn a_flood_of_req_pq_does_not_evict_a_handshake_past_req_pq() {
+    let mut config = ServerConnectionConfig::new(ServerConfig::demo());
+    config.http.max_handshakes_per_window = 5_000;
+    let mut net = Net::with(HttpWaitConfig::default(), 26, config);
+    let now = net.now();
+    // req_pq and req_DH_params are answered; set_client_DH_params goes out.
+    for _ in 0..2 {
+        let mut b = Vec::new();
+        let cid = net.client.poll_http_request(now, &mut b).unwrap();
+        net.server.handle_http_request(now, &b).unwrap();
+        b.clear();
+        net.server.poll_http_response(now, &mut b).unwrap();
+        net.client
+            .handle_http_response(now, cid, HttpResponse::Body(&b));
+    }
+    let mut dh = Vec::new();
+    let cid = net.client.poll_http_request(now, &mut dh).unwrap();
+    // Before it arrives, 1025 req_pq with random nonces fill the handshake table (the
+    // client's entry is the oldest).
+    net.ms += 100;
+    let now = net.now();
+    for k in 0..1_025 {
+        assert_eq!(fresh_req_pq(&mut net.server, now, 10_000 + k), 200, "{k}");
+    }
+    let sid = net.server.handle_http_request(now, &dh).unwrap();
+    net.inflight.insert(sid, cid);
+    net.pump();
+    assert!(net.closed().is_none(), "{:?}", net.closed());
+    net.ready();
+}
