@@ -696,15 +696,15 @@ fn pfs_binds_over_http_and_a_reconnect_after_an_error_starts_over() {
     let id = net.client.invoke_raw(&body(1, 48)).unwrap();
     net.pump();
     assert_eq!(net.results.get(&id), Some(&vec![body(1, 48)]));
-    // A proxy answers 502: the connection closes; a reconnect goes on with the same keys.
-    // (The proxy dropped the server side of that exchange: the driver cancels it there.)
+    // The server answers 500: the connection closes; a reconnect goes on with the same keys.
+    // (The server side of that exchange was dropped: the driver cancels it there.)
     let (sid, cid) = net.inflight.pop_first().unwrap();
     assert!(net.server.cancel_http_request(sid));
     assert!(!net.server.cancel_http_request(sid));
     net.client
-        .handle_http_response(net.now(), cid, HttpResponse::Status(502));
+        .handle_http_response(net.now(), cid, HttpResponse::Status(500));
     net.collect();
-    assert_eq!(net.closed(), Some(&CloseReason::TransportError(-502)));
+    assert_eq!(net.closed(), Some(&CloseReason::TransportError(-500)));
     let pending = net.client.invoke_raw(&body(2, 48)).unwrap();
     net.client.reconnect(net.now());
     net.pump();
@@ -973,4 +973,28 @@ fn a_flood_of_req_pq_does_not_evict_a_handshake_past_req_pq() {
     net.pump();
     assert!(net.closed().is_none(), "{:?}", net.closed());
     net.ready();
+}
+
+#[test]
+fn a_gateway_error_on_the_long_poll_re_arms_it() {
+    for (k, status) in [502u16, 503, 504].into_iter().enumerate() {
+        let mut net = Net::new(HttpWaitConfig::default(), 27 + k as u64);
+        net.ready();
+        net.advance(1_000);
+        // A proxy cuts the long poll (and its own request to the server: the driver there
+        // cancels it).
+        let (sid, cid) = net.inflight.pop_first().unwrap();
+        assert!(net.server.cancel_http_request(sid));
+        net.client
+            .handle_http_response(net.now(), cid, HttpResponse::Status(status));
+        net.pump();
+        assert!(net.closed().is_none(), "{status}: {:?}", net.closed());
+        assert_eq!(net.client.http_requests_outstanding(), 0, "throttled");
+        net.advance(600);
+        assert_eq!(net.client.http_requests_outstanding(), 1, "re-armed");
+        assert!(net.closed().is_none());
+        let id = net.client.invoke_raw(&body(1, 64)).unwrap();
+        net.pump();
+        assert_eq!(net.results.get(&id), Some(&vec![body(1, 64)]));
+    }
 }

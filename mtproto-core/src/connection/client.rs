@@ -1140,7 +1140,9 @@ impl<R: CryptoRng> Connection<R> {
 /// fetched again). A failed handshake message closes the connection
 /// ([`CloseReason::HandshakeFailed`]; [`reconnect`](Connection::reconnect) starts over). A
 /// status ≥ 300 is transport error `-status` (−404: the server does not know the key), and so
-/// is a 4-byte body holding a negative code: the connection closes as over TCP. No quick acks.
+/// is a 4-byte body holding a negative code: the connection closes as over TCP; except
+/// `502`/`503`/`504` on the long poll (a proxy cutting a long wait), which count as
+/// [`HttpResponse::Failed`]. No quick acks.
 impl<R: CryptoRng> Connection<R> {
     /// HTTP transport: the next request to send. Its body (one MTProto packet) is appended to
     /// `out`; the returned id names it in [`handle_http_response`](Self::handle_http_response).
@@ -1239,6 +1241,15 @@ impl<R: CryptoRng> Connection<R> {
                     let fast = now.mono.saturating_micros_since(o.sent_at) < half;
                     self.http.poll_not_before = (empty && fast)
                         .then(|| now.mono.saturating_add_micros(HTTP_THROTTLE_MICROS));
+                }
+            }
+            // A proxy on the way may end a long poll it finds too long with a gateway error:
+            // the poll failed, the connection did not.
+            (HttpResponse::Status(502..=504), None)
+                if sent.as_ref().is_some_and(|o| o.long_poll) =>
+            {
+                if let Some(o) = sent {
+                    self.http_lost(now, &o);
                 }
             }
             (HttpResponse::Status(code), None) => {
