@@ -78,17 +78,21 @@ impl Net {
     }
 
     fn with(wait: HttpWaitConfig, seed: u64, config: ServerConnectionConfig) -> Self {
+        Self::with_client(client_config(wait), seed, config)
+    }
+
+    fn with_client(
+        client_config: ConnectionConfig,
+        seed: u64,
+        config: ServerConnectionConfig,
+    ) -> Self {
         let store: Store = Rc::new(RefCell::new(MemoryKeyStore::default()));
         let server = ServerConnection::new_http(
             config,
             store.clone(),
             ChaCha20Rng::seed_from_u64(seed ^ 0x5e),
         );
-        let client = Connection::new(
-            client_config(wait),
-            ChaCha20Rng::seed_from_u64(seed),
-            Self::at(0),
-        );
+        let client = Connection::new(client_config, ChaCha20Rng::seed_from_u64(seed), Self::at(0));
         Self {
             client,
             server,
@@ -997,4 +1001,24 @@ fn a_gateway_error_on_the_long_poll_re_arms_it() {
         net.pump();
         assert_eq!(net.results.get(&id), Some(&vec![body(1, 64)]));
     }
+}
+
+#[test]
+fn a_single_request_slot_counts_as_two_so_the_long_poll_does_not_starve_requests() {
+    let mut client = client_config(HttpWaitConfig::default());
+    client.http_max_requests = 1;
+    let mut net = Net::with_client(
+        client,
+        30,
+        ServerConnectionConfig::new(ServerConfig::demo()),
+    );
+    net.ready();
+    net.advance(1_000);
+    let poll = net.long_poll_sid();
+    let id = net.client.invoke_raw(&body(4, 64)).unwrap();
+    net.pump();
+    // Answered at once on its own POST, while the long poll stays held.
+    assert_eq!(net.results.get(&id), Some(&vec![body(4, 64)]));
+    assert!(net.inflight.contains_key(&poll));
+    net.assert_one_long_poll();
 }

@@ -119,7 +119,9 @@ pub struct ConnectionConfig {
     /// HTTP transport: a request gets this many ms beyond the `max_wait` it asked for before
     /// it counts as failed (gotd uses 5 s).
     pub http_timeout_margin_ms: u64,
-    /// HTTP transport: requests outstanding at most (the long poll included).
+    /// HTTP transport: requests outstanding at most (the long poll included). At least 2 are
+    /// used (a smaller value counts as 2): the long poll holds one for up to its `max_wait`,
+    /// and the request lane needs another.
     pub http_max_requests: usize,
 }
 
@@ -1151,7 +1153,7 @@ impl<R: CryptoRng> Connection<R> {
     pub fn poll_http_request(&mut self, now: Now, out: &mut Vec<u8>) -> Option<HttpRequestId> {
         let wait = self.config.transport.http?;
         if !matches!(self.link, Link::Http)
-            || self.http.outstanding.len() >= self.config.http_max_requests.max(1)
+            || self.http.outstanding.len() >= self.config.http_max_requests.max(2)
         {
             return None;
         }
