@@ -1243,7 +1243,7 @@ impl ClientSession {
         for m in &ids {
             if let Some(Sent::Ping { .. }) = self.sent.get(m) {
                 self.sent.remove(m);
-                lost_pings += 1;
+                lost_pings = lost_pings.saturating_add(1);
             }
         }
         if lost_pings > 0 {
