@@ -78,17 +78,21 @@ impl Net {
     }
 
     fn with(wait: HttpWaitConfig, seed: u64, config: ServerConnectionConfig) -> Self {
+        Self::with_client(client_config(wait), seed, config)
+    }
+
+    fn with_client(
+        client_config: ConnectionConfig,
+        seed: u64,
+        config: ServerConnectionConfig,
+    ) -> Self {
         let store: Store = Rc::new(RefCell::new(MemoryKeyStore::default()));
         let server = ServerConnection::new_http(
             config,
             store.clone(),
             ChaCha20Rng::seed_from_u64(seed ^ 0x5e),
         );
-        let client = Connection::new(
-            client_config(wait),
-            ChaCha20Rng::seed_from_u64(seed),
-            Self::at(0),
-        );
+        let client = Connection::new(client_config, ChaCha20Rng::seed_from_u64(seed), Self::at(0));
         Self {
             client,
             server,
@@ -696,15 +700,15 @@ fn pfs_binds_over_http_and_a_reconnect_after_an_error_starts_over() {
     let id = net.client.invoke_raw(&body(1, 48)).unwrap();
     net.pump();
     assert_eq!(net.results.get(&id), Some(&vec![body(1, 48)]));
-    // A proxy answers 502: the connection closes; a reconnect goes on with the same keys.
-    // (The proxy dropped the server side of that exchange: the driver cancels it there.)
+    // The server answers 500: the connection closes; a reconnect goes on with the same keys.
+    // (The server side of that exchange was dropped: the driver cancels it there.)
     let (sid, cid) = net.inflight.pop_first().unwrap();
     assert!(net.server.cancel_http_request(sid));
     assert!(!net.server.cancel_http_request(sid));
     net.client
-        .handle_http_response(net.now(), cid, HttpResponse::Status(502));
+        .handle_http_response(net.now(), cid, HttpResponse::Status(500));
     net.collect();
-    assert_eq!(net.closed(), Some(&CloseReason::TransportError(-502)));
+    assert_eq!(net.closed(), Some(&CloseReason::TransportError(-500)));
     let pending = net.client.invoke_raw(&body(2, 48)).unwrap();
     net.client.reconnect(net.now());
     net.pump();
@@ -719,4 +723,302 @@ fn pfs_binds_over_http_and_a_reconnect_after_an_error_starts_over() {
         keys, 2,
         "one permanent and one temporary key, none made again"
     );
+}
+
+#[test]
+fn a_ping_lost_with_its_post_does_not_end_the_session_with_a_pong_timeout() {
+    let mut net = Net::new(HttpWaitConfig::default(), 21);
+    net.ready();
+    net.advance(1_000);
+    net.client.ping();
+    // The POST carrying the ping fails (connection error): it never reaches the server.
+    let now = net.now();
+    let mut post = Vec::new();
+    let cid = net
+        .client
+        .poll_http_request(now, &mut post)
+        .expect("the ping's POST");
+    assert!(net.client.poll_http_request(now, &mut post).is_none());
+    net.client
+        .handle_http_response(now, cid, HttpResponse::Failed);
+    net.pump();
+    // Past the pong timeout (30 s) and short of the next periodic ping (60 s).
+    net.advance(40_000);
+    assert!(net.closed().is_none(), "{:?}", net.closed());
+    net.assert_one_long_poll();
+    // Pings still work afterwards.
+    let ping_id = net.client.ping();
+    net.pump();
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, Event::Pong { ping_id: p, .. } if *p == ping_id))
+    );
+}
+
+#[test]
+fn a_client_max_wait_beyond_the_servers_limit_is_clamped_to_25_s() {
+    let wait = HttpWaitConfig {
+        max_delay: i32::MAX,
+        wait_after: i32::MAX,
+        max_wait: i32::MAX,
+    };
+    let mut net = Net::new(wait, 22);
+    net.ready();
+    net.advance(1_000);
+    let poll = net.long_poll_sid();
+    net.advance(30_000);
+    let expired = net.answers.iter().find(|a| a.0 == poll).expect("answered");
+    assert_eq!(
+        expired.3 - net.arrived[&poll],
+        25_000,
+        "held 25 s, not 24.8 days"
+    );
+    assert_eq!(expired.1, 200);
+    assert!(expired.2 >= 24 + 32, "an empty container: {expired:?}");
+    assert!(net.closed().is_none());
+}
+
+/// Several clients against one server endpoint.
+struct Crowd {
+    server: Server,
+    clients: Vec<Connection<ChaCha20Rng>>,
+    /// Server request id -> (client index, client request id).
+    route: BTreeMap<HttpRequestId, (usize, HttpRequestId)>,
+    refused: usize,
+    ms: u64,
+}
+
+impl Crowd {
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let now = Net::at(self.ms);
+            let mut moved = false;
+            let mut body = Vec::new();
+            for (i, c) in self.clients.iter_mut().enumerate() {
+                while let Some(cid) = c.poll_http_request(now, &mut body) {
+                    moved = true;
+                    match self.server.handle_http_request(now, &body) {
+                        Some(sid) => {
+                            self.route.insert(sid, (i, cid));
+                        }
+                        None => {
+                            self.refused += 1;
+                            c.handle_http_response(now, cid, HttpResponse::Status(503));
+                        }
+                    }
+                    body.clear();
+                }
+            }
+            while self.server.poll_event().is_some() {}
+            while let Some((sid, status)) = self.server.poll_http_response(now, &mut body) {
+                moved = true;
+                if let Some((i, cid)) = self.route.remove(&sid) {
+                    let response = match status {
+                        200 => HttpResponse::Body(&body),
+                        s => HttpResponse::Status(s),
+                    };
+                    self.clients[i].handle_http_response(now, cid, response);
+                }
+                body.clear();
+            }
+            for c in &mut self.clients {
+                while c.poll_event().is_some() {}
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    fn advance(&mut self, ms: u64) {
+        let end = self.ms + ms;
+        while self.ms < end {
+            self.ms = (self.ms + 100).min(end);
+            let now = Net::at(self.ms);
+            for c in &mut self.clients {
+                if c.poll_timeout().is_some_and(|t| t <= now.mono) {
+                    c.handle_timeout(now);
+                }
+            }
+            if self.server.poll_timeout().is_some_and(|t| t <= now.mono) {
+                self.server.handle_timeout(now);
+            }
+            self.pump();
+        }
+    }
+}
+
+#[test]
+fn one_key_with_many_sessions_cannot_fill_the_endpoint() {
+    let mut config = ServerConnectionConfig::new(ServerConfig::demo());
+    config.http.max_requests = 20;
+    assert_eq!(config.http.max_held_per_key, 16);
+    let mut net = Net::with(HttpWaitConfig::default(), 23, config);
+    net.ready();
+    net.advance(1_000);
+    let state = net.client.export().unwrap();
+    let Net {
+        client,
+        server,
+        inflight,
+        ms,
+        ..
+    } = net;
+    let mut crowd = Crowd {
+        server,
+        clients: vec![client],
+        route: inflight.into_iter().map(|(s, c)| (s, (0, c))).collect(),
+        refused: 0,
+        ms,
+    };
+    // 23 more sessions of the same key (session ids are the client's choice), one at a time:
+    // without a per-key cap their long polls fill the endpoint.
+    for k in 1..24u64 {
+        let mut st = state.clone();
+        st.session.session_id = 0x1000 + k as i64;
+        crowd.clients.push(Connection::resume(
+            client_config(HttpWaitConfig::default()),
+            st,
+            ChaCha20Rng::seed_from_u64(100 + k),
+            Net::at(crowd.ms),
+        ));
+        crowd.advance(300);
+    }
+    crowd.advance(2_000);
+    assert!(
+        crowd.server.http_held() <= 16,
+        "the key's cap: {}",
+        crowd.server.http_held()
+    );
+    // Another client (another key) still gets its handshake through and its long poll held.
+    crowd.clients.push(Connection::new(
+        client_config(HttpWaitConfig::default()),
+        ChaCha20Rng::seed_from_u64(999),
+        Net::at(crowd.ms),
+    ));
+    let refused = crowd.refused;
+    crowd.advance(3_000);
+    let other = crowd.clients.last().unwrap();
+    assert!(
+        other.auth_key().is_some(),
+        "refused {}",
+        crowd.refused - refused
+    );
+    assert_eq!(other.http_requests_outstanding(), 1);
+    assert!(
+        crowd.route.values().any(|r| r.0 == 24),
+        "its long poll is held"
+    );
+}
+
+/// A fresh client's first POST (`req_pq_multi` with its random nonce) and the status of the
+/// server's answer.
+fn fresh_req_pq(server: &mut Server, now: Now, seed: u64) -> u16 {
+    let mut client = Connection::new(
+        client_config(HttpWaitConfig::default()),
+        ChaCha20Rng::seed_from_u64(seed),
+        now,
+    );
+    let mut b = Vec::new();
+    client.poll_http_request(now, &mut b).expect("req_pq");
+    let sid = server.handle_http_request(now, &b).expect("taken");
+    b.clear();
+    let (id, status) = server
+        .poll_http_response(now, &mut b)
+        .expect("answered at once");
+    assert_eq!(id, sid);
+    status
+}
+
+#[test]
+fn handshakes_beyond_the_endpoints_rate_are_refused_with_429() {
+    let mut net = Net::new(HttpWaitConfig::default(), 25);
+    let now = net.now();
+    for k in 0..64 {
+        assert_eq!(fresh_req_pq(&mut net.server, now, 1_000 + k), 200, "{k}");
+    }
+    assert_eq!(fresh_req_pq(&mut net.server, now, 2_000), 429);
+    assert!(net.server_events.is_empty());
+    // The window slides: a minute later handshakes start again.
+    net.ms += 60_000;
+    let now = net.now();
+    assert_eq!(fresh_req_pq(&mut net.server, now, 3_000), 200);
+}
+
+#[test]
+fn a_flood_of_req_pq_does_not_evict_a_handshake_past_req_pq() {
+    let mut config = ServerConnectionConfig::new(ServerConfig::demo());
+    config.http.max_handshakes_per_window = 5_000;
+    let mut net = Net::with(HttpWaitConfig::default(), 26, config);
+    let now = net.now();
+    // req_pq and req_DH_params are answered; set_client_DH_params goes out.
+    for _ in 0..2 {
+        let mut b = Vec::new();
+        let cid = net.client.poll_http_request(now, &mut b).unwrap();
+        net.server.handle_http_request(now, &b).unwrap();
+        b.clear();
+        net.server.poll_http_response(now, &mut b).unwrap();
+        net.client
+            .handle_http_response(now, cid, HttpResponse::Body(&b));
+    }
+    let mut dh = Vec::new();
+    let cid = net.client.poll_http_request(now, &mut dh).unwrap();
+    // Before it arrives, 1025 req_pq with random nonces fill the handshake table (the
+    // client's entry is the oldest).
+    net.ms += 100;
+    let now = net.now();
+    for k in 0..1_025 {
+        assert_eq!(fresh_req_pq(&mut net.server, now, 10_000 + k), 200, "{k}");
+    }
+    let sid = net.server.handle_http_request(now, &dh).unwrap();
+    net.inflight.insert(sid, cid);
+    net.pump();
+    assert!(net.closed().is_none(), "{:?}", net.closed());
+    net.ready();
+}
+
+#[test]
+fn a_gateway_error_on_the_long_poll_re_arms_it() {
+    for (k, status) in [502u16, 503, 504].into_iter().enumerate() {
+        let mut net = Net::new(HttpWaitConfig::default(), 27 + k as u64);
+        net.ready();
+        net.advance(1_000);
+        // A proxy cuts the long poll (and its own request to the server: the driver there
+        // cancels it).
+        let (sid, cid) = net.inflight.pop_first().unwrap();
+        assert!(net.server.cancel_http_request(sid));
+        net.client
+            .handle_http_response(net.now(), cid, HttpResponse::Status(status));
+        net.pump();
+        assert!(net.closed().is_none(), "{status}: {:?}", net.closed());
+        assert_eq!(net.client.http_requests_outstanding(), 0, "throttled");
+        net.advance(600);
+        assert_eq!(net.client.http_requests_outstanding(), 1, "re-armed");
+        assert!(net.closed().is_none());
+        let id = net.client.invoke_raw(&body(1, 64)).unwrap();
+        net.pump();
+        assert_eq!(net.results.get(&id), Some(&vec![body(1, 64)]));
+    }
+}
+
+#[test]
+fn a_single_request_slot_counts_as_two_so_the_long_poll_does_not_starve_requests() {
+    let mut client = client_config(HttpWaitConfig::default());
+    client.http_max_requests = 1;
+    let mut net = Net::with_client(
+        client,
+        30,
+        ServerConnectionConfig::new(ServerConfig::demo()),
+    );
+    net.ready();
+    net.advance(1_000);
+    let poll = net.long_poll_sid();
+    let id = net.client.invoke_raw(&body(4, 64)).unwrap();
+    net.pump();
+    // Answered at once on its own POST, while the long poll stays held.
+    assert_eq!(net.results.get(&id), Some(&vec![body(4, 64)]));
+    assert!(net.inflight.contains_key(&poll));
+    net.assert_one_long_poll();
 }

@@ -119,7 +119,9 @@ pub struct ConnectionConfig {
     /// HTTP transport: a request gets this many ms beyond the `max_wait` it asked for before
     /// it counts as failed (gotd uses 5 s).
     pub http_timeout_margin_ms: u64,
-    /// HTTP transport: requests outstanding at most (the long poll included).
+    /// HTTP transport: requests outstanding at most (the long poll included). At least 2 are
+    /// used (a smaller value counts as 2): the long poll holds one for up to its `max_wait`,
+    /// and the request lane needs another.
     pub http_max_requests: usize,
 }
 
@@ -1140,7 +1142,9 @@ impl<R: CryptoRng> Connection<R> {
 /// fetched again). A failed handshake message closes the connection
 /// ([`CloseReason::HandshakeFailed`]; [`reconnect`](Connection::reconnect) starts over). A
 /// status ≥ 300 is transport error `-status` (−404: the server does not know the key), and so
-/// is a 4-byte body holding a negative code: the connection closes as over TCP. No quick acks.
+/// is a 4-byte body holding a negative code: the connection closes as over TCP; except
+/// `502`/`503`/`504` on the long poll (a proxy cutting a long wait), which count as
+/// [`HttpResponse::Failed`]. No quick acks.
 impl<R: CryptoRng> Connection<R> {
     /// HTTP transport: the next request to send. Its body (one MTProto packet) is appended to
     /// `out`; the returned id names it in [`handle_http_response`](Self::handle_http_response).
@@ -1149,7 +1153,7 @@ impl<R: CryptoRng> Connection<R> {
     pub fn poll_http_request(&mut self, now: Now, out: &mut Vec<u8>) -> Option<HttpRequestId> {
         let wait = self.config.transport.http?;
         if !matches!(self.link, Link::Http)
-            || self.http.outstanding.len() >= self.config.http_max_requests.max(1)
+            || self.http.outstanding.len() >= self.config.http_max_requests.max(2)
         {
             return None;
         }
@@ -1239,6 +1243,15 @@ impl<R: CryptoRng> Connection<R> {
                     let fast = now.mono.saturating_micros_since(o.sent_at) < half;
                     self.http.poll_not_before = (empty && fast)
                         .then(|| now.mono.saturating_add_micros(HTTP_THROTTLE_MICROS));
+                }
+            }
+            // A proxy on the way may end a long poll it finds too long with a gateway error:
+            // the poll failed, the connection did not.
+            (HttpResponse::Status(502..=504), None)
+                if sent.as_ref().is_some_and(|o| o.long_poll) =>
+            {
+                if let Some(o) = sent {
+                    self.http_lost(now, &o);
                 }
             }
             (HttpResponse::Status(code), None) => {

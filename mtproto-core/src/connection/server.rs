@@ -607,6 +607,20 @@ pub struct HttpServerConfig {
     /// answered at once (with what is queued, else an empty container). Two fit the
     /// long poll plus one request-lane POST of a client.
     pub max_held_per_session: usize,
+    /// Requests held per auth key at most, over all its sessions (session ids are the
+    /// client's choice, so the per-session cap alone lets one key fill the endpoint): when one
+    /// more arrives, the key's oldest held one is answered at once.
+    pub max_held_per_key: usize,
+    /// The longest wait a client's `http_wait` can ask for, ms: its `max_wait`, `max_delay`
+    /// and `wait_after` are clamped to `0..=max_wait_ms` (25 s: the spec's default `max_wait`,
+    /// what tdlib asks for).
+    pub max_wait_ms: i32,
+    /// Handshakes started at most per [`ServerConnectionConfig::handshake_window_micros`]
+    /// on the endpoint (all its clients together; a new client nonce starts one): each costs
+    /// an RSA decryption and 2048-bit DH. Beyond it the request is answered `429`. The
+    /// default, 64 per 60 s, is for an endpoint that serves many clients; the stream
+    /// transports' per-connection [`ServerConnectionConfig::max_handshakes`] does not apply.
+    pub max_handshakes_per_window: u32,
 }
 
 impl Default for HttpServerConfig {
@@ -614,6 +628,9 @@ impl Default for HttpServerConfig {
         Self {
             max_requests: 1024,
             max_held_per_session: 2,
+            max_held_per_key: 16,
+            max_wait_ms: 25_000,
+            max_handshakes_per_window: 64,
         }
     }
 }
@@ -849,8 +866,9 @@ struct HttpState {
     ready: VecDeque<(u64, u16, Vec<u8>)>,
     held: VecDeque<Held>,
     queued: BTreeMap<(i64, i64), Queued>,
-    /// Handshakes in progress, by the client's nonce (many clients share one endpoint).
-    handshakes: BTreeMap<[u8; 16], (ServerHandshake, Instant)>,
+    /// Handshakes in progress, by the client's nonce (many clients share one endpoint): the
+    /// handshake, its deadline, and whether it got past `req_pq` (a later message came).
+    handshakes: BTreeMap<[u8; 16], (ServerHandshake, Instant, bool)>,
     /// The request being handled failed with this HTTP status.
     failed: Option<u16>,
 }
@@ -863,7 +881,8 @@ pub struct ServerConnection<R: CryptoRng, K: KeyStore> {
     link: Link,
     handshake: Option<ServerHandshake>,
     /// When the handshakes of the last [`ServerConnectionConfig::handshake_window_micros`]
-    /// started (at most [`ServerConnectionConfig::max_handshakes`] entries).
+    /// started (at most [`ServerConnectionConfig::max_handshakes`] entries; in HTTP mode
+    /// [`HttpServerConfig::max_handshakes_per_window`], for the endpoint).
     handshakes: VecDeque<Instant>,
     plain_ids: MsgIdGen,
     key: Option<StoredKey>,
@@ -1056,6 +1075,7 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             h.failed = Some(match reason {
                 CloseReason::UnknownAuthKey { .. } => 404,
                 CloseReason::Store(_) => 503,
+                CloseReason::TooManyHandshakes => 429,
                 _ => 400,
             });
             return;
@@ -1141,10 +1161,6 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             Ok((_, body)) => body,
             Err(e) => return self.fail(CloseReason::Plain(e)),
         };
-        if self.handshake.is_none() && self.http.is_some() {
-            // HTTP: handshakes are kept by nonce and capped (`handle_http_request`).
-            self.handshake = Some(ServerHandshake::new(self.config.handshake.clone()));
-        }
         if self.handshake.is_none() {
             let window = self.config.handshake_window_micros;
             while self
@@ -1154,7 +1170,14 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             {
                 self.handshakes.pop_front();
             }
-            let max = usize::try_from(self.config.max_handshakes).unwrap_or(usize::MAX);
+            // HTTP: handshakes are kept by nonce and capped (`handle_http_request`); the rate
+            // is the endpoint's.
+            let max = if self.http.is_some() {
+                self.config.http.max_handshakes_per_window
+            } else {
+                self.config.max_handshakes
+            };
+            let max = usize::try_from(max).unwrap_or(usize::MAX);
             if self.handshakes.len() >= max {
                 return self.fail(CloseReason::TooManyHandshakes);
             }
@@ -1507,7 +1530,8 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         }
         if let Some(h) = self.http.as_mut() {
             // No connection to close; held requests are answered by `poll_http_response`.
-            h.handshakes.retain(|_, (_, deadline)| now.mono < *deadline);
+            h.handshakes
+                .retain(|_, (_, deadline, _)| now.mono < *deadline);
             return;
         }
         self.opened_at.get_or_insert(now.mono);
@@ -1624,7 +1648,8 @@ fn ms_micros(ms: i32) -> u64 {
 /// - an unencrypted (handshake) message is answered at once with the handshake's reply;
 /// - a request that fails is answered with a status: `404` for an unknown auth key (the
 ///   client reads transport error −404), `400` for one that does not decrypt or parse, `503`
-///   if the key store refused a new key. The endpoint stays open;
+///   if the key store refused a new key, `429` for a handshake beyond the endpoint's rate.
+///   The endpoint stays open;
 /// - an encrypted message is **held** until its session has messages queued (answers,
 ///   updates, service answers) and `max_delay` / `wait_after` passed (`mtproto_service_messages.md`),
 ///   then answered with them (pending acks flushed into the same packet); with nothing to
@@ -1633,9 +1658,12 @@ fn ms_micros(ms: i32) -> u64 {
 ///
 /// Bounds: [`HttpServerConfig::max_requests`] held plus unpolled answers (beyond it
 /// `handle_http_request` answers `None`); [`HttpServerConfig::max_held_per_session`] held per
-/// session: a newer request answers the session's oldest held one at once (with what is
-/// queued, else an empty container); handshakes in progress at most
-/// [`HttpServerConfig::max_requests`], each dropped after
+/// session and [`HttpServerConfig::max_held_per_key`] per auth key: a newer request answers
+/// the session's (the key's) oldest held one at once (with what is queued, else an empty
+/// container); `http_wait` times clamped to [`HttpServerConfig::max_wait_ms`]; handshakes in progress at most
+/// [`HttpServerConfig::max_requests`] (a new one evicts the oldest that only got `resPQ`
+/// first), [`HttpServerConfig::max_handshakes_per_window`] started per
+/// [`ServerConnectionConfig::handshake_window_micros`] (beyond it: `429`), each dropped after
 /// [`ServerConnectionConfig::handshake_timeout_micros`]. There is no idle timeout and no
 /// `ping_delay_disconnect` (nothing to close), and no quick acks.
 impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
@@ -1677,18 +1705,28 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             None => self.fail(CloseReason::ShortFrame),
         }
         let failed = self.http.as_mut().and_then(|h| h.failed.take());
+        // The request's http_wait applies to this request only, whatever became of it.
+        let session = self.current_session();
+        let wait = session
+            .and_then(|s| self.session_do(s, |s| s.take_http_wait()))
+            .flatten();
         if let Some(status) = failed {
             self.out.clear();
             self.http_ready(id, status, Vec::new());
         } else if !self.out.is_empty() {
             let reply = core::mem::take(&mut self.out);
             self.http_ready(id, 200, reply);
-        } else if let Some(session) = self.current_session() {
-            let (wait, len) = self
-                .session_do(session, |s| (s.take_http_wait(), s.outbox_len()))
-                .unwrap_or((None, 0));
+        } else if let Some(session) = session {
+            let len = self.session_do(session, |s| s.outbox_len()).unwrap_or(0);
             self.note_queued(now, session, len);
-            self.http_hold(now, id, session, wait.unwrap_or_default());
+            let cap = self.config.http.max_wait_ms.max(0);
+            let w = wait.unwrap_or_default();
+            let wait = HttpWaitConfig {
+                max_delay: w.max_delay.clamp(0, cap),
+                wait_after: w.wait_after.clamp(0, cap),
+                max_wait: w.max_wait.clamp(0, cap),
+            };
+            self.http_hold(now, id, session, wait);
         } else {
             self.http_ready(id, 200, Vec::new());
         }
@@ -1804,13 +1842,17 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         };
         let cap = self.config.http.max_requests.max(1);
         let Some(h) = self.http.as_mut() else { return };
-        h.handshakes.retain(|_, (_, deadline)| now.mono < *deadline);
-        self.handshake = h.handshakes.remove(&nonce).map(|(hs, _)| hs);
+        h.handshakes
+            .retain(|_, (_, deadline, _)| now.mono < *deadline);
+        self.handshake = h.handshakes.remove(&nonce).map(|(hs, _, _)| hs);
+        let progressed = self.handshake.is_some();
         if self.handshake.is_none() && h.handshakes.len() >= cap {
+            // The oldest one that only got `resPQ` goes first: a flood of `req_pq` never
+            // evicts a client that got further while such a one exists.
             let oldest = h
                 .handshakes
                 .iter()
-                .min_by_key(|(_, (_, d))| *d)
+                .min_by_key(|(_, (_, d, past_pq))| (*past_pq, *d))
                 .map(|(n, _)| *n);
             if let Some(n) = oldest {
                 h.handshakes.remove(&n);
@@ -1822,13 +1864,16 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
         if let (Some(hs), Some(h)) = (hs, self.http.as_mut())
             && h.failed.is_none()
         {
-            h.handshakes
-                .insert(nonce, (hs, now.mono.saturating_add_micros(timeout)));
+            h.handshakes.insert(
+                nonce,
+                (hs, now.mono.saturating_add_micros(timeout), progressed),
+            );
         }
     }
 
     fn http_hold(&mut self, now: Now, id: u64, session: (i64, i64), wait: HttpWaitConfig) {
         let per_session = self.config.http.max_held_per_session.max(1);
+        let per_key = self.config.http.max_held_per_key.max(1);
         let Some(h) = self.http.as_mut() else { return };
         h.held.push_back(Held {
             id,
@@ -1846,6 +1891,21 @@ impl<R: CryptoRng, K: KeyStore> ServerConnection<R, K> {
             if held.session == session && !held.now {
                 held.now = true;
                 of_session = of_session.saturating_sub(1);
+            }
+        }
+        // Too many held for this key (over all its sessions): its oldest ones too.
+        let mut of_key = h
+            .held
+            .iter()
+            .filter(|x| x.session.0 == session.0 && !x.now)
+            .count();
+        for held in h.held.iter_mut() {
+            if of_key <= per_key {
+                break;
+            }
+            if held.session.0 == session.0 && !held.now {
+                held.now = true;
+                of_key = of_key.saturating_sub(1);
             }
         }
     }

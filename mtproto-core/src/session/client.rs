@@ -1229,17 +1229,29 @@ impl ClientSession {
     /// requests it carried are asked about now with `msgs_state_req` (re-sent if the server
     /// never got them, their answers fetched again if it did) instead of after
     /// [`SessionConfig::state_req_after_ms`].
+    ///
+    /// Pings it carried are forgotten (their pongs will never come): the pong deadline they
+    /// armed is lifted when no other ping is in flight, so a lost POST never ends the session
+    /// with [`CloseReason::PongTimeout`].
     pub fn on_message_lost(&mut self, now: Now, msg_id: i64) {
         let ids: Vec<i64> = match self.sent.get(&msg_id) {
-            Some(Sent::Request(_)) => alloc::vec![msg_id],
-            Some(Sent::Container(members)) => members
-                .as_slice()
-                .iter()
-                .copied()
-                .filter(|m| matches!(self.sent.get(m), Some(Sent::Request(_))))
-                .collect(),
+            Some(Sent::Request(_) | Sent::Ping { .. }) => alloc::vec![msg_id],
+            Some(Sent::Container(members)) => members.as_slice().to_vec(),
             _ => return,
         };
+        let mut lost_pings = 0usize;
+        for m in &ids {
+            if let Some(Sent::Ping { .. }) = self.sent.get(m) {
+                self.sent.remove(m);
+                lost_pings = lost_pings.saturating_add(1);
+            }
+        }
+        if lost_pings > 0 {
+            self.pings = self.pings.saturating_sub(lost_pings);
+            if self.pings == 0 {
+                self.pong_deadline = None;
+            }
+        }
         let mut ask = Vec::new();
         for m in ids {
             if let Some(Sent::Request(id)) = self.sent.get(&m)
