@@ -540,6 +540,29 @@ fn a_request_that_never_gets_an_answer_times_out_and_is_sent_again() {
 }
 
 #[test]
+fn a_large_upload_gets_time_for_its_bytes_before_it_counts_as_lost() {
+    let mut net = Net::new(HttpWaitConfig::default(), 12);
+    net.ready();
+    net.advance(1_000);
+    net.fault = Fault::BlackholeRequest;
+    let id = net.client.invoke_raw(&body(4, 300_000)).unwrap();
+    net.pump();
+    let posts = net.client_posts;
+    // 300 kB at the default 16 KiB/s floor: ~18.3 s on top of the 5 s margin. A flat 5 s
+    // deadline would have asked about it (and re-sent it) after ~6 s. (At 15 s the session's
+    // own `state_req_after_ms` asks about any unanswered request, on every transport.)
+    net.advance(13_000);
+    assert!(!net.results.contains_key(&id));
+    assert_eq!(net.client.http_requests_outstanding(), 2);
+    assert!(
+        net.client_posts <= posts + 1,
+        "only long-poll re-arms, no re-send"
+    );
+    net.advance(12_000);
+    assert_eq!(net.results.get(&id), Some(&vec![body(4, 300_000)]));
+}
+
+#[test]
 fn a_long_poll_without_answer_times_out_and_is_re_armed() {
     let wait = HttpWaitConfig {
         max_delay: 0,

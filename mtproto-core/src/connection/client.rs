@@ -123,6 +123,10 @@ pub struct ConnectionConfig {
     /// used (a smaller value counts as 2): the long poll holds one for up to its `max_wait`,
     /// and the request lane needs another.
     pub http_max_requests: usize,
+    /// HTTP transport: the slowest upload rate (bytes/s) a request's deadline allows for: a
+    /// body of `n` bytes gets `n * 1000 / rate` ms on top of `max_wait` + the margin, so a large
+    /// upload on a slow link is not counted as failed (and sent again) while still in flight.
+    pub http_min_upload_rate: u64,
 }
 
 /// How temporary keys are made and renewed.
@@ -163,6 +167,7 @@ impl ConnectionConfig {
             pfs: None,
             http_timeout_margin_ms: 5_000,
             http_max_requests: 8,
+            http_min_upload_rate: 16 * 1024,
         }
     }
 }
@@ -1136,7 +1141,8 @@ impl<R: CryptoRng> Connection<R> {
 ///   container). It is re-armed as soon as its response arrives or fails; after an empty one
 ///   that came faster than `max_wait / 2`, or after a failure, only 500 ms later.
 ///
-/// Every request has a deadline (its `max_wait` + [`ConnectionConfig::http_timeout_margin_ms`]):
+/// Every request has a deadline (its `max_wait` + [`ConnectionConfig::http_timeout_margin_ms`]
+/// + its upload time at [`ConnectionConfig::http_min_upload_rate`]):
 /// past it, it counts as [`HttpResponse::Failed`]. A failed request loses nothing: the
 /// requests it carried are asked about with `msgs_state_req` (re-sent, or their answers
 /// fetched again). A failed handshake message closes the connection
@@ -1158,6 +1164,7 @@ impl<R: CryptoRng> Connection<R> {
             return None;
         }
         let margin = self.config.http_timeout_margin_ms;
+        let start = out.len();
         let (packet, long_poll) = match self.next_packet(now, Lane::HttpRequest) {
             Some(p) => (p, false),
             None => {
@@ -1192,7 +1199,15 @@ impl<R: CryptoRng> Connection<R> {
                 (Some(msg_id), max_wait, false)
             }
         };
-        let ms = u64::try_from(max_wait).unwrap_or(0).saturating_add(margin);
+        let body_len = u64::try_from(out.len().saturating_sub(start)).unwrap_or(u64::MAX);
+        let upload = body_len
+            .saturating_mul(1000)
+            .checked_div(self.config.http_min_upload_rate)
+            .unwrap_or(0);
+        let ms = u64::try_from(max_wait)
+            .unwrap_or(0)
+            .saturating_add(margin)
+            .saturating_add(upload);
         let id = self.http.next_id;
         self.http.next_id = self.http.next_id.wrapping_add(1);
         self.http.outstanding.insert(
