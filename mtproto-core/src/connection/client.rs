@@ -1141,8 +1141,9 @@ impl<R: CryptoRng> Connection<R> {
 ///   container). It is re-armed as soon as its response arrives or fails; after an empty one
 ///   that came faster than `max_wait / 2`, or after a failure, only 500 ms later.
 ///
-/// Every request has a deadline (its `max_wait` + [`ConnectionConfig::http_timeout_margin_ms`]
-/// + its upload time at [`ConnectionConfig::http_min_upload_rate`]):
+/// Every request has a deadline (its `max_wait`, plus
+/// [`ConnectionConfig::http_timeout_margin_ms`], plus its upload time at
+/// [`ConnectionConfig::http_min_upload_rate`]):
 /// past it, it counts as [`HttpResponse::Failed`]. A failed request loses nothing: the
 /// requests it carried are asked about with `msgs_state_req` (re-sent, or their answers
 /// fetched again). A failed handshake message closes the connection
