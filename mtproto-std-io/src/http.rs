@@ -63,68 +63,23 @@ pub struct HttpUrl {
 impl HttpUrl {
     /// Whether `s` is an `http://` or `https://` URL.
     pub fn is_http(s: &str) -> bool {
-        let l = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-        l.starts_with("http://") || l.starts_with("https://")
+        crate::url::has_scheme(s, "http", "https")
     }
 
     /// Parses `http://host[:port][/path]` or `https://…`; IPv6 hosts in brackets.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("{s}: {why}");
-        let (secure, rest) = if let Some(r) = strip_prefix_ci(s, "https://") {
-            (true, r)
-        } else if let Some(r) = strip_prefix_ci(s, "http://") {
-            (false, r)
-        } else {
-            return Err(bad("not an http:// or https:// URL"));
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let path = match path {
-            "" => "/api".to_string(),
-            p if p.starts_with('?') => format!("/api{p}"),
-            p => p.to_string(),
-        };
-        if authority.contains('@') {
-            return Err(bad("user info is not supported"));
-        }
-        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-            let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
-            };
-            (h, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-            None if secure => 443,
-            None => 80,
-        };
+        let p = crate::url::parse(s, "http", "https", "/api")?;
         Ok(Self {
-            secure,
-            host: host.to_string(),
-            port,
-            path,
+            secure: p.secure,
+            host: p.host,
+            port: p.port,
+            path: p.path,
         })
     }
 
     /// `host:port` to connect to (IPv6 in brackets); also the `Host` header.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::url::authority(&self.host, self.port)
     }
 }
 
@@ -133,13 +88,6 @@ impl fmt::Display for HttpUrl {
         let scheme = if self.secure { "https" } else { "http" };
         write!(f, "{scheme}://{}{}", self.authority(), self.path)
     }
-}
-
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| s.get(prefix.len()..))
-        .flatten()
 }
 
 /// A byte stream under HTTP: TCP, or TLS over TCP.

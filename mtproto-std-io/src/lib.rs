@@ -31,6 +31,7 @@ pub mod http;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod url;
 mod wire;
 #[cfg(feature = "websocket")]
 pub mod ws;

@@ -70,68 +70,23 @@ pub struct WsUrl {
 impl WsUrl {
     /// Whether `s` names a WebSocket endpoint (`ws://…` or `wss://…`) rather than `host:port`.
     pub fn is_ws(s: &str) -> bool {
-        let l = s.get(..6).unwrap_or(s).to_ascii_lowercase();
-        l.starts_with("ws://") || l.starts_with("wss://")
+        crate::url::has_scheme(s, "ws", "wss")
     }
 
     /// Parses `ws://host[:port][/path]` or `wss://…`; IPv6 hosts in brackets.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("{s}: {why}");
-        let (secure, rest) = if let Some(r) = strip_prefix_ci(s, "wss://") {
-            (true, r)
-        } else if let Some(r) = strip_prefix_ci(s, "ws://") {
-            (false, r)
-        } else {
-            return Err(bad("not a ws:// or wss:// URL"));
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let path = match path {
-            "" => "/apiws".to_string(),
-            p if p.starts_with('?') => format!("/apiws{p}"),
-            p => p.to_string(),
-        };
-        if authority.contains('@') {
-            return Err(bad("user info is not supported"));
-        }
-        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-            let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
-            };
-            (h, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-            None if secure => 443,
-            None => 80,
-        };
+        let p = crate::url::parse(s, "ws", "wss", "/apiws")?;
         Ok(Self {
-            secure,
-            host: host.to_string(),
-            port,
-            path,
+            secure: p.secure,
+            host: p.host,
+            port: p.port,
+            path: p.path,
         })
     }
 
     /// `host:port` to connect to (IPv6 in brackets).
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::url::authority(&self.host, self.port)
     }
 }
 
@@ -140,13 +95,6 @@ impl fmt::Display for WsUrl {
         let scheme = if self.secure { "wss" } else { "ws" };
         write!(f, "{scheme}://{}{}", self.authority(), self.path)
     }
-}
-
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| s.get(prefix.len()..))
-        .flatten()
 }
 
 /// A byte stream under the WebSocket: TCP, or TLS over TCP.
