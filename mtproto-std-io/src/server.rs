@@ -789,16 +789,7 @@ fn serve_connection(mut stream: Wire, websocket: bool, n: u64, shared: &Shared) 
                 ServerEvent::Request { id, body } => {
                     requests += 1;
                     shared.counters.requests.fetch_add(1, Ordering::SeqCst);
-                    let r = match echo::parse_request(&body).map(echo::answer) {
-                        Some(Ok(answer)) => conn.respond(now, id, &answer),
-                        _ => {
-                            let (code, msg) = echo::NOT_IMPLEMENTED;
-                            conn.respond_error(now, id, code, msg)
-                        }
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!(?e, "answer not sent");
-                    }
+                    answer_request(&mut conn, now, id, &body);
                 }
                 ServerEvent::AuthKeyCreated {
                     auth_key_id,
@@ -1083,7 +1074,6 @@ fn run_http_endpoint(rx: &mpsc::Receiver<crate::http::Cmd>, shared: &Shared) {
 
 /// The endpoint's answer to one request: `test.echo` echoed, anything else
 /// `METHOD_NOT_IMPLEMENTED`.
-#[cfg(feature = "http")]
 fn answer_request(
     conn: &mut ServerConnection<ChaCha20Rng, SharedKeyStore>,
     now: mtproto_core::time::Now,
