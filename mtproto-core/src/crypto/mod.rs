@@ -13,6 +13,8 @@ pub mod handshake_kdf;
 pub mod ige;
 pub mod message;
 pub mod v1;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub use auth_key::{AuthKey, Side};
 
