@@ -476,9 +476,9 @@ fn open_ni(keys: &Keys<'_>, msg_key: &[u8; 16], blocks: &mut [[u8; 16]]) -> [u8;
     invert(&rk.0, &mut dk.0);
     drop(rk);
     let dk = &dk.0;
-    // p_i = D(c_i ^ p_{i-1}) ^ c_{i-1}. Each SHA block of `prefix ‖ plaintext` is compressed as
-    // soon as its bytes are decrypted; it does not depend on the AES chain that follows, so the
-    // CPU runs the two side by side.
+    // p_i = D(c_i ^ p_{i-1}) ^ c_{i-1}. The SHA blocks of `prefix ‖ plaintext` follow the chain
+    // one group behind; they do not depend on the AES chain that follows, so the CPU runs the
+    // two side by side.
     let mut dec = |block: &mut [u8; 16]| -> __m128i {
         let c = load(block);
         let p = _mm_xor_si128(aes_dec(dk, _mm_xor_si128(c, x)), y);
@@ -494,11 +494,28 @@ fn open_ni(keys: &Keys<'_>, msg_key: &[u8; 16], blocks: &mut [[u8; 16]]) -> [u8;
         Some(([q0, q1], rest)) => {
             let d0 = dec(q0);
             let d1 = dec(q1);
-            compress(&mut s, [p0, p1, d0, d1]);
+            // SHA block 0 is `prefix ‖ d0 ‖ d1`, block j >= 1 is group j - 1 of the rest.
+            // Iteration i decrypts group i, THEN compresses the block before it (read back from
+            // the buffer): the serial AES chain comes first in program order and the hash of
+            // plaintext finished earlier fills the idle SHA unit beside it. (Compressing each
+            // group right after decrypting it, from registers, measured 30 % slower at 8 KiB.)
             let (groups, tail) = rest.as_chunks_mut::<4>();
-            for [a, b, c, d] in groups {
-                let w = [dec(a), dec(b), dec(c), dec(d)];
-                compress(&mut s, w);
+            let mut first = Some([p0, p1, d0, d1]);
+            for i in 0..=groups.len() {
+                if let Some([a, b, c, d]) = groups.get_mut(i) {
+                    dec(a);
+                    dec(b);
+                    dec(c);
+                    dec(d);
+                }
+                let block = match first.take() {
+                    Some(f) => f,
+                    None => match i.checked_sub(1).and_then(|j| groups.get(j)) {
+                        Some(g) => g.each_ref().map(load),
+                        None => continue,
+                    },
+                };
+                compress(&mut s, block);
             }
             let z = _mm_setzero_si128();
             match tail {
