@@ -13,6 +13,7 @@
 //! - request → rpc_result: 1000, all in `handle_input`: the owned body of
 //!   `Event::RpcResult`, which the API hands out. `invoke_raw` makes none: the request's copy
 //!   of its body (kept for resends) goes into a buffer of an earlier, answered request.
+//! - the same through the typed `invoke` (`typed_request_cycle`): 1000, the result bodies.
 //! - ping → pong: 0.
 //! - update → lone `msgs_ack`: 1000, all in `handle_input`: the owned body of `Event::Update`.
 //!
@@ -28,8 +29,7 @@
 //!   count check;
 //! - earlier (commit 9578913): the container built in place, the bookkeeping list reused.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use mtproto::core::connection::server::{
@@ -38,56 +38,19 @@ use mtproto::core::connection::server::{
 use mtproto::core::connection::{Connection, ConnectionConfig, Event, TransportConfig};
 use mtproto::core::handshake::{RsaKeySet, RsaPrivateKey, ServerConfig};
 use mtproto::core::time::{Instant, Now, UnixTime};
+use mtproto::core::tl::{RemoteCall, Serialize, TlError, Writer};
 use mtproto::core::transport::Framing;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-struct Counting;
-
-thread_local! {
-    static ON: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: the thread-locals may be gone while a thread shuts down.
-    let _ = ON.try_with(|on| {
-        if on.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting.rs"]
+mod counting;
+use counting::allocations;
 
 /// Heap allocations made by `f` on this thread, added to `total`.
 fn count<T>(total: &mut usize, f: impl FnOnce() -> T) -> T {
-    COUNT.with(|c| c.set(0));
-    ON.with(|on| on.set(true));
-    let out = f();
-    ON.with(|on| on.set(false));
-    *total += COUNT.with(Cell::get);
+    let (n, out) = allocations(f);
+    *total += n;
     out
 }
 
@@ -194,13 +157,24 @@ impl Pair {
         assert!(!self.client.is_closed());
     }
 
-    /// `n` request → rpc_result cycles, 1 ms apart.
+    /// `n` request → rpc_result cycles, 1 ms apart, each request queued by `invoke_raw`.
     fn requests(&mut self, n: usize, body: &[u8]) -> Phases {
+        self.requests_with(n, |c| {
+            c.invoke_raw(body).unwrap();
+        })
+    }
+
+    /// `n` request → rpc_result cycles, 1 ms apart, each request queued by `invoke`.
+    fn requests_with(
+        &mut self,
+        n: usize,
+        mut invoke: impl FnMut(&mut Connection<ChaCha20Rng>),
+    ) -> Phases {
         let mut a = Phases::default();
         for _ in 0..n {
             self.ms += 1;
             let before = self.results;
-            count(&mut a.invoke, || self.client.invoke_raw(body).unwrap());
+            count(&mut a.invoke, || invoke(&mut self.client));
             self.pump(&mut a);
             assert_eq!(self.results, before + 1);
         }
@@ -269,6 +243,43 @@ fn request_cycle() {
     };
     assert_eq!(a, want);
     assert_eq!(a.total(), N);
+}
+
+/// A typed request (`test.echo#c0de0001 value:int = Int`), queued through
+/// `Connection::invoke`: serialized straight into a recycled buffer, so the cycle allocates
+/// exactly what `invoke_raw`'s does (the result body).
+struct Echo(i32);
+
+impl Serialize for Echo {
+    fn serialized_len(&self) -> usize {
+        8
+    }
+    fn serialize(&self, w: &mut Writer<'_>) -> Result<(), TlError> {
+        w.write_u32(0xc0de_0001)?;
+        w.write_i32(self.0)
+    }
+}
+
+impl RemoteCall for Echo {
+    type Return<'r> = i32;
+}
+
+#[test]
+fn typed_request_cycle() {
+    let mut p = Pair::new();
+    let echo = Echo(42);
+    p.requests_with(WARM_UP, |c| {
+        c.invoke(&echo).unwrap();
+    });
+    let a = p.requests_with(N, |c| {
+        c.invoke(&echo).unwrap();
+    });
+    eprintln!("typed request → rpc_result, {N} cycles: {a:?}");
+    let want = Phases {
+        input: N,
+        ..Phases::default()
+    };
+    assert_eq!(a, want);
 }
 
 #[test]
