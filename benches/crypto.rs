@@ -14,11 +14,13 @@
 //! ours/limit, read back from criterion's estimates of this run.
 //!
 //! Run briefly: `cargo bench --bench crypto -- --warm-up-time 1 --measurement-time 2`.
+mod common;
 use aes::Aes256Enc;
 use aes::cipher::{
     Array, BlockCipherEncBackend, BlockCipherEncClosure, BlockCipherEncrypt, BlockSizeUser,
     KeyInit, consts::U16,
 };
+use common::{fastest_ns, label};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use grammers_crypto::DequeBuffer;
 use mtproto::core::crypto::message::{
@@ -29,17 +31,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sha2::{Digest, Sha256};
 use std::hint::black_box;
-use std::path::PathBuf;
 
 const SIZES: [usize; 6] = [16, 128, 1024, 8 * 1024, 64 * 1024, 512 * 1024];
-
-fn label(n: usize) -> String {
-    if n >= 1024 {
-        format!("{}KiB", n / 1024)
-    } else {
-        format!("{n}B")
-    }
-}
 
 fn raw_key() -> [u8; 256] {
     std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(3))
@@ -220,51 +213,6 @@ fn limit(c: &mut Criterion) {
     g.finish();
 }
 
-/// Criterion's output directory, as criterion finds it (`CRITERION_HOME`, else the cargo
-/// target directory).
-fn criterion_dir() -> PathBuf {
-    if let Some(h) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(h);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("criterion")
-}
-
-/// Fastest time per iteration (ns) over the samples of `group/function/size` in this run. The
-/// minimum, not the mean: on a shared machine other processes only ever ADD time, so the
-/// fastest sample is the best estimate of what the code costs.
-fn fastest_ns(group: &str, function: &str, n: usize) -> Option<f64> {
-    let path = criterion_dir()
-        .join(group)
-        .join(function)
-        .join(label(n))
-        .join("new/sample.json");
-    // Only this run's numbers: skip samples left over from an earlier (filtered) run.
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < *START.get()? {
-        return None;
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    let numbers = |key: &str| -> Option<Vec<f64>> {
-        let at = text.find(key)? + key.len();
-        let rest = &text[at..];
-        let end = rest.find(']')?;
-        rest[..end]
-            .split(',')
-            .map(|v| v.trim().parse().ok())
-            .collect()
-    };
-    let iters = numbers("\"iters\":[")?;
-    let times = numbers("\"times\":[")?;
-    iters
-        .iter()
-        .zip(&times)
-        .map(|(i, t)| t / i)
-        .min_by(f64::total_cmp)
-}
-
 fn print_ratios() {
     let mbs = |t: Option<f64>, n: usize| t.map(|t| n as f64 / t * 1e3);
     let cell = |v: Option<f64>, digits: usize| match v {
@@ -287,7 +235,12 @@ fn print_ratios() {
             .collect();
         println!("| {name}{cells} |");
     };
-    let limit = |n| Some(fastest_ns("limit", "aes_chain", n)? + fastest_ns("limit", "sha256", n)?);
+    let limit = |n| {
+        Some(
+            fastest_ns("limit", "aes_chain", &label(n))?
+                + fastest_ns("limit", "sha256", &label(n))?,
+        )
+    };
     let rows: [(&str, &str, &str); 6] = [
         ("encrypt, default policy", "encrypt", "ours_default"),
         ("encrypt, least padding", "encrypt", "ours_least"),
@@ -298,28 +251,34 @@ fn print_ratios() {
     ];
     for (name, group, function) in rows {
         row(&format!("{name} MB/s"), &|n| {
-            mbs(fastest_ns(group, function, n), n)
+            mbs(fastest_ns(group, function, &label(n)), n)
         });
         if function == "ours" {
             row("decrypt fused/two passes", &|n| {
-                Some(fastest_ns(group, "ours_two_pass", n)? / fastest_ns(group, function, n)?)
+                Some(
+                    fastest_ns(group, "ours_two_pass", &label(n))?
+                        / fastest_ns(group, function, &label(n))?,
+                )
             });
         }
         if function.starts_with("ours") {
             row(&format!("{name} ×g"), &|n| {
-                Some(fastest_ns(group, "grammers", n)? / fastest_ns(group, function, n)?)
+                Some(
+                    fastest_ns(group, "grammers", &label(n))?
+                        / fastest_ns(group, function, &label(n))?,
+                )
             });
             row(&format!("{name} ×L"), &|n| {
-                Some(limit(n)? / fastest_ns(group, function, n)?)
+                Some(limit(n)? / fastest_ns(group, function, &label(n))?)
             });
         }
     }
     row("limit L MB/s", &|n| mbs(limit(n), n));
     row("limit AES chain MB/s", &|n| {
-        mbs(fastest_ns("limit", "aes_chain", n), n)
+        mbs(fastest_ns("limit", "aes_chain", &label(n)), n)
     });
     row("limit SHA-256 MB/s", &|n| {
-        mbs(fastest_ns("limit", "sha256", n), n)
+        mbs(fastest_ns("limit", "sha256", &label(n)), n)
     });
     for (name, function) in [
         ("IGE encrypt", "ours_encrypt"),
@@ -327,21 +286,22 @@ fn print_ratios() {
     ] {
         let theirs = function.replace("ours", "grammers");
         row(&format!("{name} MB/s"), &|n| {
-            mbs(fastest_ns("ige", function, n), n)
+            mbs(fastest_ns("ige", function, &label(n)), n)
         });
         row(&format!("{name} ×g"), &|n| {
-            Some(fastest_ns("ige", &theirs, n)? / fastest_ns("ige", function, n)?)
+            Some(fastest_ns("ige", &theirs, &label(n))? / fastest_ns("ige", function, &label(n))?)
         });
         row(&format!("{name} ×AES chain"), &|n| {
-            Some(fastest_ns("limit", "aes_chain", n)? / fastest_ns("ige", function, n)?)
+            Some(
+                fastest_ns("limit", "aes_chain", &label(n))?
+                    / fastest_ns("ige", function, &label(n))?,
+            )
         });
     }
 }
 
-static START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
-
 fn main() {
-    START.get_or_init(std::time::SystemTime::now);
+    common::start();
     let mut c = Criterion::default().configure_from_args();
     encrypt(&mut c);
     decrypt(&mut c);

@@ -19,9 +19,10 @@
 //! samples of this run (fastest sample: on a shared machine others only ever add time).
 //!
 //! Run briefly: `cargo bench --bench session -- --warm-up-time 1 --measurement-time 2`.
+mod common;
+use common::{fastest_ns, label};
 use std::cell::RefCell;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -367,57 +368,7 @@ fn client(c: &mut Criterion) {
     g.finish();
 }
 
-fn label(n: usize) -> String {
-    if n >= 1024 {
-        format!("{}KiB", n / 1024)
-    } else {
-        format!("{n}B")
-    }
-}
-
 // ------------------------------------------------------------------------------------ ratios
-
-/// Criterion's output directory, as criterion finds it (`CRITERION_HOME`, else the cargo
-/// target directory).
-fn criterion_dir() -> PathBuf {
-    if let Some(h) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(h);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("criterion")
-}
-
-/// Fastest time per iteration (ns) over the samples of `group/function/param` in this run.
-fn fastest_ns(group: &str, function: &str, param: &str) -> Option<f64> {
-    let mut path = criterion_dir().join(group).join(function);
-    if !param.is_empty() {
-        path = path.join(param);
-    }
-    let path = path.join("new/sample.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < *START.get()? {
-        return None; // left over from an earlier (filtered) run
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    let numbers = |key: &str| -> Option<Vec<f64>> {
-        let at = text.find(key)? + key.len();
-        let rest = &text[at..];
-        let end = rest.find(']')?;
-        rest[..end]
-            .split(',')
-            .map(|v| v.trim().parse().ok())
-            .collect()
-    };
-    let iters = numbers("\"iters\":[")?;
-    let times = numbers("\"times\":[")?;
-    iters
-        .iter()
-        .zip(&times)
-        .map(|(i, t)| t / i)
-        .min_by(f64::total_cmp)
-}
 
 fn print_ratios() {
     println!();
@@ -449,10 +400,8 @@ fn print_ratios() {
     }
 }
 
-static START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
-
 fn main() {
-    START.get_or_init(std::time::SystemTime::now);
+    common::start();
     let mut c = Criterion::default().configure_from_args();
     round_trip(&mut c);
     client(&mut c);
