@@ -911,7 +911,7 @@ mod tests {
     }
 
     /// The fused decrypt+hash equals the two separate passes (the plain IGE decryption and
-    /// `SHA256(prefix ‖ plaintext)` through `Digest`) at every block count from 0 to 70 and a
+    /// `SHA256(prefix ‖ plaintext)` through `Digest`) at every block count from 0 to 69 and a
     /// few large ones, so every remainder of the 4-block loop and every tail length is hit.
     #[test]
     fn fused_decrypt_hash_matches_two_passes() {
@@ -948,7 +948,7 @@ mod tests {
     /// against the spec's and pycryptodome's vectors elsewhere): the same ciphertext and
     /// `msg_key_large` when sealing, the same plaintext and hash when opening (a real message and
     /// random bytes under a random `msg_key`), both directions, at every block count from 0 to
-    /// 70 (every SHA tail and 4-block remainder) and a few large ones.
+    /// 69 (every SHA tail and 4-block remainder) and a few large ones.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn kernel_matches_portable_path() {
