@@ -752,7 +752,7 @@ mod tests {
             let p = slot.as_ptr().cast::<u8>();
             // SAFETY: 240 bytes of the slot's own memory, read volatile after the drop.
             (0..240)
-                .map(|i| unsafe { core::ptr::read_volatile(p.add(i)) })
+                .map(|i| unsafe { core::ptr::read_volatile(p.wrapping_add(i)) })
                 .collect()
         };
         assert!(read(&slot).iter().all(|&b| b == 0x5a));
