@@ -335,9 +335,11 @@ impl IdList {
 /// The sent map: what each outgoing msg_id carried, in msg_id order. msg_ids are handed out in
 /// increasing order, so a new entry goes at the back of a ring buffer (reused: no node
 /// allocations, where a B-tree of a sliding window of msg_ids splits and merges nodes all the
-/// time); lookups are binary searches. An entry removed from the middle leaves a tombstone,
-/// dropped once it reaches either end or when tombstones outnumber the live entries, so the
-/// buffer stays within twice the live entries (plus a little).
+/// time). Lookups gallop from the end nearer the id (then bisect): the usual ones are the newest
+/// entries (the answer to a recent request) and the oldest (a service entry forgotten), found in
+/// a probe or two where a plain binary search walks the whole buffer. An entry removed from the
+/// middle leaves a tombstone, dropped once it reaches either end or when tombstones outnumber
+/// the live entries, so the buffer stays within twice the live entries (plus a little).
 #[derive(Default)]
 struct SentMap {
     entries: VecDeque<(i64, Option<Sent>)>,
@@ -345,8 +347,60 @@ struct SentMap {
 }
 
 impl SentMap {
+    fn key(&self, i: usize) -> Option<i64> {
+        self.entries.get(i).map(|e| e.0)
+    }
+
+    /// Where `msg_id` is (`Ok`) or would go (`Err`), as a binary search of the buffer answers.
     fn find(&self, msg_id: i64) -> Result<usize, usize> {
-        self.entries.binary_search_by_key(&msg_id, |e| e.0)
+        let len = self.entries.len();
+        let (Some(first), Some(last)) = (self.key(0), self.key(len.saturating_sub(1))) else {
+            return Err(0);
+        };
+        if msg_id > last {
+            return Err(len);
+        }
+        if msg_id <= first {
+            return if msg_id == first { Ok(0) } else { Err(0) };
+        }
+        // first < msg_id <= last. Gallop to a range [lo, hi] with key(lo) < msg_id <= key(hi).
+        let (mut lo, mut hi) = (0, len.saturating_sub(1));
+        let mut step = 1usize;
+        if last.abs_diff(msg_id) <= msg_id.abs_diff(first) {
+            loop {
+                let i = hi.saturating_sub(step).max(lo);
+                if i == lo || self.key(i).is_none_or(|k| k < msg_id) {
+                    lo = i;
+                    break;
+                }
+                hi = i;
+                step = step.saturating_mul(2);
+            }
+        } else {
+            loop {
+                let i = lo.saturating_add(step).min(hi);
+                if i == hi || self.key(i).is_none_or(|k| k >= msg_id) {
+                    hi = i;
+                    break;
+                }
+                lo = i;
+                step = step.saturating_mul(2);
+            }
+        }
+        // Bisect: the answer is the first index in (lo, hi] whose key is >= msg_id.
+        while hi.saturating_sub(lo) > 1 {
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
+            if self.key(mid).is_none_or(|k| k >= msg_id) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        if self.key(hi) == Some(msg_id) {
+            Ok(hi)
+        } else {
+            Err(hi)
+        }
     }
 
     fn get(&self, msg_id: &i64) -> Option<&Sent> {
@@ -359,6 +413,12 @@ impl SentMap {
     }
 
     fn insert(&mut self, msg_id: i64, sent: Sent) {
+        // The usual case: a new msg_id, above every other.
+        if self.entries.back().is_none_or(|e| e.0 < msg_id) {
+            self.entries.push_back((msg_id, Some(sent)));
+            self.live = self.live.saturating_add(1);
+            return;
+        }
         match self.find(msg_id) {
             Ok(i) => {
                 if let Some((_, slot)) = self.entries.get_mut(i)
@@ -2160,5 +2220,74 @@ fn write_tl<T: Serialize>(out: &mut Vec<u8>, value: &T) {
     if let Some(dst) = out.get_mut(at..) {
         // Sizes come from serialized_len: cannot fail for the service types written here.
         let _ = value.serialize_into(dst);
+    }
+}
+
+#[cfg(test)]
+mod sent_map_tests {
+    use super::*;
+    use alloc::collections::BTreeMap;
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    #[test]
+    fn find_answers_as_a_binary_search_does() {
+        let mut x = 0x2545_f491_4f6c_dd1d;
+        for len in [0usize, 1, 2, 3, 5, 8, 17, 100, 1000] {
+            let mut m = SentMap::default();
+            let mut k = -50i64;
+            for _ in 0..len {
+                k += 1 + (xorshift(&mut x) % 9) as i64;
+                m.entries.push_back((k, Some(Sent::DropAnswer)));
+            }
+            let mut probes: Vec<i64> = m.entries.iter().map(|e| e.0).collect();
+            probes.extend(probes.clone().iter().flat_map(|&p| [p - 1, p + 1]));
+            probes.extend([i64::MIN, i64::MAX, 0, -51, k + 100]);
+            for p in probes {
+                assert_eq!(
+                    m.find(p),
+                    m.entries.binary_search_by_key(&p, |e| e.0),
+                    "len {len}, probe {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inserts_and_removes_agree_with_a_btree_map() {
+        let mut x = 0x9e37_79b9_7f4a_7c15;
+        let (mut m, mut model) = (SentMap::default(), BTreeMap::new());
+        let mut next = 1_000i64;
+        for _ in 0..20_000 {
+            let r = xorshift(&mut x);
+            match r % 4 {
+                // Mostly new ids, now and then one below the newest.
+                0 | 1 => {
+                    next += 4;
+                    let id = if r % 16 == 1 {
+                        next - 4 * (r >> 8) as i64 % 64
+                    } else {
+                        next
+                    };
+                    m.insert(id, Sent::DropAnswer);
+                    model.insert(id, ());
+                }
+                _ => {
+                    let id = next - 4 * ((r >> 8) % 256) as i64;
+                    assert_eq!(m.remove(&id).is_some(), model.remove(&id).is_some(), "{id}");
+                }
+            }
+            assert_eq!(m.live, model.len());
+        }
+        let live: Vec<i64> = m.iter().map(|(id, _)| *id).collect();
+        assert_eq!(live, model.keys().copied().collect::<Vec<_>>());
+        for id in (900..next + 8).step_by(2) {
+            assert_eq!(m.contains_key(&id), model.contains_key(&id), "{id}");
+        }
     }
 }
