@@ -439,8 +439,18 @@ impl SentMap {
         }
     }
 
+    /// The entry at a position [`find`](Self::find) returned.
+    fn get_at(&self, i: usize) -> Option<&Sent> {
+        self.entries.get(i)?.1.as_ref()
+    }
+
     fn remove(&mut self, msg_id: &i64) -> Option<Sent> {
         let i = self.find(*msg_id).ok()?;
+        self.remove_at(i)
+    }
+
+    /// Removes the entry at a position [`find`](Self::find) returned.
+    fn remove_at(&mut self, i: usize) -> Option<Sent> {
         let old = self.entries.get_mut(i)?.1.take();
         if old.is_some() {
             self.live = self.live.saturating_sub(1);
@@ -1454,7 +1464,8 @@ impl ClientSession {
             let Some(&id) = self.send_queue.front() else {
                 break;
             };
-            let Some(p) = self.requests.get(&id) else {
+            // One lookup; the msg_id comes from the fields beside `requests`.
+            let Some(p) = self.requests.get_mut(&id) else {
                 self.send_queue.pop_front();
                 continue;
             };
@@ -1463,15 +1474,13 @@ impl ClientSession {
                 break;
             }
             self.send_queue.pop_front();
-            let msg_id = self.next_msg_id(now);
+            let msg_id = self.msg_ids.next(self.clock.server_nanos(now.unix), 0);
             let seq_no = self.seq.next(true);
             let b = begin_inner(out);
-            if let Some(p) = self.requests.get_mut(&id) {
-                out.extend_from_slice(&p.body);
-                p.msg_id = Some(msg_id);
-                p.sent_at = Some(now.mono);
-                p.acked = false;
-            }
+            out.extend_from_slice(&p.body);
+            p.msg_id = Some(msg_id);
+            p.sent_at = Some(now.mono);
+            p.acked = false;
             bytes = bytes.saturating_add(len);
             inner.push(end_inner(out, b, msg_id, seq_no));
             self.remember(msg_id, Sent::Request(id));
@@ -1894,7 +1903,9 @@ impl ClientSession {
             return self.malformed();
         };
         let req_msg_id = i64::from_le_bytes(*req);
-        let id = match self.sent.get(&req_msg_id) {
+        // Looked up once: the entry is removed by its position.
+        let at = self.sent.find(req_msg_id).ok();
+        let id = match at.and_then(|i| self.sent.get_at(i)) {
             Some(Sent::Request(id)) => *id,
             Some(Sent::FutureSalts) => {
                 self.sent.remove(&req_msg_id);
@@ -1926,7 +1937,9 @@ impl ClientSession {
                 return;
             }
         };
-        self.sent.remove(&req_msg_id);
+        if let Some(i) = at {
+            self.sent.remove_at(i);
+        }
         let Some(pending) = self.requests.remove(&id) else {
             return;
         };
