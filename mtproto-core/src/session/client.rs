@@ -13,7 +13,7 @@
 //! Nothing here is fatal but a pong timeout: bad salts, clock errors, duplicates and new server
 //! sessions are repaired and at most reported.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -332,44 +332,73 @@ impl IdList {
     }
 }
 
-/// The sent map: what each outgoing msg_id carried, in msg_id order. msg_ids are handed out in
-/// increasing order, so a new entry goes at the back of a ring buffer (reused: no node
-/// allocations, where a B-tree of a sliding window of msg_ids splits and merges nodes all the
-/// time). Lookups gallop from the end nearer the id (then bisect): the usual ones are the newest
-/// entries (the answer to a recent request) and the oldest (a service entry forgotten), found in
-/// a probe or two where a plain binary search walks the whole buffer. An entry removed from the
-/// middle leaves a tombstone, dropped once it reaches either end or when tombstones outnumber
-/// the live entries, so the buffer stays within twice the live entries (plus a little).
-#[derive(Default)]
-struct SentMap {
-    entries: VecDeque<(i64, Option<Sent>)>,
+/// Keys of a [`Ring`]: ordered, with a distance that tells which end of the ring a key lies
+/// nearer to.
+trait RingKey: Copy + Ord {
+    fn gap(self, other: Self) -> u64;
+}
+
+impl RingKey for i64 {
+    fn gap(self, other: Self) -> u64 {
+        self.abs_diff(other)
+    }
+}
+
+impl RingKey for RequestId {
+    fn gap(self, other: Self) -> u64 {
+        self.0.abs_diff(other.0)
+    }
+}
+
+/// A map over keys handed out in increasing order (msg_ids, request ids), kept sorted in a ring
+/// buffer: a new key goes at the back (the buffer is reused: no node allocations, where a
+/// B-tree splits and merges nodes all the time). Lookups gallop from the end nearer the key
+/// (then bisect): the usual ones are the newest entries (the answer to a recent request) and the
+/// oldest (a service entry forgotten), found in a probe or two where a plain binary search walks
+/// the whole buffer; any key costs O(log n) at most. An entry removed from the middle leaves a
+/// tombstone, dropped once it reaches either end or when tombstones outnumber the live entries,
+/// so the buffer stays within twice the live entries (plus a little).
+struct Ring<K, V> {
+    entries: VecDeque<(K, Option<V>)>,
     live: usize,
 }
 
-impl SentMap {
-    fn key(&self, i: usize) -> Option<i64> {
+impl<K, V> Default for Ring<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            live: 0,
+        }
+    }
+}
+
+/// The sent map: what each outgoing msg_id carried, in msg_id order.
+type SentMap = Ring<i64, Sent>;
+
+impl<K: RingKey, V> Ring<K, V> {
+    fn key(&self, i: usize) -> Option<K> {
         self.entries.get(i).map(|e| e.0)
     }
 
-    /// Where `msg_id` is (`Ok`) or would go (`Err`), as a binary search of the buffer answers.
-    fn find(&self, msg_id: i64) -> Result<usize, usize> {
+    /// Where `k` is (`Ok`) or would go (`Err`), as a binary search of the buffer answers.
+    fn find(&self, k: K) -> Result<usize, usize> {
         let len = self.entries.len();
         let (Some(first), Some(last)) = (self.key(0), self.key(len.saturating_sub(1))) else {
             return Err(0);
         };
-        if msg_id > last {
+        if k > last {
             return Err(len);
         }
-        if msg_id <= first {
-            return if msg_id == first { Ok(0) } else { Err(0) };
+        if k <= first {
+            return if k == first { Ok(0) } else { Err(0) };
         }
-        // first < msg_id <= last. Gallop to a range [lo, hi] with key(lo) < msg_id <= key(hi).
+        // first < k <= last. Gallop to a range [lo, hi] with key(lo) < k <= key(hi).
         let (mut lo, mut hi) = (0, len.saturating_sub(1));
         let mut step = 1usize;
-        if last.abs_diff(msg_id) <= msg_id.abs_diff(first) {
+        if last.gap(k) <= k.gap(first) {
             loop {
                 let i = hi.saturating_sub(step).max(lo);
-                if i == lo || self.key(i).is_none_or(|k| k < msg_id) {
+                if i == lo || self.key(i).is_none_or(|x| x < k) {
                     lo = i;
                     break;
                 }
@@ -379,7 +408,7 @@ impl SentMap {
         } else {
             loop {
                 let i = lo.saturating_add(step).min(hi);
-                if i == hi || self.key(i).is_none_or(|k| k >= msg_id) {
+                if i == hi || self.key(i).is_none_or(|x| x >= k) {
                     hi = i;
                     break;
                 }
@@ -387,52 +416,62 @@ impl SentMap {
                 step = step.saturating_mul(2);
             }
         }
-        // Bisect: the answer is the first index in (lo, hi] whose key is >= msg_id.
+        // Bisect: the answer is the first index in (lo, hi] whose key is >= k.
         while hi.saturating_sub(lo) > 1 {
             let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
-            if self.key(mid).is_none_or(|k| k >= msg_id) {
+            if self.key(mid).is_none_or(|x| x >= k) {
                 hi = mid;
             } else {
                 lo = mid;
             }
         }
-        if self.key(hi) == Some(msg_id) {
+        if self.key(hi) == Some(k) {
             Ok(hi)
         } else {
             Err(hi)
         }
     }
 
-    fn get(&self, msg_id: &i64) -> Option<&Sent> {
-        let i = self.find(*msg_id).ok()?;
+    fn get(&self, k: &K) -> Option<&V> {
+        let i = self.find(*k).ok()?;
         self.entries.get(i)?.1.as_ref()
     }
 
-    fn contains_key(&self, msg_id: &i64) -> bool {
-        self.get(msg_id).is_some()
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        let i = self.find(*k).ok()?;
+        self.entries.get_mut(i)?.1.as_mut()
     }
 
-    fn insert(&mut self, msg_id: i64, sent: Sent) {
-        // The usual case: a new msg_id, above every other.
-        if self.entries.back().is_none_or(|e| e.0 < msg_id) {
-            self.entries.push_back((msg_id, Some(sent)));
+    fn contains_key(&self, k: &K) -> bool {
+        self.get(k).is_some()
+    }
+
+    /// Live entries.
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        // The usual case: a new key, above every other.
+        if self.entries.back().is_none_or(|e| e.0 < k) {
+            self.entries.push_back((k, Some(v)));
             self.live = self.live.saturating_add(1);
             return;
         }
-        match self.find(msg_id) {
+        match self.find(k) {
             Ok(i) => {
                 if let Some((_, slot)) = self.entries.get_mut(i)
-                    && slot.replace(sent).is_none()
+                    && slot.replace(v).is_none()
                 {
                     self.live = self.live.saturating_add(1);
                 }
             }
             Err(i) => {
                 if i == self.entries.len() {
-                    self.entries.push_back((msg_id, Some(sent)));
+                    self.entries.push_back((k, Some(v)));
                 } else {
-                    // Not reached while msg_ids only grow; kept correct regardless.
-                    self.entries.insert(i, (msg_id, Some(sent)));
+                    // Not reached while keys only grow; kept correct regardless.
+                    self.entries.insert(i, (k, Some(v)));
                 }
                 self.live = self.live.saturating_add(1);
             }
@@ -440,17 +479,17 @@ impl SentMap {
     }
 
     /// The entry at a position [`find`](Self::find) returned.
-    fn get_at(&self, i: usize) -> Option<&Sent> {
+    fn get_at(&self, i: usize) -> Option<&V> {
         self.entries.get(i)?.1.as_ref()
     }
 
-    fn remove(&mut self, msg_id: &i64) -> Option<Sent> {
-        let i = self.find(*msg_id).ok()?;
+    fn remove(&mut self, k: &K) -> Option<V> {
+        let i = self.find(*k).ok()?;
         self.remove_at(i)
     }
 
     /// Removes the entry at a position [`find`](Self::find) returned.
-    fn remove_at(&mut self, i: usize) -> Option<Sent> {
+    fn remove_at(&mut self, i: usize) -> Option<V> {
         let old = self.entries.get_mut(i)?.1.take();
         if old.is_some() {
             self.live = self.live.saturating_sub(1);
@@ -471,7 +510,7 @@ impl SentMap {
         }
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&i64, &mut Sent) -> bool) {
+    fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         self.entries.retain_mut(|(id, slot)| match slot {
             Some(s) => keep(id, s),
             None => false,
@@ -484,10 +523,25 @@ impl SentMap {
         self.live = 0;
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&i64, &Sent)> {
+    /// Live entries in key order.
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries
             .iter()
             .filter_map(|(id, slot)| Some((id, slot.as_ref()?)))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.entries
+            .iter_mut()
+            .filter_map(|(id, slot)| Some((&*id, slot.as_mut()?)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.iter_mut().map(|(_, v)| v)
     }
 }
 
@@ -596,7 +650,7 @@ pub struct ClientSession {
     seq: SeqNo,
     replay: ReplayWindow,
     next_request: u64,
-    requests: BTreeMap<RequestId, Pending>,
+    requests: Ring<RequestId, Pending>,
     /// Requests waiting to be sent, in order.
     send_queue: VecDeque<RequestId>,
     services: VecDeque<Item>,
@@ -679,7 +733,7 @@ impl ClientSession {
             seq: SeqNo::new(),
             replay: ReplayWindow::new(),
             next_request: 0,
-            requests: BTreeMap::new(),
+            requests: Ring::default(),
             send_queue: VecDeque::new(),
             services: VecDeque::new(),
             sent: SentMap::default(),
@@ -2269,6 +2323,40 @@ mod sent_map_tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn request_ids_in_a_ring_behave_as_in_a_btree_map() {
+        let mut x = 0x853c_49e6_748f_ea9b;
+        let (mut m, mut model) = (Ring::<RequestId, u64>::default(), BTreeMap::new());
+        let mut next = 0u64;
+        for step in 0..20_000u64 {
+            let r = xorshift(&mut x);
+            let old = RequestId(next.saturating_sub((r >> 8) % 40));
+            match r % 5 {
+                0 | 1 => {
+                    // New ids, and now and then an old one again (a rebuilt request's id).
+                    let id = if r % 32 == 1 { old } else { RequestId(next) };
+                    next += 1;
+                    m.insert(id, step);
+                    model.insert(id, step);
+                }
+                2 => {
+                    if let Some(v) = m.get_mut(&old) {
+                        *v += 1_000_000;
+                    }
+                    if let Some(v) = model.get_mut(&old) {
+                        *v += 1_000_000;
+                    }
+                }
+                _ => assert_eq!(m.remove(&old), model.remove(&old), "{old:?}"),
+            }
+            assert_eq!(m.len(), model.len());
+        }
+        let got: Vec<(RequestId, u64)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        let want: Vec<(RequestId, u64)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(got, want, "same entries, in key order");
+        assert_eq!(m.values().count(), model.len());
     }
 
     #[test]
