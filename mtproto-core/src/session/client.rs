@@ -13,7 +13,7 @@
 //! Nothing here is fatal but a pong timeout: bad salts, clock errors, duplicates and new server
 //! sessions are repaired and at most reported.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -332,55 +332,164 @@ impl IdList {
     }
 }
 
-/// The sent map: what each outgoing msg_id carried, in msg_id order. msg_ids are handed out in
-/// increasing order, so a new entry goes at the back of a ring buffer (reused: no node
-/// allocations, where a B-tree of a sliding window of msg_ids splits and merges nodes all the
-/// time); lookups are binary searches. An entry removed from the middle leaves a tombstone,
-/// dropped once it reaches either end or when tombstones outnumber the live entries, so the
-/// buffer stays within twice the live entries (plus a little).
-#[derive(Default)]
-struct SentMap {
-    entries: VecDeque<(i64, Option<Sent>)>,
+/// Keys of a [`Ring`]: ordered, with a distance that tells which end of the ring a key lies
+/// nearer to.
+trait RingKey: Copy + Ord {
+    fn gap(self, other: Self) -> u64;
+}
+
+impl RingKey for i64 {
+    fn gap(self, other: Self) -> u64 {
+        self.abs_diff(other)
+    }
+}
+
+impl RingKey for RequestId {
+    fn gap(self, other: Self) -> u64 {
+        self.0.abs_diff(other.0)
+    }
+}
+
+/// A map over keys handed out in increasing order (msg_ids, request ids), kept sorted in a ring
+/// buffer: a new key goes at the back (the buffer is reused: no node allocations, where a
+/// B-tree splits and merges nodes all the time). Lookups gallop from the end nearer the key
+/// (then bisect): the usual ones are the newest entries (the answer to a recent request) and the
+/// oldest (a service entry forgotten), found in a probe or two where a plain binary search walks
+/// the whole buffer; any key costs O(log n) at most. An entry removed from the middle leaves a
+/// tombstone, dropped once it reaches either end or when tombstones outnumber the live entries,
+/// so the buffer stays within twice the live entries (plus a little).
+struct Ring<K, V> {
+    entries: VecDeque<(K, Option<V>)>,
     live: usize,
 }
 
-impl SentMap {
-    fn find(&self, msg_id: i64) -> Result<usize, usize> {
-        self.entries.binary_search_by_key(&msg_id, |e| e.0)
+impl<K, V> Default for Ring<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            live: 0,
+        }
+    }
+}
+
+/// The sent map: what each outgoing msg_id carried, in msg_id order.
+type SentMap = Ring<i64, Sent>;
+
+impl<K: RingKey, V> Ring<K, V> {
+    fn key(&self, i: usize) -> Option<K> {
+        self.entries.get(i).map(|e| e.0)
     }
 
-    fn get(&self, msg_id: &i64) -> Option<&Sent> {
-        let i = self.find(*msg_id).ok()?;
+    /// Where `k` is (`Ok`) or would go (`Err`), as a binary search of the buffer answers.
+    fn find(&self, k: K) -> Result<usize, usize> {
+        let len = self.entries.len();
+        let (Some(first), Some(last)) = (self.key(0), self.key(len.saturating_sub(1))) else {
+            return Err(0);
+        };
+        if k > last {
+            return Err(len);
+        }
+        if k <= first {
+            return if k == first { Ok(0) } else { Err(0) };
+        }
+        // first < k <= last. Gallop to a range [lo, hi] with key(lo) < k <= key(hi).
+        let (mut lo, mut hi) = (0, len.saturating_sub(1));
+        let mut step = 1usize;
+        if last.gap(k) <= k.gap(first) {
+            loop {
+                let i = hi.saturating_sub(step).max(lo);
+                if i == lo || self.key(i).is_none_or(|x| x < k) {
+                    lo = i;
+                    break;
+                }
+                hi = i;
+                step = step.saturating_mul(2);
+            }
+        } else {
+            loop {
+                let i = lo.saturating_add(step).min(hi);
+                if i == hi || self.key(i).is_none_or(|x| x >= k) {
+                    hi = i;
+                    break;
+                }
+                lo = i;
+                step = step.saturating_mul(2);
+            }
+        }
+        // Bisect: the answer is the first index in (lo, hi] whose key is >= k.
+        while hi.saturating_sub(lo) > 1 {
+            let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
+            if self.key(mid).is_none_or(|x| x >= k) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        if self.key(hi) == Some(k) {
+            Ok(hi)
+        } else {
+            Err(hi)
+        }
+    }
+
+    fn get(&self, k: &K) -> Option<&V> {
+        let i = self.find(*k).ok()?;
         self.entries.get(i)?.1.as_ref()
     }
 
-    fn contains_key(&self, msg_id: &i64) -> bool {
-        self.get(msg_id).is_some()
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        let i = self.find(*k).ok()?;
+        self.entries.get_mut(i)?.1.as_mut()
     }
 
-    fn insert(&mut self, msg_id: i64, sent: Sent) {
-        match self.find(msg_id) {
+    fn contains_key(&self, k: &K) -> bool {
+        self.get(k).is_some()
+    }
+
+    /// Live entries.
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        // The usual case: a new key, above every other.
+        if self.entries.back().is_none_or(|e| e.0 < k) {
+            self.entries.push_back((k, Some(v)));
+            self.live = self.live.saturating_add(1);
+            return;
+        }
+        match self.find(k) {
             Ok(i) => {
                 if let Some((_, slot)) = self.entries.get_mut(i)
-                    && slot.replace(sent).is_none()
+                    && slot.replace(v).is_none()
                 {
                     self.live = self.live.saturating_add(1);
                 }
             }
             Err(i) => {
                 if i == self.entries.len() {
-                    self.entries.push_back((msg_id, Some(sent)));
+                    self.entries.push_back((k, Some(v)));
                 } else {
-                    // Not reached while msg_ids only grow; kept correct regardless.
-                    self.entries.insert(i, (msg_id, Some(sent)));
+                    // Not reached while keys only grow; kept correct regardless.
+                    self.entries.insert(i, (k, Some(v)));
                 }
                 self.live = self.live.saturating_add(1);
             }
         }
     }
 
-    fn remove(&mut self, msg_id: &i64) -> Option<Sent> {
-        let i = self.find(*msg_id).ok()?;
+    /// The entry at a position [`find`](Self::find) returned.
+    fn get_at(&self, i: usize) -> Option<&V> {
+        self.entries.get(i)?.1.as_ref()
+    }
+
+    fn remove(&mut self, k: &K) -> Option<V> {
+        let i = self.find(*k).ok()?;
+        self.remove_at(i)
+    }
+
+    /// Removes the entry at a position [`find`](Self::find) returned.
+    fn remove_at(&mut self, i: usize) -> Option<V> {
         let old = self.entries.get_mut(i)?.1.take();
         if old.is_some() {
             self.live = self.live.saturating_sub(1);
@@ -401,7 +510,7 @@ impl SentMap {
         }
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&i64, &mut Sent) -> bool) {
+    fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         self.entries.retain_mut(|(id, slot)| match slot {
             Some(s) => keep(id, s),
             None => false,
@@ -414,10 +523,25 @@ impl SentMap {
         self.live = 0;
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&i64, &Sent)> {
+    /// Live entries in key order.
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries
             .iter()
             .filter_map(|(id, slot)| Some((id, slot.as_ref()?)))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.entries
+            .iter_mut()
+            .filter_map(|(id, slot)| Some((&*id, slot.as_mut()?)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.iter_mut().map(|(_, v)| v)
     }
 }
 
@@ -526,7 +650,7 @@ pub struct ClientSession {
     seq: SeqNo,
     replay: ReplayWindow,
     next_request: u64,
-    requests: BTreeMap<RequestId, Pending>,
+    requests: Ring<RequestId, Pending>,
     /// Requests waiting to be sent, in order.
     send_queue: VecDeque<RequestId>,
     services: VecDeque<Item>,
@@ -609,7 +733,7 @@ impl ClientSession {
             seq: SeqNo::new(),
             replay: ReplayWindow::new(),
             next_request: 0,
-            requests: BTreeMap::new(),
+            requests: Ring::default(),
             send_queue: VecDeque::new(),
             services: VecDeque::new(),
             sent: SentMap::default(),
@@ -1394,7 +1518,8 @@ impl ClientSession {
             let Some(&id) = self.send_queue.front() else {
                 break;
             };
-            let Some(p) = self.requests.get(&id) else {
+            // One lookup; the msg_id comes from the fields beside `requests`.
+            let Some(p) = self.requests.get_mut(&id) else {
                 self.send_queue.pop_front();
                 continue;
             };
@@ -1403,15 +1528,13 @@ impl ClientSession {
                 break;
             }
             self.send_queue.pop_front();
-            let msg_id = self.next_msg_id(now);
+            let msg_id = self.msg_ids.next(self.clock.server_nanos(now.unix), 0);
             let seq_no = self.seq.next(true);
             let b = begin_inner(out);
-            if let Some(p) = self.requests.get_mut(&id) {
-                out.extend_from_slice(&p.body);
-                p.msg_id = Some(msg_id);
-                p.sent_at = Some(now.mono);
-                p.acked = false;
-            }
+            out.extend_from_slice(&p.body);
+            p.msg_id = Some(msg_id);
+            p.sent_at = Some(now.mono);
+            p.acked = false;
             bytes = bytes.saturating_add(len);
             inner.push(end_inner(out, b, msg_id, seq_no));
             self.remember(msg_id, Sent::Request(id));
@@ -1834,7 +1957,9 @@ impl ClientSession {
             return self.malformed();
         };
         let req_msg_id = i64::from_le_bytes(*req);
-        let id = match self.sent.get(&req_msg_id) {
+        // Looked up once: the entry is removed by its position.
+        let at = self.sent.find(req_msg_id).ok();
+        let id = match at.and_then(|i| self.sent.get_at(i)) {
             Some(Sent::Request(id)) => *id,
             Some(Sent::FutureSalts) => {
                 self.sent.remove(&req_msg_id);
@@ -1866,7 +1991,9 @@ impl ClientSession {
                 return;
             }
         };
-        self.sent.remove(&req_msg_id);
+        if let Some(i) = at {
+            self.sent.remove_at(i);
+        }
         let Some(pending) = self.requests.remove(&id) else {
             return;
         };
@@ -2160,5 +2287,108 @@ fn write_tl<T: Serialize>(out: &mut Vec<u8>, value: &T) {
     if let Some(dst) = out.get_mut(at..) {
         // Sizes come from serialized_len: cannot fail for the service types written here.
         let _ = value.serialize_into(dst);
+    }
+}
+
+#[cfg(test)]
+mod sent_map_tests {
+    use super::*;
+    use alloc::collections::BTreeMap;
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    #[test]
+    fn find_answers_as_a_binary_search_does() {
+        let mut x = 0x2545_f491_4f6c_dd1d;
+        for len in [0usize, 1, 2, 3, 5, 8, 17, 100, 1000] {
+            let mut m = SentMap::default();
+            let mut k = -50i64;
+            for _ in 0..len {
+                k += 1 + (xorshift(&mut x) % 9) as i64;
+                m.entries.push_back((k, Some(Sent::DropAnswer)));
+            }
+            let mut probes: Vec<i64> = m.entries.iter().map(|e| e.0).collect();
+            probes.extend(probes.clone().iter().flat_map(|&p| [p - 1, p + 1]));
+            probes.extend([i64::MIN, i64::MAX, 0, -51, k + 100]);
+            for p in probes {
+                assert_eq!(
+                    m.find(p),
+                    m.entries.binary_search_by_key(&p, |e| e.0),
+                    "len {len}, probe {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn request_ids_in_a_ring_behave_as_in_a_btree_map() {
+        let mut x = 0x853c_49e6_748f_ea9b;
+        let (mut m, mut model) = (Ring::<RequestId, u64>::default(), BTreeMap::new());
+        let mut next = 0u64;
+        for step in 0..20_000u64 {
+            let r = xorshift(&mut x);
+            let old = RequestId(next.saturating_sub((r >> 8) % 40));
+            match r % 5 {
+                0 | 1 => {
+                    // New ids, and now and then an old one again (a rebuilt request's id).
+                    let id = if r % 32 == 1 { old } else { RequestId(next) };
+                    next += 1;
+                    m.insert(id, step);
+                    model.insert(id, step);
+                }
+                2 => {
+                    if let Some(v) = m.get_mut(&old) {
+                        *v += 1_000_000;
+                    }
+                    if let Some(v) = model.get_mut(&old) {
+                        *v += 1_000_000;
+                    }
+                }
+                _ => assert_eq!(m.remove(&old), model.remove(&old), "{old:?}"),
+            }
+            assert_eq!(m.len(), model.len());
+        }
+        let got: Vec<(RequestId, u64)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        let want: Vec<(RequestId, u64)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(got, want, "same entries, in key order");
+        assert_eq!(m.values().count(), model.len());
+    }
+
+    #[test]
+    fn inserts_and_removes_agree_with_a_btree_map() {
+        let mut x = 0x9e37_79b9_7f4a_7c15;
+        let (mut m, mut model) = (SentMap::default(), BTreeMap::new());
+        let mut next = 1_000i64;
+        for _ in 0..20_000 {
+            let r = xorshift(&mut x);
+            match r % 4 {
+                // Mostly new ids, now and then one below the newest.
+                0 | 1 => {
+                    next += 4;
+                    let id = if r % 16 == 1 {
+                        next - 4 * (r >> 8) as i64 % 64
+                    } else {
+                        next
+                    };
+                    m.insert(id, Sent::DropAnswer);
+                    model.insert(id, ());
+                }
+                _ => {
+                    let id = next - 4 * ((r >> 8) % 256) as i64;
+                    assert_eq!(m.remove(&id).is_some(), model.remove(&id).is_some(), "{id}");
+                }
+            }
+            assert_eq!(m.live, model.len());
+        }
+        let live: Vec<i64> = m.iter().map(|(id, _)| *id).collect();
+        assert_eq!(live, model.keys().copied().collect::<Vec<_>>());
+        for id in (900..next + 8).step_by(2) {
+            assert_eq!(m.contains_key(&id), model.contains_key(&id), "{id}");
+        }
     }
 }

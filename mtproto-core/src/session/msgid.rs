@@ -11,27 +11,30 @@
 
 use crate::time::UnixTime;
 
-const NANOS: i128 = 1_000_000_000;
-
 /// Server time in nanoseconds since the Unix epoch, as read from a msg_id: the upper 32 bits
 /// are seconds, the lower 32 bits the binary fraction of a second.
 pub fn msg_id_time_nanos(msg_id: i64) -> i64 {
-    let secs = i128::from(msg_id >> 32);
-    let frac = i128::from(msg_id & 0xffff_ffff);
-    let nanos = secs
-        .saturating_mul(NANOS)
-        .saturating_add(frac.saturating_mul(NANOS) >> 32);
-    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
+    // |secs| <= 2^31 and frac < 2^32: |secs · 10^9| < 2.2 · 10^18 and frac · 10^9 < 2^62, so
+    // 64 bits hold every step (saturating only to satisfy the lints).
+    let secs = msg_id >> 32;
+    let frac = msg_id & 0xffff_ffff;
+    secs.saturating_mul(1_000_000_000)
+        .saturating_add(frac.saturating_mul(1_000_000_000) >> 32)
 }
 
 /// The msg_id for a server time in nanoseconds (lower two bits as computed; callers set them).
+/// In 64-bit arithmetic (divisions by a constant become multiplications; 128-bit ones are calls
+/// into the runtime, three per id): `sub << 32 < 2^62`, and the seconds saturate as before.
 pub fn msg_id_for_nanos(nanos: i64) -> i64 {
-    let n = i128::from(nanos);
-    let secs = n.div_euclid(NANOS);
-    let sub = n.rem_euclid(NANOS);
-    let frac = (sub << 32) / NANOS; // < 2^32
-    let id = (secs << 32) | frac;
-    i64::try_from(id).unwrap_or(if id < 0 { i64::MIN } else { i64::MAX })
+    const N: i64 = 1_000_000_000;
+    let secs = nanos.div_euclid(N);
+    let sub = nanos.rem_euclid(N); // 0..N
+    let frac = (sub << 32) / N; // < 2^32
+    match secs.checked_mul(1 << 32) {
+        Some(high) => high | frac,
+        None if secs < 0 => i64::MIN,
+        None => i64::MAX,
+    }
 }
 
 fn unix_nanos(t: UnixTime) -> i64 {
@@ -193,6 +196,8 @@ impl SeqNo {
 mod tests {
     use super::*;
 
+    const NANOS: i128 = 1_000_000_000;
+
     #[test]
     fn msg_id_time_round_trips_within_a_quarter_nanosecond_unit() {
         // 1_700_000_000.5 s: the fraction 0.5 is 2^31.
@@ -200,6 +205,65 @@ mod tests {
         assert_eq!(id >> 32, 1_700_000_000);
         assert_eq!(id & 0xffff_ffff, 1 << 31);
         assert_eq!(msg_id_time_nanos(id), 1_700_000_000_500_000_000);
+    }
+
+    #[test]
+    fn msg_ids_agree_with_the_formula_in_128_bit_arithmetic() {
+        // unixtime · 2^32, the fraction of a second in the low 32 bits (floored), saturated.
+        let reference = |nanos: i64| -> i64 {
+            let n = i128::from(nanos);
+            let id = (n.div_euclid(NANOS) << 32) | ((n.rem_euclid(NANOS) << 32) / NANOS);
+            id.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        };
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut probes = std::vec![
+            0,
+            1,
+            -1,
+            999_999_999,
+            1_000_000_000,
+            -1_000_000_000,
+            -1_000_000_001,
+            1_700_000_000_500_000_000,
+            i64::MAX,
+            i64::MIN,
+            (1i64 << 31) * 1_000_000_000 - 1,
+            (1i64 << 31) * 1_000_000_000,
+            -(1i64 << 31) * 1_000_000_000,
+            -(1i64 << 31) * 1_000_000_000 - 1,
+        ];
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            probes.push(x as i64);
+            probes.push(1_700_000_000_000_000_000 + (x % 1_000_000_000_000) as i64);
+        }
+        for n in probes {
+            assert_eq!(msg_id_for_nanos(n), reference(n), "{n}");
+        }
+        // And back: seconds · 10^9 + the fraction · 10^9 / 2^32 (floored).
+        let time = |id: i64| -> i64 {
+            let t = i128::from(id >> 32) * NANOS + ((i128::from(id & 0xffff_ffff) * NANOS) >> 32);
+            t as i64
+        };
+        for id in [
+            0,
+            1,
+            -1,
+            i64::MAX,
+            i64::MIN,
+            3 << 32,
+            (-3 << 32) | 0xffff_ffff,
+        ] {
+            assert_eq!(msg_id_time_nanos(id), time(id), "{id}");
+        }
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            assert_eq!(msg_id_time_nanos(x as i64), time(x as i64), "{x}");
+        }
     }
 
     #[test]
