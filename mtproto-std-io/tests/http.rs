@@ -5,9 +5,11 @@
 //! restart; and the server's HTTP rules seen from a raw socket. Every loop is bounded.
 #![cfg(all(feature = "http", feature = "tls", feature = "tokio"))]
 
+mod common;
+use common::{config as client_config, exercise_blocking, exercise_tokio, payload};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mtproto_std_io::client::Client;
 use mtproto_std_io::core::connection::{ConnectionConfig, TransportConfig};
@@ -39,15 +41,7 @@ fn server(cert: &SelfSigned) -> ServerHandle {
 }
 
 fn config(addr: String, cert: Option<&SelfSigned>) -> ClientConfig {
-    let keys = RsaKeySet::new().with(RsaPrivateKey::demo().public_key().clone());
-    let mut c = ClientConfig::new(
-        addr,
-        ConnectionConfig::new(2, TransportConfig::http(), keys),
-    );
-    c.request_timeout = Duration::from_secs(30);
-    c.max_failures = Some(2);
-    c.tls = cert.map(|c| c.client_config().unwrap());
-    c
+    client_config(addr, TransportConfig::http(), cert)
 }
 
 fn http_url(server: &ServerHandle) -> String {
@@ -62,55 +56,23 @@ fn https_url(server: &ServerHandle) -> String {
     )
 }
 
-/// Incompressible bytes (xorshift64), so the sizes on the wire are the sizes asked for.
-fn payload(n: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// Handshake, pings, echoes of every size, an update pushed by the server, close.
-fn exercise_blocking(server: &ServerHandle, mut client: Client) {
-    assert!(client.auth_key_id().is_some());
-    for _ in 0..3 {
-        client.ping().unwrap();
-    }
-    for n in SIZES {
-        let p = payload(n);
-        let answer = client.invoke(&echo::request(&p).unwrap()).unwrap();
-        assert_eq!(echo::parse_answer(&answer), Some(&p[..]), "echo {n}");
-    }
-    // Nothing of ours is in flight now: the update can only ride on the held long poll.
-    let update = echo::answer(b"pushed through the long poll").unwrap();
-    assert!(server.push_update(&update) >= 1);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut got = Vec::new();
-    while got.is_empty() && Instant::now() < deadline {
-        client.run_for(Duration::from_millis(50)).unwrap();
-        got = client.take_updates();
-    }
-    assert_eq!(got, vec![update]);
-    assert_eq!(client.disconnects(), 0);
-    client.close();
-}
-
 #[test]
 fn blocking_client_over_http_and_https() {
     let cert = SelfSigned::localhost().unwrap();
     let server = server(&cert);
+    // Nothing of ours is in flight when the update is pushed: it can only ride on the held
+    // long poll.
     exercise_blocking(
         &server,
         Client::connect(config(http_url(&server), None)).unwrap(),
+        &SIZES,
+        b"pushed through the long poll",
     );
     exercise_blocking(
         &server,
         Client::connect(config(https_url(&server), Some(&cert))).unwrap(),
+        &SIZES,
+        b"pushed through the long poll",
     );
     let stats = server.stop();
     assert_eq!((stats.handshakes, stats.failed), (2, 0));
@@ -124,31 +86,8 @@ async fn tokio_client_over_http_and_https() {
         let client = TokioClient::connect(config(addr.clone(), cert))
             .await
             .unwrap();
-        for _ in 0..3 {
-            client.ping().await.unwrap();
-        }
         // Every size at once: several POSTs out together, beside the held long poll.
-        let tasks: Vec<_> = SIZES
-            .iter()
-            .map(|&n| {
-                let c = client.clone();
-                tokio::spawn(async move {
-                    let p = payload(n);
-                    let answer = c.invoke(echo::request(&p).unwrap()).await.unwrap();
-                    assert_eq!(echo::parse_answer(&answer), Some(&p[..]), "echo {n}");
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let update = echo::answer(addr.as_bytes()).unwrap();
-        assert!(server.push_update(&update) >= 1);
-        let got = tokio::time::timeout(Duration::from_secs(20), client.next_update())
-            .await
-            .expect("an update within 20 s");
-        assert_eq!(got.as_deref(), Some(&update[..]));
-        client.close().await;
+        exercise_tokio(&server, client, &SIZES, addr.as_bytes()).await;
     }
     let stats = tokio::task::spawn_blocking(move || server.stop())
         .await

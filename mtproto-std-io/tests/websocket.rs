@@ -5,6 +5,8 @@
 //! direction, to show message boundaries mean nothing to either side. Every loop is bounded.
 #![cfg(all(feature = "websocket", feature = "tls", feature = "tokio"))]
 
+mod common;
+use common::{config, exercise_blocking, exercise_tokio, payload};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -13,13 +15,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mtproto_std_io::client::Client;
-use mtproto_std_io::core::connection::{ConnectionConfig, TransportConfig};
-use mtproto_std_io::core::handshake::{RsaKeySet, RsaPrivateKey};
+use mtproto_std_io::core::connection::TransportConfig;
+use mtproto_std_io::core::handshake::RsaPrivateKey;
 use mtproto_std_io::core::transport::Framing;
 use mtproto_std_io::server::{Server, ServerHandle, ServerOptions, WssOptions};
 use mtproto_std_io::tls::SelfSigned;
 use mtproto_std_io::tokio_client::TokioClient;
-use mtproto_std_io::{ClientConfig, ClientError, echo};
+use mtproto_std_io::{ClientError, echo};
 use tungstenite::http::StatusCode;
 use tungstenite::{Message, client::IntoClientRequest};
 
@@ -43,15 +45,6 @@ fn server(cert: &SelfSigned) -> ServerHandle {
     .spawn()
 }
 
-fn config(addr: String, transport: TransportConfig, cert: Option<&SelfSigned>) -> ClientConfig {
-    let keys = RsaKeySet::new().with(RsaPrivateKey::demo().public_key().clone());
-    let mut c = ClientConfig::new(addr, ConnectionConfig::new(2, transport, keys));
-    c.request_timeout = Duration::from_secs(30);
-    c.max_failures = Some(2);
-    c.tls = cert.map(|c| c.client_config().unwrap());
-    c
-}
-
 fn ws_url(server: &ServerHandle) -> String {
     format!("ws://{}/apiws", server.local_addr())
 }
@@ -64,43 +57,6 @@ fn wss_url(server: &ServerHandle) -> String {
     )
 }
 
-/// Incompressible bytes (xorshift64), so the sizes on the wire are the sizes asked for.
-fn payload(n: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// Handshake, pings, echoes of every size, an update pushed by the server, close.
-fn exercise_blocking(server: &ServerHandle, mut client: Client) {
-    assert!(client.auth_key_id().is_some());
-    for _ in 0..3 {
-        client.ping().unwrap();
-    }
-    for n in SIZES {
-        let p = payload(n);
-        let answer = client.invoke(&echo::request(&p).unwrap()).unwrap();
-        assert_eq!(echo::parse_answer(&answer), Some(&p[..]), "echo {n}");
-    }
-    let update = echo::answer(b"pushed over a websocket").unwrap();
-    assert!(server.push_update(&update) >= 1);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut got = Vec::new();
-    while got.is_empty() && Instant::now() < deadline {
-        client.run_for(Duration::from_millis(50)).unwrap();
-        got = client.take_updates();
-    }
-    assert_eq!(got, vec![update]);
-    assert_eq!(client.disconnects(), 0);
-    client.close();
-}
-
 #[test]
 fn blocking_client_over_ws_and_wss() {
     let cert = SelfSigned::localhost().unwrap();
@@ -111,14 +67,14 @@ fn blocking_client_over_ws_and_wss() {
         None,
     ))
     .unwrap();
-    exercise_blocking(&server, ws);
+    exercise_blocking(&server, ws, &SIZES, b"pushed over a websocket");
     let wss = Client::connect(config(
         wss_url(&server),
         TransportConfig::obfuscated(Framing::PaddedIntermediate, None),
         Some(&cert),
     ))
     .unwrap();
-    exercise_blocking(&server, wss);
+    exercise_blocking(&server, wss, &SIZES, b"pushed over a websocket");
     let stats = server.stop();
     assert_eq!((stats.handshakes, stats.failed), (2, 0));
 }
@@ -132,31 +88,8 @@ async fn tokio_client_over_ws_and_wss() {
         let client = TokioClient::connect(config(addr.clone(), transport, cert))
             .await
             .unwrap();
-        for _ in 0..3 {
-            client.ping().await.unwrap();
-        }
         // Every size at once: the answers interleave on the one WebSocket.
-        let tasks: Vec<_> = SIZES
-            .iter()
-            .map(|&n| {
-                let c = client.clone();
-                tokio::spawn(async move {
-                    let p = payload(n);
-                    let answer = c.invoke(echo::request(&p).unwrap()).await.unwrap();
-                    assert_eq!(echo::parse_answer(&answer), Some(&p[..]), "echo {n}");
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let update = echo::answer(addr.as_bytes()).unwrap();
-        assert!(server.push_update(&update) >= 1);
-        let got = tokio::time::timeout(Duration::from_secs(20), client.next_update())
-            .await
-            .expect("an update within 20 s");
-        assert_eq!(got.as_deref(), Some(&update[..]));
-        client.close().await;
+        exercise_tokio(&server, client, &SIZES, addr.as_bytes()).await;
         println!("{addr} ok");
     }
     let stats = tokio::task::spawn_blocking(move || server.stop())
