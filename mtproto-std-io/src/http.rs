@@ -696,13 +696,7 @@ pub(crate) fn serve(
                     };
                 }
                 Ok(n) => pending.extend_from_slice(buf.get(..n).unwrap_or_default()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if crate::wire::transient(&e) => {}
                 // Between requests a client may hang up any way it likes (a reset, TLS without
                 // close_notify): that is the end of the connection, not a failure.
                 Err(e) if pending.is_empty() && hung_up(&e) => return (served, None),

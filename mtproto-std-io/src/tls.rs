@@ -31,20 +31,19 @@ pub fn client_config(roots: &[CertificateDer<'static>]) -> io::Result<Arc<rustls
     for c in roots {
         store.add(c.clone()).map_err(other)?;
     }
-    Ok(Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(other)?
-            .with_root_certificates(store)
-            .with_no_client_auth(),
-    ))
+    client_config_with(store)
 }
 
 /// A client configuration trusting Mozilla's root certificates (webpki-roots).
 pub fn default_client_config() -> io::Result<Arc<rustls::ClientConfig>> {
-    let store = rustls::RootCertStore {
+    client_config_with(rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    })
+}
+
+/// A client configuration (our provider, safe default versions, no client auth) trusting
+/// `store`.
+fn client_config_with(store: rustls::RootCertStore) -> io::Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(
         rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()

@@ -5,6 +5,14 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// Whether a read error only means "nothing yet" (a timeout or an interrupted call).
+pub(crate) fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// What one [`Wire::recv`] got.
 pub(crate) enum Recv<'a> {
     /// Bytes of the stream.
@@ -76,16 +84,7 @@ impl Wire {
                 match s.read(buf) {
                     Ok(0) => Ok(Recv::Eof),
                     Ok(n) => Ok(Recv::Data(buf.get(..n).unwrap_or_default())),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock
-                                | io::ErrorKind::TimedOut
-                                | io::ErrorKind::Interrupted
-                        ) =>
-                    {
-                        Ok(Recv::Idle)
-                    }
+                    Err(e) if transient(&e) => Ok(Recv::Idle),
                     Err(e) => Err(e),
                 }
             }

@@ -23,6 +23,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::wire::transient;
 use bytes::Bytes;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -110,13 +111,6 @@ pub(crate) fn io_error(e: tungstenite::Error) -> io::Error {
         }
         other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
     }
-}
-
-fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
 }
 
 /// What one [`WsWire::recv`] got.
