@@ -264,11 +264,11 @@ fn msg_key_of(large: &[u8; 32]) -> [u8; 16] {
 /// A stack buffer that may hold key bytes, wiped on drop in one bulk write (`zeroize` on the
 /// slice: a plain fill behind an optimisation barrier). `Zeroizing<[T; N]>` wipes element by
 /// element with volatile stores, which costs more than the hashing on a small message.
-pub(super) struct Wiped<T: zeroize::DefaultIsZeroes, const N: usize>(pub(super) [T; N]);
+struct Wiped<T: zeroize::DefaultIsZeroes, const N: usize>([T; N]);
 
 impl<T: zeroize::DefaultIsZeroes, const N: usize> Wiped<T, N> {
     #[inline(always)]
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         Wiped([T::default(); N])
     }
 }
@@ -419,7 +419,7 @@ fn sha256_52<const H: usize, const T: usize>(head: &[u8; H], tail: &[u8; T]) -> 
 
 /// The KDF into one bulk-wiped buffer: `aes_key ‖ aes_iv` (see [`kdf`]).
 #[inline(always)]
-pub(super) fn kdf_wiped(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> Wiped<u8, 64> {
+fn kdf_wiped(key: &AuthKey, side: Side, msg_key: &[u8; 16]) -> Wiped<u8, 64> {
     // Both hashes are of 52 bytes: one compression each.
     let a = sha256_52(msg_key, key.array_x::<36>(0, side));
     let b = sha256_52(key.array_x::<36>(40, side), msg_key);
